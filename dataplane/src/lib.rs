@@ -1,2 +1,5 @@
 //! Placeholder: filled in by its issue.
 #![deny(unsafe_code)]
+
+pub mod time;
+pub mod wire;
