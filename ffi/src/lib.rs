@@ -1,1 +1,88 @@
-//! DPDK bindings (see issue 7). Without feature `dpdk` this crate is empty so docs and the default build work without DPDK.
+//! `dpdk-sys`: raw bindings to the system DPDK (≥ 22.11) for mgwd's kernel-bypass port backend.
+//!
+//! This crate is the FFI floor only. The safe wrapper (EAL, mempool, port, burst I/O) and the
+//! `Port` backend built on it live in `dataplane`; nothing here enforces an invariant.
+//!
+//! # Modes
+//!
+//! | build | what the crate contains |
+//! | --- | --- |
+//! | feature `dpdk` off (the default) | nothing: an empty crate, so the workspace builds, tests and documents without DPDK |
+//! | feature `dpdk` on, env `DOCS_RS` or `MGW_DPDK_OFFLINE` set | nothing (`cfg(mgw_dpdk_offline)`): a documentation-only / offline build on a machine without libdpdk or libclang |
+//! | feature `dpdk` on | bindgen output over `src/shim.h` plus the `mgw_*` C shim, linked against `pkg-config libdpdk` |
+//!
+//! With feature `dpdk` on and no offline variable, a missing `libdpdk` (pkg-config) or libclang
+//! is a build error naming the package to install (Debian: `libdpdk-dev`, `libclang-dev`); it never
+//! silently falls back to the empty crate. Dependents can test [`BINDINGS`] to know which build
+//! they got (the items are plain code names here, not links, because the empty build
+//! has none of them).
+//!
+//! # What is bound
+//!
+//! - Exported DPDK functions and their types, by allowlist: `rte_eal_*`, `rte_eth_*`,
+//!   `rte_pktmbuf_*`, `rte_mbuf_*`, `rte_mempool_*`, `rte_flow_*`, `rte_ring_*`, `rte_lcore_*`,
+//!   `rte_socket_*`, `rte_strerror`, `rte_exit`, `rte_version`, and the `RTE_*` constants
+//!   (offload flags, packet types, limits). C enums are plain integer constants without the enum
+//!   name prefix (`RTE_FLOW_ITEM_TYPE_END`), so an unknown value from the library is not UB.
+//! - The fast-path API that DPDK only has as `static inline` functions, macros or thread-local
+//!   variables, through the C shim (`src/shim.c`), each named `mgw_` + the DPDK name:
+//!   `mgw_rte_eth_rx_burst`, `mgw_rte_eth_tx_burst`, `mgw_rte_pktmbuf_alloc`,
+//!   `mgw_rte_pktmbuf_alloc_bulk`, `mgw_rte_pktmbuf_free`, `mgw_rte_pktmbuf_mtod`,
+//!   `mgw_rte_pktmbuf_{data,pkt}_len` and `set_*`, `mgw_rte_pktmbuf_{headroom,tailroom}`,
+//!   `mgw_rte_pktmbuf_{prepend,append,adj,trim}`, `mgw_rte_mbuf_{ol_flags,rss_hash,port}`,
+//!   `mgw_rte_mempool_{get,put}_bulk`, `mgw_rte_ring_{enqueue,dequeue}_burst`,
+//!   `mgw_rte_errno`, `mgw_rte_lcore_id`. The shim is compiled with `-O2` and exactly the
+//!   cflags bindgen used, so its view of `struct rte_mbuf` is the Rust one.
+//!
+//! # Drivers (PMDs) and EAL arguments
+//!
+//! Debian builds DPDK as shared libraries; the poll-mode drivers (`net_null`, `net_ring`,
+//! `net_af_packet`, `net_af_xdp`, `net_memif`, `net_pcap`, `net_tap`, the PCI NIC drivers) and the
+//! mempool handlers (`ring_mp_mc`) are plugins in `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`.
+//! They are not linked into the binary: `rte_eal_init` of a shared-linked EAL loads every plugin of
+//! that compiled-in directory itself (it logs "Detected shared linkage of DPDK"), so `--vdev=...`
+//! works with no `-d`. Pass `-d <dir|lib.so>` only for drivers installed elsewhere.
+//!
+//! EAL arguments that work without hugepages, PCI or root-owned runtime files (tests, CI):
+//! `--no-huge --no-pci --no-shconf -m 256 --vdev=net_null0 --vdev=net_ring0`. Note that
+//! `--in-memory` is rejected together with `--no-huge` ("--legacy-mem is not compatible with
+//! --in-memory"); `--no-shconf` (or a unique `--file-prefix`) is what keeps parallel processes
+//! apart. Without hugepages the IOVA mode is VA, which real NICs behind vfio-pci also use.
+//!
+//! # Safety
+//!
+//! Every item is a raw C binding. The caller upholds DPDK's contracts: EAL initialised once per
+//! process before any other call, mbufs and mempools used only while alive, burst arrays valid for
+//! the given counts, a port queue polled by one thread at a time.
+
+#[cfg(all(feature = "dpdk", not(mgw_dpdk_offline)))]
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    unnecessary_transmutes,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery,
+    rustdoc::all
+)]
+mod bindings {
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+}
+
+#[cfg(all(feature = "dpdk", not(mgw_dpdk_offline)))]
+pub use bindings::*;
+
+/// True when this build contains the DPDK bindings (feature `dpdk` on and not an offline /
+/// docs.rs build); false for the empty crate.
+pub const BINDINGS: bool = cfg!(all(feature = "dpdk", not(mgw_dpdk_offline)));
+
+/// The `pkg-config --modversion libdpdk` the bindings were generated against.
+#[cfg(all(feature = "dpdk", not(mgw_dpdk_offline)))]
+pub const DPDK_VERSION: &str = env!("MGW_DPDK_VERSION");
+
+/// The directory Debian's shared-linked EAL loads poll-mode driver plugins from at
+/// `rte_eal_init` (so `--vdev=net_null0` needs no `-d`). For diagnostics and `-d` fallbacks.
+pub const DEBIAN_PMD_DIR: &str = "/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0";
