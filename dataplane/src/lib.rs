@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod buf;
+pub mod edge;
 pub mod port;
 pub mod rng;
 pub mod sim;

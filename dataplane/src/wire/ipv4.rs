@@ -341,14 +341,16 @@ impl Ipv4Repr {
         HEADER_LEN + self.payload_len
     }
 
-    /// Writes the header (DF set, ident 0 as RFC 6864 allows for atomic datagrams) and its checksum.
+    /// Writes the header (DF set, ident 0 as RFC 6864 allows for atomic datagrams) and its
+    /// checksum. Only the header bytes are touched, so `p` may be a view of just the header that
+    /// was prepended in front of a payload already in place.
     ///
     /// # Errors
-    /// [`WireError::BufferTooSmall`] if the buffer cannot hold header and payload, or the total
+    /// [`WireError::BufferTooSmall`] if the buffer cannot hold the header, or the total length
     /// exceeds 65535.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Ipv4Packet<T>) -> Result<()> {
         let total = u16::try_from(self.buffer_len()).map_err(|_| WireError::BufferTooSmall)?;
-        if p.buffer.as_ref().len() < usize::from(total) {
+        if p.buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::BufferTooSmall);
         }
         p.set_version_and_header_len(HEADER_LEN);

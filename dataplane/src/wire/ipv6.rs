@@ -152,7 +152,8 @@ impl Ipv6Repr {
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Ipv6Packet<T>) -> Result<()> {
         let pl = u16::try_from(self.payload_len).map_err(|_| WireError::BufferTooSmall)?;
         let b = p.buffer.as_mut();
-        if b.len() < self.buffer_len() {
+        // Only the fixed header is written; the payload may already sit behind it.
+        if b.len() < HEADER_LEN {
             return Err(WireError::BufferTooSmall);
         }
         b[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
