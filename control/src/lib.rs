@@ -1,2 +1,9 @@
-//! Placeholder: filled in by its issue.
+//! mgwd control plane: the H.248.1 text codec, SDP, the H.248 transaction layer, the MGC
+//! association, the MG model (contexts, terminations, packages) and the eMEDIASEC procedures
+//! that turn descriptors into leg specifications for the data plane.
+//!
+//! Everything here is sans-IO: bytes and `now` in; bytes, events and deadlines out.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod h248;

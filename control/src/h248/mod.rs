@@ -1,0 +1,17 @@
+//! H.248.1 (Megaco) text protocol: typed AST, parser, emitter, and the layers built on them.
+//!
+//! - [`ast`]: the message tree.
+//! - [`parse`](mod@parse): text → AST, with error code and position on failure.
+//! - [`emit`](mod@emit): AST → text, pretty or compact.
+
+pub mod ast;
+pub mod emit;
+pub mod parse;
+pub mod token;
+
+pub use ast::*;
+pub use emit::{emit, Style};
+pub use parse::{parse_message, ParseError};
+
+#[cfg(test)]
+mod tests;
