@@ -77,6 +77,7 @@ for kind in $KINDS; do
     esac
 done
 
+# shellcheck disable=SC2086 # one argument per kind
 python3 - "$WORK" $KINDS <<'PY'
 import json, os, re, sys
 work, kinds = sys.argv[1], sys.argv[2:]
