@@ -8,8 +8,10 @@
 
 pub mod buf;
 pub mod edge;
+pub mod host;
 pub mod port;
 pub mod rng;
 pub mod sim;
+pub mod testkit;
 pub mod time;
 pub mod wire;
