@@ -7,3 +7,4 @@
 #![warn(missing_docs)]
 
 pub mod h248;
+pub mod sdp;

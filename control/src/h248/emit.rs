@@ -468,11 +468,8 @@ impl W {
         if body.is_empty() {
             self.out.push('\n');
         }
-        for _ in 0..self.depth {
-            if !self.compact {
-                self.out.push_str("  ");
-            }
-        }
+        // The closing brace starts its own line: white space before it would be handed to the
+        // SDP parser as a (malformed) line.
         self.out.push('}');
     }
 
