@@ -12,7 +12,9 @@
 #
 # Needs: root, package `dpdk-dev` (Debian ships dpdk-testpmd there, not in `dpdk`), 2 lcores.
 # Env: DURATION (default 5), LCORES (default 0,1: main + 1 forwarding core), MEM_MB (default 512),
-#      NULL_ARGS (extra net_null devargs, e.g. ",copy=1,size=128"), TESTPMD (binary path).
+#      NULL_ARGS (extra net_null devargs, e.g. ",copy=1,size=128"), TESTPMD (binary path),
+#      HUGE_DIR (a mounted hugetlbfs with >= MEM_MB free: run with hugepages and --in-memory
+#      instead of --no-huge; scripts/dpdk-setup.sh or the kernel command line reserves them).
 # Exit: 0 with JSON on stdout; 2 with a reason on stderr when testpmd is missing or not root.
 set -euo pipefail
 
@@ -40,9 +42,17 @@ trap 'rm -f "$log"' EXIT
 # testpmd: 8192 mbufs fit in -m 512 (its default pool size does not without hugepages);
 # --auto-start + --stats-period runs non-interactively until SIGINT, which `timeout -s INT`
 # sends; testpmd then prints its final forward statistics and exits.
+if [[ -n ${HUGE_DIR:-} ]]; then
+    # With hugepages --in-memory is allowed (no runtime files, no hugepage files left behind).
+    mem_args=(--in-memory --huge-dir "$HUGE_DIR")
+    memory=hugepages
+else
+    mem_args=(--no-huge --no-shconf)
+    memory=no-huge
+fi
 set +e
 timeout -s INT -k 5 "$((DURATION + 1))" "$TESTPMD" \
-    --no-huge --no-pci --no-shconf --no-telemetry -m "$MEM_MB" -l "$LCORES" \
+    "${mem_args[@]}" --no-pci --no-telemetry -m "$MEM_MB" -l "$LCORES" \
     --log-level='*:warning' \
     "--vdev=net_null0${NULL_ARGS}" "--vdev=net_null1${NULL_ARGS}" \
     -- --forward-mode=io --auto-start --stats-period 1 --total-num-mbufs=8192 \
@@ -57,9 +67,9 @@ if [[ $rc -ne 0 && $rc -ne 124 ]]; then
 fi
 
 # Each stats period prints, per port in order, a line "Rx-pps: N  Rx-bps: M".
-python3 - "$log" "$DURATION" "$LCORES" "$NULL_ARGS" <<'PY'
+python3 - "$log" "$DURATION" "$LCORES" "$NULL_ARGS" "$memory" <<'PY'
 import json, re, sys
-log, duration, lcores, null_args = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+log, duration, lcores, null_args, memory = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 text = open(log, errors="replace").read()
 pps = [int(x) for x in re.findall(r"Rx-pps:\s+(\d+)", text)]
 nports = 2
@@ -85,6 +95,7 @@ print(json.dumps({
     "lcores": lcores,
     "fwd_cores": fwd_cores,
     "vdev": "net_null" + null_args,
+    "memory": memory,
     "burst": 32,
     "total_rx_packets": int(fwd.group(1)) if fwd else None,
     "total_tx_packets": int(fwd.group(2)) if fwd else None,

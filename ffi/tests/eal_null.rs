@@ -17,20 +17,33 @@ use dpdk_sys as sys;
 /// memory, IOVA as VA), no PCI scan, no shared runtime config (so parallel test processes and
 /// a running mgwd do not collide), no telemetry socket. `--in-memory` is NOT usable here: EAL
 /// rejects it with `--no-huge` (which implies legacy memory).
-const EAL_ARGS: &[&str] = &[
-    "mgw-dpdk-sys-test",
-    "--no-huge",
-    "--no-pci",
-    "--no-shconf",
-    "--no-telemetry",
-    "-m",
-    "256",
-    "-l",
-    "0",
-    "--log-level=*:warning",
-    "--vdev=net_null0",
-    "--vdev=net_ring0",
-];
+///
+/// With `MGW_DPDK_HUGE_DIR=<mounted hugetlbfs>` the test runs on hugepages instead, with
+/// `--in-memory --huge-dir <dir>` (the production memory setup; still no runtime files).
+fn eal_args() -> Vec<String> {
+    let mut args = vec!["mgw-dpdk-sys-test".to_owned()];
+    match std::env::var("MGW_DPDK_HUGE_DIR") {
+        Ok(dir) if !dir.is_empty() => {
+            args.extend(["--in-memory".to_owned(), "--huge-dir".to_owned(), dir]);
+        }
+        _ => args.extend(["--no-huge".to_owned(), "--no-shconf".to_owned()]),
+    }
+    args.extend(
+        [
+            "--no-pci",
+            "--no-telemetry",
+            "-m",
+            "256",
+            "-l",
+            "0",
+            "--log-level=*:warning",
+            "--vdev=net_null0",
+            "--vdev=net_ring0",
+        ]
+        .map(str::to_owned),
+    );
+    args
+}
 
 const BURST: usize = 32;
 const POOL_SIZE: c_uint = 1023;
@@ -55,13 +68,15 @@ fn errno_str(code: c_int) -> String {
         .into_owned()
 }
 
-/// Initialises EAL with [`EAL_ARGS`]. The argument strings are leaked on purpose: EAL keeps
+/// Initialises EAL with [`eal_args`]. The argument strings are leaked on purpose: EAL keeps
 /// pointers into argv (getopt permutes it; some drivers keep their devargs) for the process
 /// lifetime.
 fn eal_init() -> Result<(), String> {
-    let argv: Vec<*mut c_char> = EAL_ARGS
-        .iter()
-        .map(|a| CString::new(*a).expect("no NUL in EAL args").into_raw())
+    let args = eal_args();
+    eprintln!("EAL args: {}", args.join(" "));
+    let argv: Vec<*mut c_char> = args
+        .into_iter()
+        .map(|a| CString::new(a).expect("no NUL in EAL args").into_raw())
         .collect();
     let argv: &'static mut [*mut c_char] = Vec::leak(argv);
     let argc = c_int::try_from(argv.len()).expect("few args");
