@@ -10,3 +10,4 @@
 
 pub mod bfcp;
 pub mod msrp;
+pub mod udptl;
