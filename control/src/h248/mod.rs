@@ -8,6 +8,7 @@ pub mod ast;
 pub mod emit;
 pub mod parse;
 pub mod token;
+pub mod transaction;
 
 pub use ast::*;
 pub use emit::{emit, Style};

@@ -1,0 +1,1012 @@
+//! H.248.1 transaction layer (§8.2, Annex D), sans-IO.
+//!
+//! Owns what H.248.1 asks of a transport user over UDP (Annex D.1) and TCP (Annex D.2):
+//! - duplicate detection: a repeated request is answered from the reply cache (§8.2.3), or with
+//!   `Pending` while it is still being worked on;
+//! - `TransactionPending` when a request takes longer than the normal MG execution time (§8.2.3,
+//!   §D.1.4 `normalMGExecutionTime`), repeated while it is outstanding;
+//! - reply retention until `TransactionResponseAck` or the long timer (§D.1.4 `LONG-TIMER`);
+//! - `ImmAckRequired` on replies we receive: acknowledge at once (§7.2.? / §8.2.3);
+//! - retransmission of our own requests with exponential backoff (§D.1.3), given up after a
+//!   bounded number of tries; a `Pending` from the peer stops retransmission and extends the wait.
+//!
+//! The caller passes received bytes and `now`, then drains [`TransactionLayer::poll_transmit`]
+//! and [`TransactionLayer::poll_event`], and calls [`TransactionLayer::handle_timeout`] at
+//! [`TransactionLayer::poll_timeout`]. Over TCP, frames are delimited with [`tpkt`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dataplane::time::Instant;
+
+use super::ast::*;
+use super::emit::{emit, Style};
+use super::parse::{parse_message, salvage_request_ids};
+
+/// Timers and limits.
+#[derive(Debug, Clone)]
+pub struct TransactionConfig {
+    /// `normalMGExecutionTime`: send `Pending` if a request is not answered by then.
+    pub pending_after: Duration,
+    /// Most `Pending`s sent for one request (H.248.1 §D.1.4 suggests bounding it).
+    pub max_pendings: u32,
+    /// `LONG-TIMER`: how long a reply is kept for duplicate requests.
+    pub long_timer: Duration,
+    /// First retransmission timeout of our requests.
+    pub initial_rto: Duration,
+    /// Backoff ceiling.
+    pub max_rto: Duration,
+    /// Retransmissions before a request is reported failed.
+    pub max_retransmissions: u32,
+    /// How long to wait for the final reply after the peer said `Pending`.
+    pub pending_wait: Duration,
+    /// Largest message accepted; larger ones are answered with error 510.
+    pub max_message: usize,
+    /// Most transactions accepted in one message; more are answered with error 413.
+    pub max_transactions: usize,
+    /// Set `ImmAckRequired` on our replies (the peer then acknowledges, freeing the cache early).
+    pub request_acks: bool,
+    /// Reliable transport (TCP/TPKT): no retransmission (H.248.1 §D.2).
+    pub reliable: bool,
+    /// Encoding style of what we send.
+    pub style: Style,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            pending_after: Duration::from_millis(100),
+            max_pendings: 20,
+            long_timer: Duration::from_secs(30),
+            initial_rto: Duration::from_millis(500),
+            max_rto: Duration::from_secs(4),
+            max_retransmissions: 5,
+            pending_wait: Duration::from_secs(30),
+            max_message: 65_507,
+            max_transactions: 64,
+            request_acks: false,
+            reliable: false,
+            style: Style::Compact,
+        }
+    }
+}
+
+/// Bytes to send to a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// One encoded H.248 message (not TPKT-framed).
+    pub bytes: Vec<u8>,
+}
+
+/// What the transaction layer tells its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new transaction request to execute; answer with [`TransactionLayer::send_reply`].
+    Request {
+        /// Sender.
+        from: SocketAddr,
+        /// Sender's protocol version.
+        version: u8,
+        /// Sender's mId.
+        mid: Mid,
+        /// The request.
+        request: TransactionRequest,
+    },
+    /// The final reply to one of our requests.
+    Reply {
+        /// Sender.
+        from: SocketAddr,
+        /// Sender's protocol version.
+        version: u8,
+        /// Sender's mId.
+        mid: Mid,
+        /// The reply.
+        reply: TransactionReply,
+    },
+    /// One of our requests got no reply in time.
+    RequestTimedOut {
+        /// Peer it was sent to.
+        to: SocketAddr,
+        /// Its transaction ID.
+        id: u32,
+    },
+    /// A message-level error from a peer (H.248.1 §8.1.1).
+    PeerError {
+        /// Sender.
+        from: SocketAddr,
+        /// The error.
+        error: ErrorDescriptor,
+    },
+}
+
+/// Counters (exposed for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages received.
+    pub rx_messages: u64,
+    /// Messages that failed to parse.
+    pub rx_parse_errors: u64,
+    /// Messages over the size limit.
+    pub rx_oversize: u64,
+    /// Duplicate requests answered from the cache.
+    pub duplicate_requests: u64,
+    /// Duplicate requests answered with Pending.
+    pub duplicate_in_progress: u64,
+    /// Pendings sent.
+    pub pendings_sent: u64,
+    /// Our requests retransmitted.
+    pub retransmissions: u64,
+    /// Our requests that timed out.
+    pub request_timeouts: u64,
+    /// Replies/pendings/acks that matched nothing.
+    pub unmatched: u64,
+    /// Acks received for our replies.
+    pub acks_received: u64,
+}
+
+/// Errors of [`TransactionLayer::send_reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyError {
+    /// No request with that ID from that peer is being processed.
+    UnknownTransaction,
+}
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no such transaction in progress")
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
+type InKey = (SocketAddr, u32);
+
+enum InState {
+    /// Being executed by the user.
+    Processing { pendings: u32 },
+    /// Answered; the reply is kept for duplicates.
+    Replied { bytes: Vec<u8>, expires: Instant },
+}
+
+struct Outgoing {
+    to: SocketAddr,
+    bytes: Vec<u8>,
+    rto: Duration,
+    retransmissions: u32,
+    /// When the next retransmission or timeout fires.
+    deadline: Instant,
+    pending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Send Pending for (peer, id) if still processing.
+    Pending(SocketAddr, u32),
+    /// Forget the cached reply for (peer, id).
+    Expire(SocketAddr, u32),
+    /// Retransmit or time out our request `id`.
+    Retransmit(u32),
+}
+
+/// The transaction layer of one H.248 endpoint (MG or MGC side).
+pub struct TransactionLayer {
+    cfg: TransactionConfig,
+    mid: Mid,
+    version: u8,
+    next_id: u32,
+    incoming: HashMap<InKey, InState>,
+    outgoing: HashMap<u32, Outgoing>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    counters: Counters,
+}
+
+impl TransactionLayer {
+    /// A layer that sends as `mid` with protocol `version`; our transaction IDs start at
+    /// `first_id` (pass a random value so restarts do not reuse IDs).
+    pub fn new(cfg: TransactionConfig, mid: Mid, version: u8, first_id: u32) -> Self {
+        TransactionLayer {
+            cfg,
+            mid,
+            version,
+            next_id: first_id.max(1),
+            incoming: HashMap::new(),
+            outgoing: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The protocol version we send.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// Change the version we send (after negotiation in ServiceChange).
+    pub fn set_version(&mut self, v: u8) {
+        self.version = v;
+    }
+
+    /// Our mId.
+    pub fn mid(&self) -> &Mid {
+        &self.mid
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Number of our requests awaiting a reply.
+    pub fn outstanding_requests(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// Number of cached or in-progress incoming transactions.
+    pub fn incoming_transactions(&self) -> usize {
+        self.incoming.len()
+    }
+
+    fn encode(&self, body: MessageBody) -> Vec<u8> {
+        emit(
+            &Message {
+                version: self.version,
+                mid: self.mid.clone(),
+                body,
+            },
+            self.cfg.style,
+        )
+        .into_bytes()
+    }
+
+    fn send(&mut self, to: SocketAddr, body: MessageBody) -> Vec<u8> {
+        let bytes = self.encode(body);
+        self.transmits.push_back(Transmit {
+            to,
+            bytes: bytes.clone(),
+        });
+        bytes
+    }
+
+    fn timer(&mut self, at: Instant, t: Timer) {
+        self.timers.push(Reverse((at, t)));
+    }
+
+    /// Feed one received message (a UDP datagram, or one TPKT payload over TCP).
+    pub fn handle_message(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.counters.rx_messages += 1;
+        if bytes.len() > self.cfg.max_message {
+            self.counters.rx_oversize += 1;
+            let head = bytes.get(..4096).unwrap_or(bytes);
+            self.reject(now, from, head, 510, "message exceeds maximum size");
+            return;
+        }
+        let msg = match parse_message(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.counters.rx_parse_errors += 1;
+                let text = e.to_string();
+                self.reject(now, from, bytes, e.code, &text);
+                return;
+            }
+        };
+        let Message { version, mid, body } = msg;
+        let ts = match body {
+            MessageBody::Error(error) => {
+                self.events.push_back(Event::PeerError { from, error });
+                return;
+            }
+            MessageBody::Transactions(ts) => ts,
+        };
+        if ts.len() > self.cfg.max_transactions {
+            self.reject(now, from, bytes, 413, "too many transactions in message");
+            return;
+        }
+        for t in ts {
+            match t {
+                Transaction::Request(request) => {
+                    self.incoming_request(now, from, version, &mid, request)
+                }
+                Transaction::Reply(reply) => self.incoming_reply(from, version, &mid, reply),
+                Transaction::Pending(id) => self.incoming_pending(now, from, id),
+                Transaction::ResponseAck(acks) => self.incoming_ack(from, &acks),
+                // v3 segment acknowledgements: we never segment, so there is nothing to do.
+                Transaction::SegmentReply(_) => self.counters.unmatched += 1,
+            }
+        }
+    }
+
+    /// Answer an unparseable message: an error reply per transaction ID we can find, else a
+    /// message-level error (H.248.1 §8.1.1, §8.2.2).
+    fn reject(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], code: u16, text: &str) {
+        let ids = salvage_request_ids(bytes);
+        let error = ErrorDescriptor::new(code, text);
+        if ids.is_empty() {
+            self.send(from, MessageBody::Error(error));
+            return;
+        }
+        for id in ids {
+            if self.incoming.contains_key(&(from, id)) {
+                // A duplicate of a request we have: answer as a duplicate would be.
+                self.duplicate(from, id);
+                continue;
+            }
+            let reply = TransactionReply {
+                id,
+                segment: None,
+                imm_ack_required: false,
+                result: ReplyResult::Error(error.clone()),
+            };
+            let bytes = self.send(
+                from,
+                MessageBody::Transactions(vec![Transaction::Reply(reply)]),
+            );
+            let expires = now + self.cfg.long_timer;
+            self.incoming
+                .insert((from, id), InState::Replied { bytes, expires });
+            self.timer(expires, Timer::Expire(from, id));
+        }
+    }
+
+    fn duplicate(&mut self, from: SocketAddr, id: u32) {
+        match self.incoming.get(&(from, id)) {
+            Some(InState::Replied { bytes, .. }) => {
+                self.counters.duplicate_requests += 1;
+                let bytes = bytes.clone();
+                self.transmits.push_back(Transmit { to: from, bytes });
+            }
+            Some(InState::Processing { .. }) => {
+                self.counters.duplicate_in_progress += 1;
+                self.counters.pendings_sent += 1;
+                self.send(
+                    from,
+                    MessageBody::Transactions(vec![Transaction::Pending(id)]),
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn incoming_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        version: u8,
+        mid: &Mid,
+        request: TransactionRequest,
+    ) {
+        let key = (from, request.id);
+        if self.incoming.contains_key(&key) {
+            self.duplicate(from, request.id);
+            return;
+        }
+        self.incoming
+            .insert(key, InState::Processing { pendings: 0 });
+        self.timer(
+            now + self.cfg.pending_after,
+            Timer::Pending(from, request.id),
+        );
+        self.events.push_back(Event::Request {
+            from,
+            version,
+            mid: mid.clone(),
+            request,
+        });
+    }
+
+    fn incoming_reply(
+        &mut self,
+        from: SocketAddr,
+        version: u8,
+        mid: &Mid,
+        reply: TransactionReply,
+    ) {
+        if reply.imm_ack_required {
+            // Acknowledge even a duplicate: our earlier ack may have been lost.
+            self.send(
+                from,
+                MessageBody::Transactions(vec![Transaction::ResponseAck(vec![AckRange {
+                    first: reply.id,
+                    last: reply.id,
+                }])]),
+            );
+        }
+        match self.outgoing.get(&reply.id) {
+            Some(o) if o.to == from => {
+                self.outgoing.remove(&reply.id);
+                self.events.push_back(Event::Reply {
+                    from,
+                    version,
+                    mid: mid.clone(),
+                    reply,
+                });
+            }
+            _ => self.counters.unmatched += 1,
+        }
+    }
+
+    fn incoming_pending(&mut self, now: Instant, from: SocketAddr, id: u32) {
+        let wait = self.cfg.pending_wait;
+        match self.outgoing.get_mut(&id) {
+            Some(o) if o.to == from => {
+                // §D.1.3: after Pending, stop retransmitting and wait for the final reply.
+                o.pending = true;
+                o.deadline = now + wait;
+                let d = o.deadline;
+                self.timer(d, Timer::Retransmit(id));
+            }
+            _ => self.counters.unmatched += 1,
+        }
+    }
+
+    fn incoming_ack(&mut self, from: SocketAddr, acks: &[AckRange]) {
+        for a in acks {
+            // Bound the work an ack range can cause.
+            let last = a.last.min(a.first.saturating_add(4096));
+            for id in a.first..=last {
+                if let Some(InState::Replied { .. }) = self.incoming.get(&(from, id)) {
+                    self.counters.acks_received += 1;
+                    self.incoming.remove(&(from, id));
+                }
+            }
+        }
+    }
+
+    /// Answer request `id` from `to` (returned earlier as [`Event::Request`]).
+    ///
+    /// # Errors
+    /// [`ReplyError::UnknownTransaction`] if no such request is in progress.
+    pub fn send_reply(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        id: u32,
+        result: ReplyResult,
+    ) -> Result<(), ReplyError> {
+        match self.incoming.get(&(to, id)) {
+            Some(InState::Processing { .. }) => {}
+            _ => return Err(ReplyError::UnknownTransaction),
+        }
+        let reply = TransactionReply {
+            id,
+            segment: None,
+            imm_ack_required: self.cfg.request_acks,
+            result,
+        };
+        let bytes = self.send(
+            to,
+            MessageBody::Transactions(vec![Transaction::Reply(reply)]),
+        );
+        let expires = now + self.cfg.long_timer;
+        self.incoming
+            .insert((to, id), InState::Replied { bytes, expires });
+        self.timer(expires, Timer::Expire(to, id));
+        Ok(())
+    }
+
+    /// Send a new request to `to`; returns its transaction ID.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        actions: Vec<ActionRequest>,
+    ) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+        let bytes = self.send(
+            to,
+            MessageBody::Transactions(vec![Transaction::Request(TransactionRequest {
+                id,
+                actions,
+            })]),
+        );
+        let rto = self.cfg.initial_rto;
+        let deadline = if self.cfg.reliable {
+            now + self.cfg.pending_wait
+        } else {
+            now + rto
+        };
+        self.outgoing.insert(
+            id,
+            Outgoing {
+                to,
+                bytes,
+                rto,
+                retransmissions: 0,
+                deadline,
+                pending: false,
+            },
+        );
+        self.timer(deadline, Timer::Retransmit(id));
+        id
+    }
+
+    /// Forget one of our requests (e.g. when failing over to another MGC).
+    pub fn cancel_request(&mut self, id: u32) {
+        self.outgoing.remove(&id);
+    }
+
+    /// Send a message-level error to `to`.
+    pub fn send_message_error(&mut self, to: SocketAddr, error: ErrorDescriptor) {
+        self.send(to, MessageBody::Error(error));
+    }
+
+    /// The earliest time [`TransactionLayer::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, t))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match t {
+                Timer::Pending(from, id) => {
+                    let max = self.cfg.max_pendings;
+                    if let Some(InState::Processing { pendings }) =
+                        self.incoming.get_mut(&(from, id))
+                    {
+                        if *pendings < max {
+                            *pendings += 1;
+                            self.counters.pendings_sent += 1;
+                            self.send(
+                                from,
+                                MessageBody::Transactions(vec![Transaction::Pending(id)]),
+                            );
+                            self.timer(now + self.cfg.pending_after, Timer::Pending(from, id));
+                        }
+                    }
+                }
+                Timer::Expire(from, id) => {
+                    if let Some(InState::Replied { expires, .. }) = self.incoming.get(&(from, id)) {
+                        if *expires <= now {
+                            self.incoming.remove(&(from, id));
+                        }
+                    }
+                }
+                Timer::Retransmit(id) => self.retransmit(now, id),
+            }
+        }
+    }
+
+    fn retransmit(&mut self, now: Instant, id: u32) {
+        let (max, max_rto, reliable) = (
+            self.cfg.max_retransmissions,
+            self.cfg.max_rto,
+            self.cfg.reliable,
+        );
+        let Some(o) = self.outgoing.get_mut(&id) else {
+            return;
+        };
+        if o.deadline > now {
+            // A stale timer entry (the deadline moved).
+            return;
+        }
+        if o.pending || reliable || o.retransmissions >= max {
+            let to = o.to;
+            self.outgoing.remove(&id);
+            self.counters.request_timeouts += 1;
+            self.events.push_back(Event::RequestTimedOut { to, id });
+            return;
+        }
+        o.retransmissions += 1;
+        o.rto = (o.rto * 2).min(max_rto);
+        o.deadline = now + o.rto;
+        let (to, bytes, d) = (o.to, o.bytes.clone(), o.deadline);
+        self.counters.retransmissions += 1;
+        self.transmits.push_back(Transmit { to, bytes });
+        self.timer(d, Timer::Retransmit(id));
+    }
+
+    /// Next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the user.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+/// TPKT framing (RFC 1006 §6) for H.248 over TCP, as H.248.1 Annex D.2 and Erlang's
+/// `megaco_tcp` use it: a 4-byte header (version 3, reserved 0, 16-bit length including the
+/// header) before each message.
+pub mod tpkt {
+    /// Header length.
+    pub const HEADER: usize = 4;
+
+    /// Frame `payload`.
+    ///
+    /// # Errors
+    /// `None` if the payload does not fit in one TPKT (65 531 bytes).
+    pub fn encode(payload: &[u8]) -> Option<Vec<u8>> {
+        let len = u16::try_from(payload.len() + HEADER).ok()?;
+        let mut v = Vec::with_capacity(payload.len() + HEADER);
+        v.extend_from_slice(&[3, 0]);
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(payload);
+        Some(v)
+    }
+
+    /// Framing error: the stream cannot be resynchronised and must be closed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum TpktError {
+        /// Version byte was not 3.
+        BadVersion(u8),
+        /// Length shorter than the header.
+        BadLength(u16),
+    }
+
+    impl std::fmt::Display for TpktError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                TpktError::BadVersion(v) => write!(f, "TPKT version {v}"),
+                TpktError::BadLength(l) => write!(f, "TPKT length {l}"),
+            }
+        }
+    }
+
+    impl std::error::Error for TpktError {}
+
+    /// Reassembles TPKT frames from a byte stream.
+    #[derive(Debug, Default)]
+    pub struct Decoder {
+        buf: Vec<u8>,
+    }
+
+    impl Decoder {
+        /// Append received bytes.
+        pub fn push(&mut self, bytes: &[u8]) {
+            self.buf.extend_from_slice(bytes);
+        }
+
+        /// The next complete payload, if any.
+        ///
+        /// # Errors
+        /// [`TpktError`] when the header is invalid.
+        pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, TpktError> {
+            let Some(h) = self.buf.get(..HEADER) else {
+                return Ok(None);
+            };
+            if h[0] != 3 {
+                return Err(TpktError::BadVersion(h[0]));
+            }
+            let len = u16::from_be_bytes([h[2], h[3]]);
+            if usize::from(len) < HEADER {
+                return Err(TpktError::BadLength(len));
+            }
+            let len = usize::from(len);
+            if self.buf.len() < len {
+                return Ok(None);
+            }
+            let payload = self.buf.get(HEADER..len).unwrap_or(&[]).to_vec();
+            self.buf.drain(..len);
+            Ok(Some(payload))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mg() -> SocketAddr {
+        "127.0.0.1:2944".parse().unwrap()
+    }
+    fn mgc() -> SocketAddr {
+        "127.0.0.2:2944".parse().unwrap()
+    }
+    fn layer(cfg: TransactionConfig) -> TransactionLayer {
+        TransactionLayer::new(
+            cfg,
+            Mid::Ip {
+                addr: mg().ip(),
+                port: Some(2944),
+            },
+            3,
+            1000,
+        )
+    }
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+    fn drain(l: &mut TransactionLayer) -> Vec<String> {
+        std::iter::from_fn(|| l.poll_transmit())
+            .map(|t| String::from_utf8(t.bytes).unwrap())
+            .collect()
+    }
+    const ADD: &[u8] = b"!/3 [127.0.0.2]:2944 T=7{C=${A=ip/$}}";
+
+    fn ok_reply() -> ReplyResult {
+        ReplyResult::Actions(vec![ActionReply {
+            context: ContextId::Id(1),
+            properties: ContextProperties::default(),
+            replies: vec![CommandReply::Add(AmmsReply {
+                termination: TerminationId("ip/1".into()),
+                audit: TerminationAudit::default(),
+            })],
+            error: None,
+        }])
+    }
+
+    // ---- incoming requests: processing ----
+
+    #[test]
+    fn new_request_is_delivered_once() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), ADD);
+        assert!(matches!(l.poll_event(), Some(Event::Request { request, .. }) if request.id == 7));
+        assert_eq!(l.poll_event(), None);
+        assert!(drain(&mut l).is_empty());
+    }
+
+    #[test]
+    fn slow_request_gets_pending_repeatedly() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), ADD);
+        l.poll_event();
+        assert_eq!(l.poll_timeout(), Some(ms(100)));
+        l.handle_timeout(ms(100));
+        assert_eq!(drain(&mut l), vec!["!/3 [127.0.0.1]:2944 PN=7{}"]);
+        l.handle_timeout(ms(200));
+        assert_eq!(drain(&mut l).len(), 1);
+        l.send_reply(ms(250), mgc(), 7, ok_reply()).unwrap();
+        assert_eq!(drain(&mut l), vec!["!/3 [127.0.0.1]:2944 P=7{C=1{A=ip/1}}"]);
+        l.handle_timeout(ms(300));
+        assert!(drain(&mut l).is_empty(), "no Pending after the reply");
+    }
+
+    #[test]
+    fn duplicate_while_processing_gets_pending() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), ADD);
+        l.handle_message(ms(10), mgc(), ADD);
+        assert!(l.poll_event().is_some());
+        assert_eq!(l.poll_event(), None, "duplicate not delivered");
+        assert_eq!(drain(&mut l), vec!["!/3 [127.0.0.1]:2944 PN=7{}"]);
+        assert_eq!(l.counters().duplicate_in_progress, 1);
+    }
+
+    // ---- incoming requests: replied ----
+
+    #[test]
+    fn duplicate_after_reply_replays_the_cached_reply() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), ADD);
+        l.poll_event();
+        l.send_reply(ms(5), mgc(), 7, ok_reply()).unwrap();
+        let first = drain(&mut l);
+        l.handle_message(ms(1000), mgc(), ADD);
+        assert_eq!(l.poll_event(), None);
+        assert_eq!(drain(&mut l), first);
+        // Another peer using the same ID is a different transaction.
+        l.handle_message(ms(1000), mg(), ADD);
+        assert!(matches!(l.poll_event(), Some(Event::Request { .. })));
+    }
+
+    #[test]
+    fn reply_is_forgotten_after_long_timer() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), ADD);
+        l.poll_event();
+        l.send_reply(ms(5), mgc(), 7, ok_reply()).unwrap();
+        drain(&mut l);
+        l.handle_timeout(ms(30_005));
+        assert_eq!(l.incoming_transactions(), 0);
+        l.handle_message(ms(30_006), mgc(), ADD);
+        assert!(
+            matches!(l.poll_event(), Some(Event::Request { .. })),
+            "new transaction"
+        );
+    }
+
+    #[test]
+    fn response_ack_frees_the_reply_and_imm_ack_is_set() {
+        let mut l = layer(TransactionConfig {
+            request_acks: true,
+            ..TransactionConfig::default()
+        });
+        l.handle_message(ms(0), mgc(), ADD);
+        l.poll_event();
+        l.send_reply(ms(5), mgc(), 7, ok_reply()).unwrap();
+        assert_eq!(
+            drain(&mut l),
+            vec!["!/3 [127.0.0.1]:2944 P=7{IA,C=1{A=ip/1}}"]
+        );
+        l.handle_message(ms(6), mgc(), b"!/3 [127.0.0.2]:2944 K{5-8}");
+        assert_eq!(l.incoming_transactions(), 0);
+        assert_eq!(l.counters().acks_received, 1);
+    }
+
+    #[test]
+    fn send_reply_to_unknown_transaction_fails() {
+        let mut l = layer(TransactionConfig::default());
+        assert_eq!(
+            l.send_reply(ms(0), mgc(), 99, ok_reply()),
+            Err(ReplyError::UnknownTransaction)
+        );
+    }
+
+    // ---- bad input ----
+
+    #[test]
+    fn syntax_error_is_answered_per_transaction() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), b"!/3 [127.0.0.2]:2944 T=9{C=1{Bogus=x}}");
+        let out = drain(&mut l);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].starts_with("!/3 [127.0.0.1]:2944 P=9{ER=400{"),
+            "{}",
+            out[0]
+        );
+        assert_eq!(l.counters().rx_parse_errors, 1);
+        // Retransmission of the same bad request replays the same answer.
+        l.handle_message(ms(1), mgc(), b"!/3 [127.0.0.2]:2944 T=9{C=1{Bogus=x}}");
+        assert_eq!(drain(&mut l), out);
+    }
+
+    #[test]
+    fn garbage_gets_a_message_level_error() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), b"\x00\x01garbage");
+        let out = drain(&mut l);
+        assert!(
+            out[0].starts_with("!/3 [127.0.0.1]:2944 ER=400{"),
+            "{}",
+            out[0]
+        );
+    }
+
+    #[test]
+    fn oversize_and_too_many_transactions() {
+        let mut l = layer(TransactionConfig {
+            max_message: 64,
+            max_transactions: 2,
+            ..TransactionConfig::default()
+        });
+        let mut big = b"!/3 [127.0.0.2]:2944 T=11{C=-{".to_vec();
+        big.resize(200, b' ');
+        l.handle_message(ms(0), mgc(), &big);
+        assert!(drain(&mut l)[0].contains("P=11{ER=510"));
+        l.handle_message(
+            ms(0),
+            mgc(),
+            b"!/3 [1.2.3.4]:1 T=1{C=-{}}T=2{C=-{}}T=3{C=-{}}",
+        );
+        let out = drain(&mut l);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(out.iter().all(|o| o.contains("ER=413")), "{out:?}");
+    }
+
+    #[test]
+    fn version_4_gets_406() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), b"MEGACO/4 [127.0.0.2]:2944 T=3{C=-{}}");
+        assert!(drain(&mut l)[0].contains("P=3{ER=406"));
+    }
+
+    // ---- our requests ----
+
+    #[test]
+    fn our_request_is_retransmitted_with_backoff_then_times_out() {
+        let mut l = layer(TransactionConfig::default());
+        let id = l.send_request(ms(0), mgc(), vec![]);
+        assert_eq!(id, 1000);
+        assert_eq!(drain(&mut l).len(), 1);
+        let mut t = 0;
+        let mut gaps = Vec::new();
+        while let Some(next) = l.poll_timeout() {
+            gaps.push(next.as_millis() - t);
+            t = next.as_millis();
+            l.handle_timeout(next);
+            drain(&mut l);
+        }
+        assert_eq!(gaps, vec![500, 1000, 2000, 4000, 4000, 4000]);
+        assert_eq!(l.counters().retransmissions, 5);
+        assert_eq!(
+            l.poll_event(),
+            Some(Event::RequestTimedOut { to: mgc(), id })
+        );
+    }
+
+    #[test]
+    fn pending_stops_retransmission_and_reply_completes() {
+        let mut l = layer(TransactionConfig::default());
+        let id = l.send_request(ms(0), mgc(), vec![]);
+        drain(&mut l);
+        l.handle_message(
+            ms(100),
+            mgc(),
+            format!("!/3 [127.0.0.2]:2944 PN={id}{{}}").as_bytes(),
+        );
+        l.handle_timeout(ms(600));
+        assert!(drain(&mut l).is_empty(), "no retransmission after Pending");
+        l.handle_message(
+            ms(5000),
+            mgc(),
+            format!("!/3 [127.0.0.2]:2944 P={id}{{IA,C=-{{SC=ROOT}}}}").as_bytes(),
+        );
+        assert!(matches!(l.poll_event(), Some(Event::Reply { reply, .. }) if reply.id == id));
+        assert_eq!(
+            drain(&mut l),
+            vec![format!("!/3 [127.0.0.1]:2944 K{{{id}}}")]
+        );
+        assert_eq!(l.outstanding_requests(), 0);
+        // A duplicate reply is acknowledged again but not delivered.
+        l.handle_message(
+            ms(5001),
+            mgc(),
+            format!("!/3 [127.0.0.2]:2944 P={id}{{IA,C=-{{SC=ROOT}}}}").as_bytes(),
+        );
+        assert_eq!(l.poll_event(), None);
+        assert_eq!(drain(&mut l).len(), 1);
+    }
+
+    #[test]
+    fn reliable_transport_does_not_retransmit() {
+        let mut l = layer(TransactionConfig {
+            reliable: true,
+            ..TransactionConfig::default()
+        });
+        let id = l.send_request(ms(0), mgc(), vec![]);
+        drain(&mut l);
+        let t = l.poll_timeout().unwrap();
+        assert_eq!(t, ms(30_000));
+        l.handle_timeout(t);
+        assert!(drain(&mut l).is_empty());
+        assert_eq!(
+            l.poll_event(),
+            Some(Event::RequestTimedOut { to: mgc(), id })
+        );
+    }
+
+    #[test]
+    fn reply_from_wrong_peer_is_ignored() {
+        let mut l = layer(TransactionConfig::default());
+        let id = l.send_request(ms(0), mgc(), vec![]);
+        l.handle_message(
+            ms(1),
+            mg(),
+            format!("!/3 [1.2.3.4]:2944 P={id}{{C=-{{SC=ROOT}}}}").as_bytes(),
+        );
+        assert_eq!(l.poll_event(), None);
+        assert_eq!(l.counters().unmatched, 1);
+    }
+
+    // ---- TPKT ----
+
+    #[test]
+    fn tpkt_round_trip_across_split_reads() {
+        let a = tpkt::encode(b"hello").unwrap();
+        let b = tpkt::encode(b"world!").unwrap();
+        assert_eq!(&a[..4], &[3, 0, 0, 9]);
+        let stream: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
+        let mut d = tpkt::Decoder::default();
+        let mut got = Vec::new();
+        for chunk in stream.chunks(3) {
+            d.push(chunk);
+            while let Some(f) = d.next_frame().unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, vec![b"hello".to_vec(), b"world!".to_vec()]);
+        let mut d = tpkt::Decoder::default();
+        d.push(&[4, 0, 0, 9]);
+        assert_eq!(d.next_frame(), Err(tpkt::TpktError::BadVersion(4)));
+        let mut d = tpkt::Decoder::default();
+        d.push(&[3, 0, 0, 2]);
+        assert_eq!(d.next_frame(), Err(tpkt::TpktError::BadLength(2)));
+    }
+}
