@@ -33,6 +33,9 @@
 //!   `mgw_rte_mempool_{get,put}_bulk`, `mgw_rte_ring_{enqueue,dequeue}_burst`,
 //!   `mgw_rte_errno`, `mgw_rte_lcore_id`. The shim is compiled with `-O2` and exactly the
 //!   cflags bindgen used, so its view of `struct rte_mbuf` is the Rust one.
+//! - Module `fast` (with feature `dpdk`): the per-packet mbuf field accessors (mtod, lengths,
+//!   head/tailroom, ol_flags, port) as inlined Rust over the bindgen struct, so the per-packet
+//!   path makes no call into C; the shim versions stay for reference and are tested equal.
 //!
 //! # Drivers (PMDs) and EAL arguments
 //!
@@ -74,6 +77,9 @@ mod bindings {
 
 #[cfg(all(feature = "dpdk", not(mgw_dpdk_offline)))]
 pub use bindings::*;
+
+#[cfg(all(feature = "dpdk", not(mgw_dpdk_offline)))]
+pub mod fast;
 
 /// True when this build contains the DPDK bindings (feature `dpdk` on and not an offline /
 /// docs.rs build); false for the empty crate.

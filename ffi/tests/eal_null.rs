@@ -143,6 +143,36 @@ fn stats(port: u16) -> sys::rte_eth_stats {
     s
 }
 
+/// The inlined Rust accessors of `dpdk_sys::fast` must read exactly what the C shim reads.
+fn assert_fast_matches(m: *mut sys::rte_mbuf) {
+    // SAFETY: `m` is a live mbuf owned by this thread; all calls only read its header.
+    unsafe {
+        assert_eq!(sys::fast::pktmbuf_mtod(m), sys::mgw_rte_pktmbuf_mtod(m));
+        assert_eq!(
+            sys::fast::pktmbuf_mtod_offset(m, 14),
+            sys::mgw_rte_pktmbuf_mtod_offset(m, 14)
+        );
+        assert_eq!(
+            sys::fast::pktmbuf_data_len(m),
+            sys::mgw_rte_pktmbuf_data_len(m)
+        );
+        assert_eq!(
+            sys::fast::pktmbuf_pkt_len(m),
+            sys::mgw_rte_pktmbuf_pkt_len(m)
+        );
+        assert_eq!(
+            sys::fast::pktmbuf_headroom(m),
+            sys::mgw_rte_pktmbuf_headroom(m)
+        );
+        assert_eq!(
+            sys::fast::pktmbuf_tailroom(m),
+            sys::mgw_rte_pktmbuf_tailroom(m)
+        );
+        assert_eq!(sys::fast::mbuf_ol_flags(m), sys::mgw_rte_mbuf_ol_flags(m));
+        assert_eq!(sys::fast::mbuf_port(m), sys::mgw_rte_mbuf_port(m));
+    }
+}
+
 /// Fills a fresh mbuf with `len` bytes of `tag`-derived pattern via append, checking the
 /// length bookkeeping and room accounting of the shim.
 fn fill(m: *mut sys::rte_mbuf, tag: u8, len: u16) {
@@ -168,6 +198,7 @@ fn fill(m: *mut sys::rte_mbuf, tag: u8, len: u16) {
         assert_eq!(sys::mgw_rte_pktmbuf_tailroom(m), tail_before - len);
         assert_eq!(sys::mgw_rte_pktmbuf_is_contiguous(m), 1);
     }
+    assert_fast_matches(m);
 }
 
 fn check_pattern(m: *mut sys::rte_mbuf, tag: u8, len: u16) {
@@ -205,6 +236,8 @@ fn mbuf_ops(pool: *mut sys::rte_mempool) {
         assert!(sys::mgw_rte_pktmbuf_prepend(m, 121).is_null());
         assert_eq!(sys::mgw_rte_pktmbuf_data_len(m), 108);
 
+        assert_fast_matches(m);
+
         // Strip it again with adj: back to the original start and pattern.
         let s = sys::mgw_rte_pktmbuf_adj(m, 8).cast::<u8>();
         assert_eq!(s, start);
@@ -232,6 +265,13 @@ fn mbuf_ops(pool: *mut sys::rte_mempool) {
         let flags = sys::RTE_MBUF_F_TX_IPV4 | sys::RTE_MBUF_F_TX_IP_CKSUM;
         sys::mgw_rte_mbuf_set_ol_flags(m, flags);
         assert_eq!(sys::mgw_rte_mbuf_ol_flags(m), flags);
+        assert_fast_matches(m);
+
+        // The Rust length setter writes what the shim getters read.
+        sys::fast::pktmbuf_set_len(m, 42);
+        assert_eq!(sys::mgw_rte_pktmbuf_data_len(m), 42);
+        assert_eq!(sys::mgw_rte_pktmbuf_pkt_len(m), 42);
+        assert_fast_matches(m);
 
         // Appending more than the tailroom is refused.
         let tail = sys::mgw_rte_pktmbuf_tailroom(m);
@@ -276,6 +316,7 @@ fn null_port(port: u16, pool: *mut sys::rte_mempool) {
             );
             assert_eq!(sys::mgw_rte_mbuf_port(*m), port);
         }
+        assert_fast_matches(*m);
     }
     // SAFETY: the `got` mbufs are ours; rte_pktmbuf_free_bulk is the exported bulk free.
     unsafe { sys::rte_pktmbuf_free_bulk(rx.as_mut_ptr(), c_uint::from(got)) };
