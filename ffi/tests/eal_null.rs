@@ -411,6 +411,95 @@ fn ring_and_errno(pool: *mut sys::rte_mempool) {
     assert_eq!(avail(pool), full);
 }
 
+/// rte_flow: the steering rule the port backend installs per local media address (IPv4 dst +
+/// UDP dst port -> queue k). The virtual PMDs have no flow engine, which is why the design keeps
+/// a software redirect ring for them: validate must refuse cleanly with an error, not crash.
+fn flow_rule_refused_on_vdev(port: u16) {
+    let mut attr = sys::rte_flow_attr::default();
+    attr.set_ingress(1);
+    let ipv4_spec = sys::rte_flow_item_ipv4 {
+        hdr: sys::rte_ipv4_hdr {
+            dst_addr: u32::from_ne_bytes([192, 0, 2, 10]),
+            ..Default::default()
+        },
+    };
+    let ipv4_mask = sys::rte_flow_item_ipv4 {
+        hdr: sys::rte_ipv4_hdr {
+            dst_addr: u32::MAX,
+            ..Default::default()
+        },
+    };
+    let udp_spec = sys::rte_flow_item_udp {
+        hdr: sys::rte_udp_hdr {
+            dst_port: 20000u16.to_be(),
+            ..Default::default()
+        },
+    };
+    let udp_mask = sys::rte_flow_item_udp {
+        hdr: sys::rte_udp_hdr {
+            dst_port: u16::MAX,
+            ..Default::default()
+        },
+    };
+    let item = |type_, spec: *const c_void, mask: *const c_void| sys::rte_flow_item {
+        type_,
+        spec,
+        last: ptr::null(),
+        mask,
+    };
+    let pattern = [
+        item(sys::RTE_FLOW_ITEM_TYPE_ETH, ptr::null(), ptr::null()),
+        item(
+            sys::RTE_FLOW_ITEM_TYPE_IPV4,
+            (&raw const ipv4_spec).cast(),
+            (&raw const ipv4_mask).cast(),
+        ),
+        item(
+            sys::RTE_FLOW_ITEM_TYPE_UDP,
+            (&raw const udp_spec).cast(),
+            (&raw const udp_mask).cast(),
+        ),
+        item(sys::RTE_FLOW_ITEM_TYPE_END, ptr::null(), ptr::null()),
+    ];
+    let queue = sys::rte_flow_action_queue { index: 0 };
+    let actions = [
+        sys::rte_flow_action {
+            type_: sys::RTE_FLOW_ACTION_TYPE_QUEUE,
+            conf: (&raw const queue).cast(),
+        },
+        sys::rte_flow_action {
+            type_: sys::RTE_FLOW_ACTION_TYPE_END,
+            conf: ptr::null(),
+        },
+    ];
+    let mut error = sys::rte_flow_error::default();
+    // SAFETY: `port` is a started port; attr, pattern (END-terminated), actions (END-terminated)
+    // and the specs they point to outlive the call; `error` is a valid out pointer.
+    let rc = unsafe {
+        sys::rte_flow_validate(
+            port,
+            &raw const attr,
+            pattern.as_ptr(),
+            actions.as_ptr(),
+            &raw mut error,
+        )
+    };
+    assert!(rc < 0, "a virtual PMD accepted an rte_flow rule");
+    assert_ne!(error.type_, sys::RTE_FLOW_ERROR_TYPE_NONE);
+    let why = if error.message.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a non-NULL message is a static NUL-terminated string set by DPDK.
+        unsafe { CStr::from_ptr(error.message) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    eprintln!(
+        "rte_flow_validate on port {port}: {} ({rc}): {why}",
+        errno_str(-rc)
+    );
+}
+
 #[test]
 fn eal_null_ring_roundtrip() {
     // SAFETY: geteuid has no preconditions.
@@ -469,6 +558,7 @@ fn eal_null_ring_roundtrip() {
     null_port(null, pool);
     ring_port(ring, pool);
     ring_and_errno(pool);
+    flow_rule_refused_on_vdev(null);
 
     for port in [null, ring] {
         // SAFETY: the ports are started and no other thread uses them; all mbufs are back.
