@@ -107,8 +107,8 @@ impl Pcap {
     /// One TCP segment per call, sequence numbers contiguous per destination port. The first
     /// segment of a port is preceded by a three-way handshake so the stream is well formed.
     fn tcp(&mut self, sport: u16, dport: u16, payload: &[u8]) {
-        if !self.tcp_seq.contains_key(&dport) {
-            self.tcp_seq.insert(dport, 1000);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.tcp_seq.entry(dport) {
+            e.insert(1000);
             self.tcp_raw(sport, dport, 999, 0, 0x02, &[]); // SYN
             self.tcp_raw_rev(dport, sport, 4999, 1000, 0x12); // SYN-ACK
             self.tcp_raw(sport, dport, 1000, 5000, 0x10, &[]); // ACK
