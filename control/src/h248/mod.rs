@@ -4,6 +4,7 @@
 //! - [`parse`](mod@parse): text → AST, with error code and position on failure.
 //! - [`emit`](mod@emit): AST → text, pretty or compact.
 
+pub mod association;
 pub mod ast;
 pub mod emit;
 pub mod parse;
