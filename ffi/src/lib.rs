@@ -46,11 +46,27 @@
 //! that compiled-in directory itself (it logs "Detected shared linkage of DPDK"), so `--vdev=...`
 //! works with no `-d`. Pass `-d <dir|lib.so>` only for drivers installed elsewhere.
 //!
-//! EAL arguments that work without hugepages, PCI or root-owned runtime files (tests, CI):
-//! `--no-huge --no-pci --no-shconf -m 256 --vdev=net_null0 --vdev=net_ring0`. Note that
-//! `--in-memory` is rejected together with `--no-huge` ("--legacy-mem is not compatible with
-//! --in-memory"); `--no-shconf` (or a unique `--file-prefix`) is what keeps parallel processes
-//! apart. Without hugepages the IOVA mode is VA, which real NICs behind vfio-pci also use.
+//! EAL arguments, as tested by `tests/eal_null.rs` on Debian 12 / DPDK 22.11.11:
+//!
+//! - tests and CI, no hugepages: `--no-huge --no-shconf --no-pci --no-telemetry -m 256 -l 0
+//!   --vdev=net_null0 --vdev=net_ring0`. `--in-memory` is rejected together with `--no-huge`
+//!   ("Option --legacy-mem is not compatible with --in-memory"); `--no-shconf` is what keeps
+//!   parallel processes apart and leaves no `/var/run/dpdk/<prefix>` directory behind (a
+//!   `--file-prefix` also separates them but leaves that directory). Works as non-root too
+//!   (EAL only warns that `mlockall` failed), but the test asks for root.
+//! - hugepages (production): `--in-memory --huge-dir <hugetlbfs mount>` (no runtime files, no
+//!   stale hugepage files after a crash). `MGW_DPDK_HUGE_DIR=<dir>` runs the test this way.
+//! - The IOVA mode is VA in both (no physical addresses needed), as with NICs behind vfio-pci.
+//!
+//! Virtual devices checked with `scripts/dpdk-vdev-check.sh` (testpmd io forwarding, two ports):
+//! `net_null`, `net_ring`, `net_memif` (server and client in one process), and, on a veth pair in
+//! a private netns, `net_af_packet` and `net_af_xdp` (generic XDP; libxdp falls back to a single
+//! program without bpffs). None of them has an rte_flow engine (`rte_flow_validate` fails with
+//! `-ENOSYS`), so queue steering on them needs the software redirect ring.
+//!
+//! Known quirk: `rte_pktmbuf_alloc_bulk`/`rte_mempool_get_bulk` on an exhausted pool return
+//! `-ENOBUFS` with the default `ring_mp_mc` handler although DPDK documents `-ENOENT`; treat any
+//! negative value as exhaustion.
 //!
 //! # Safety
 //!
