@@ -7,4 +7,5 @@
 #![warn(missing_docs)]
 
 pub mod h248;
+pub mod procedures;
 pub mod sdp;

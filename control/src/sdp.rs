@@ -111,6 +111,23 @@ pub enum Proto {
 }
 
 impl Proto {
+    /// The canonical `m=` line spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Proto::TcpMsrp => "TCP/MSRP",
+            Proto::TcpTlsMsrp => "TCP/TLS/MSRP",
+            Proto::TcpBfcp => "TCP/BFCP",
+            Proto::TcpTlsBfcp => "TCP/TLS/BFCP",
+            Proto::UdpBfcp => "UDP/BFCP",
+            Proto::UdpTlsBfcp => "UDP/TLS/BFCP",
+            Proto::Udptl => "udptl",
+            Proto::UdpTlsUdptl => "UDP/TLS/UDPTL",
+            Proto::Tcp => "TCP",
+            Proto::TcpTls => "TCP/TLS",
+            Proto::Other(s) => s,
+        }
+    }
+
     /// Classify a proto string (case-insensitive).
     pub fn parse(s: &str) -> Proto {
         match s.to_ascii_uppercase().as_str() {
