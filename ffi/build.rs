@@ -12,6 +12,9 @@
 #[cfg(not(feature = "dpdk"))]
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(mgw_dpdk_offline)");
+    // Dependents' build scripts see this as DEP_DPDK_BINDINGS (package `links = "dpdk"`) and can
+    // cfg their DPDK backend out when it is 0.
+    println!("cargo::metadata=bindings=0");
 }
 
 #[cfg(feature = "dpdk")]
@@ -21,9 +24,11 @@ fn main() {
     println!("cargo::rerun-if-env-changed=MGW_DPDK_OFFLINE");
     if std::env::var_os("DOCS_RS").is_some() || std::env::var_os("MGW_DPDK_OFFLINE").is_some() {
         println!("cargo::rustc-cfg=mgw_dpdk_offline");
+        println!("cargo::metadata=bindings=0");
         return;
     }
     dpdk::build();
+    println!("cargo::metadata=bindings=1");
 }
 
 #[cfg(feature = "dpdk")]

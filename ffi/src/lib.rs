@@ -14,8 +14,10 @@
 //! With feature `dpdk` on and no offline variable, a missing `libdpdk` (pkg-config) or libclang
 //! is a build error naming the package to install (Debian: `libdpdk-dev`, `libclang-dev`); it never
 //! silently falls back to the empty crate. Dependents can test [`BINDINGS`] to know which build
-//! they got (the items are plain code names here, not links, because the empty build
-//! has none of them).
+//! they got, and their build scripts can read `DEP_DPDK_BINDINGS` (`1` or `0`; this package has
+//! `links = "dpdk"`, so Cargo passes its metadata on) to `cfg` their DPDK backend out of an
+//! offline build; `DEP_DPDK_VERSION` carries the libdpdk version. (The binding names in these
+//! docs are plain code, not links, because the empty build has none of them.)
 //!
 //! # What is bound
 //!
