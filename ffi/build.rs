@@ -15,6 +15,7 @@ fn main() {
     // Dependents' build scripts see this as DEP_DPDK_BINDINGS (package `links = "dpdk"`) and can
     // cfg their DPDK backend out when it is 0.
     println!("cargo::metadata=bindings=0");
+    println!("cargo::rerun-if-changed=build.rs");
 }
 
 #[cfg(feature = "dpdk")]
