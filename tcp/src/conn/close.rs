@@ -1,0 +1,117 @@
+//! Closing: FIN-WAIT-1/2, CLOSING, CLOSE-WAIT, LAST-ACK, TIME-WAIT (RFC 9293 §3.6, §3.10.4,
+//! §3.10.7.4 eighth check).
+
+use super::{flag, Ctx, Disposition, Tcb};
+use crate::seq::SeqNumber;
+use crate::state::State;
+use crate::EventKind;
+use dataplane::time::Instant;
+
+impl Tcb {
+    /// After an ACK: our FIN may now be acknowledged.
+    pub fn after_ack_state_change(&mut self, ctx: &mut Ctx<'_>) -> Option<Disposition> {
+        if !self.fin_acked() {
+            return None;
+        }
+        match self.state {
+            State::FinWait1 => {
+                self.set_state(State::FinWait2);
+                self.rto_at = Instant::FAR_FUTURE;
+                None
+            }
+            State::Closing => {
+                self.enter_time_wait(ctx);
+                None
+            }
+            State::LastAck => {
+                if !self.has(flag::APP_GONE) {
+                    ctx.event(EventKind::Closed);
+                }
+                Some(Disposition::Free)
+            }
+            _ => None,
+        }
+    }
+
+    /// A FIN at `fin_seq` arrived (it may be ahead of `rcv_nxt` if data before it is missing).
+    pub fn on_fin(&mut self, ctx: &mut Ctx<'_>, fin_seq: SeqNumber) {
+        match self.state {
+            State::Established | State::FinWait1 | State::FinWait2 => {
+                if fin_seq == self.rcv_nxt {
+                    self.clear(flag::RCV_FIN);
+                    self.process_fin(ctx);
+                } else if fin_seq > self.rcv_nxt {
+                    self.set(flag::RCV_FIN);
+                    self.rcv_fin = fin_seq;
+                }
+            }
+            State::CloseWait | State::Closing | State::LastAck => self.ack_now(),
+            _ => {}
+        }
+    }
+
+    /// The peer's FIN is next in sequence: consume it.
+    pub fn process_fin(&mut self, ctx: &mut Ctx<'_>) {
+        if self.has(flag::PEER_FIN) {
+            return;
+        }
+        self.set(flag::PEER_FIN);
+        self.rcv_nxt = self.rcv_nxt + 1;
+        self.ack_now();
+        if !self.has(flag::APP_GONE) {
+            ctx.event(EventKind::PeerClosed);
+        }
+        match self.state {
+            State::Established => self.set_state(State::CloseWait),
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    self.enter_time_wait(ctx);
+                } else {
+                    self.set_state(State::Closing);
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(ctx),
+            _ => {}
+        }
+    }
+
+    /// Both directions are done: wait 2 MSL, answering retransmitted FINs. The application is
+    /// told `Closed` now; the TCB lingers without it.
+    pub fn enter_time_wait(&mut self, ctx: &mut Ctx<'_>) {
+        self.set_state(State::TimeWait);
+        self.timewait_at = ctx.now + ctx.cfg.time_wait;
+        self.rto_at = Instant::FAR_FUTURE;
+        self.persist_at = Instant::FAR_FUTURE;
+        self.keepalive_at = Instant::FAR_FUTURE;
+        if !self.has(flag::APP_GONE) {
+            ctx.event(EventKind::Closed);
+            self.set(flag::APP_GONE);
+        }
+    }
+
+    /// The application closes its sending direction (RFC 9293 §3.10.4).
+    pub fn app_close(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
+        match self.state {
+            State::SynSent => {
+                ctx.event(EventKind::Closed);
+                Disposition::Free
+            }
+            // The FIN waits until the handshake completes.
+            State::SynReceived => {
+                self.set(flag::FIN_QUEUED);
+                Disposition::Keep
+            }
+            State::Established => {
+                self.set(flag::FIN_QUEUED);
+                self.set_state(State::FinWait1);
+                Disposition::Keep
+            }
+            State::CloseWait => {
+                self.set(flag::FIN_QUEUED);
+                self.set_state(State::LastAck);
+                Disposition::Keep
+            }
+            _ => Disposition::Keep,
+        }
+    }
+}
