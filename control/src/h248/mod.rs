@@ -7,6 +7,7 @@
 pub mod association;
 pub mod ast;
 pub mod emit;
+pub mod mg;
 pub mod packages;
 pub mod parse;
 pub mod token;
