@@ -66,6 +66,13 @@
 //! program without bpffs). None of them has an rte_flow engine (`rte_flow_validate` fails with
 //! `-ENOSYS`), so queue steering on them needs the software redirect ring.
 //!
+//! Tests: `tests/eal_null.rs` (net_null, net_ring, mbuf shim, rte_ring, rte_errno, rte_flow),
+//! `tests/eal_af_packet.rs` and `tests/eal_af_xdp.rs` (frames through a veth pair in a private
+//! netns, both directions, byte for byte). The AF_XDP one shows a sizing rule: `net_af_xdp`
+//! takes 2048 mbufs per RX queue from the pool into its fill ring at queue setup (a 2047-mbuf
+//! pool makes `rte_eth_rx_queue_setup` fail with `-EINVAL`), reclaims sent mbufs only on a
+//! later `tx_burst`, and does not give the fill-ring mbufs back on stop/close.
+//!
 //! Known quirk: `rte_pktmbuf_alloc_bulk`/`rte_mempool_get_bulk` on an exhausted pool return
 //! `-ENOBUFS` with the default `ring_mp_mc` handler although DPDK documents `-ENOENT`; treat any
 //! negative value as exhaustion.
