@@ -9,3 +9,4 @@
 pub mod h248;
 pub mod procedures;
 pub mod sdp;
+pub mod server;
