@@ -8,7 +8,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use control::h248::association::{AssocEvent, Association, AssociationConfig};
+use control::h248::ast::{Mid, PropertyParm};
+use control::h248::mg::{Mg, MgConfig};
+use control::h248::transaction::TransactionConfig;
 use control::h248::{emit, parse_message, Style};
+use control::procedures::Realms;
+use dataplane::time::Instant as T;
 
 const SEEDS: &[&str] = &[
     include_str!("../../fuzz/corpus-seed/h248/sc_restart.txt"),
@@ -110,6 +116,141 @@ fn run_bounded(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+const FP: &str = "SHA-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+
+/// Everything the MG side emits in a scripted session: ServiceChange, Pending, replies with
+/// Local SDP, errors and statistics, Notify, TransactionResponseAck, Graceful ServiceChange.
+fn mg_session(style: Style) -> Vec<Vec<u8>> {
+    let mgc: std::net::SocketAddr = "127.0.0.2:2944".parse().unwrap();
+    let mut a = Association::new(
+        AssociationConfig {
+            mgcs: vec![mgc],
+            profile: Some("ETSI_IMS_ALG/1".into()),
+            service_change_port: Some(2944),
+            transaction: TransactionConfig {
+                style,
+                ..TransactionConfig::default()
+            },
+            ..AssociationConfig::default()
+        },
+        Mid::Ip {
+            addr: "127.0.0.1".parse().unwrap(),
+            port: Some(2944),
+        },
+        1,
+        0,
+        T::ZERO,
+    );
+    let mut realms = Realms::default();
+    realms.add("access", "192.0.2.1".parse().unwrap(), 40000, 40100);
+    realms.add("core", "10.0.0.1".parse().unwrap(), 50000, 50100);
+    let mut mg = Mg::new(MgConfig::default(), realms, FP.into());
+    let mut out = Vec::new();
+    let mut t = 0u64;
+    let mut step = |a: &mut Association, mg: &mut Mg, input: Option<&str>, delay_reply: bool| {
+        t += 10;
+        let now = T::from_millis(t);
+        match input {
+            Some(i) => a.handle_datagram(now, mgc, i.as_bytes()),
+            None => a.handle_timeout(now),
+        }
+        if delay_reply {
+            a.handle_timeout(T::from_millis(t + 150));
+        }
+        while let Some(e) = a.poll_event() {
+            if let AssocEvent::Request { from, request } = e {
+                let (r, _) = mg.execute(now, &request);
+                a.reply(now, from, request.id, r);
+            }
+        }
+        std::iter::from_fn(|| a.poll_transmit())
+            .map(|x| x.bytes)
+            .collect::<Vec<_>>()
+    };
+    out.extend(step(&mut a, &mut mg, None, false));
+    out.extend(step(
+        &mut a,
+        &mut mg,
+        Some("!/3 [127.0.0.2]:2944 P=1{C=-{SC=ROOT{SV{V=3}}}}"),
+        false,
+    ));
+    // A slow Add: Pending, then the reply with both Local SDPs.
+    out.extend(step(&mut a, &mut mg, Some(SEEDS[3]), true));
+    out.extend(step(
+        &mut a,
+        &mut mg,
+        Some("!/3 [127.0.0.2]:2944 T=43{C=1{MF=ip/1{M{ST=1{O{MO=SO}}}},AV=ip/2{AT{M,SA}}}}"),
+        false,
+    ));
+    out.extend(step(
+        &mut a,
+        &mut mg,
+        Some("!/3 [127.0.0.2]:2944 T=44{C=99{MF=ip/1}}"),
+        false,
+    ));
+    out.extend(step(
+        &mut a,
+        &mut mg,
+        Some("!/3 [127.0.0.2]:2944 T=45{C=1{Bogus}}"),
+        false,
+    ));
+    out.extend(step(
+        &mut a,
+        &mut mg,
+        Some("!/3 [127.0.0.2]:2944 T=46{C=-{AV=ROOT{AT{PG}}}}"),
+        false,
+    ));
+    // Notify, answered with ImmAckRequired: the MG acknowledges.
+    let notify = mg.observe(
+        "ip/1",
+        "tcp/ef",
+        vec![PropertyParm::eq("cause", "timeout")],
+        Some("20261124T02301500".into()),
+    );
+    let id = a
+        .send_request(T::from_millis(500), vec![notify.expect("armed")])
+        .unwrap();
+    out.extend(std::iter::from_fn(|| a.poll_transmit()).map(|x| x.bytes));
+    out.extend(step(
+        &mut a,
+        &mut mg,
+        Some(&format!("!/3 [127.0.0.2]:2944 P={id}{{IA,C=1{{N=ip/1}}}}")),
+        false,
+    ));
+    out.extend(step(
+        &mut a,
+        &mut mg,
+        Some("!/3 [127.0.0.2]:2944 T=47{C=1{S=*}}"),
+        false,
+    ));
+    a.shutdown(T::from_millis(900), Some(Duration::from_secs(5)));
+    out.extend(std::iter::from_fn(|| a.poll_transmit()).map(|x| x.bytes));
+    out
+}
+
+#[test]
+fn mg_session_covers_every_kind_of_message() {
+    let all: Vec<String> = mg_session(Style::Compact)
+        .into_iter()
+        .map(|b| String::from_utf8(b).unwrap())
+        .collect();
+    let joined = all.join("\n");
+    for needle in [
+        "SC=ROOT{SV{MT=RS",
+        "PN=42{}",
+        "P=42{C=1{A=ip/1{M{ST=1{L{",
+        "ER=411",
+        "ER=400",
+        "PG{",
+        "OE=2{20261124T02301500:tcp/ef",
+        "K{",
+        "SA{nt/os=0",
+        "MT=GR",
+    ] {
+        assert!(joined.contains(needle), "{needle} missing in {joined}");
+    }
+}
+
 #[test]
 fn emitted_messages_decode_cleanly_in_tshark() {
     if !have("tshark") {
@@ -124,6 +265,8 @@ fn emitted_messages_decode_cleanly_in_tshark() {
             payloads.push(emit(&m, style).into_bytes());
         }
     }
+    payloads.extend(mg_session(Style::Pretty));
+    payloads.extend(mg_session(Style::Compact));
     let dir = std::env::temp_dir().join(format!("mgw-tshark-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file: PathBuf = dir.join("megaco.pcap");
