@@ -108,8 +108,9 @@ pub enum EventKind {
     Reset,
     /// Retransmissions or keepalive probes went unanswered; we sent RST and the handle is gone.
     TimedOut,
-    /// Both directions are closed (or the app aborted); the handle is gone. A connection that
-    /// goes on to TIME-WAIT stays in the table internally until 2 MSL pass.
+    /// Both directions are closed and everything received has been read (or the app aborted);
+    /// the handle is gone. A connection that goes on to TIME-WAIT stays in the table internally
+    /// until 2 MSL pass.
     Closed,
 }
 

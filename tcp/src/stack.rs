@@ -659,6 +659,15 @@ impl Stack {
         }
     }
 
+    /// Debug dump of a connection's TCB (tests and diagnostics only; allocates).
+    #[doc(hidden)]
+    pub fn debug_tcb(&self, index: u32) -> String {
+        self.tcbs
+            .get(index as usize)
+            .map(|t| format!("{t:?}"))
+            .unwrap_or_default()
+    }
+
     // ---- application API -------------------------------------------------------------------
 
     /// The connection's state.
@@ -739,6 +748,22 @@ impl Stack {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         if self.tcbs[i].on_consume(&self.cfg, n) {
             self.queue(id.index);
+        }
+        let tcb = &mut self.tcbs[i];
+        if tcb.has(flag::CLOSE_PENDING) && tcb.rbuf_len == 0 {
+            let mut ctx = Ctx {
+                now: Instant::ZERO,
+                cfg: &self.cfg,
+                counters: &mut self.counters,
+                events: &mut self.events,
+                ooo_total: &mut self.ooo_total,
+                challenge: &mut self.challenge,
+                id,
+            };
+            tcb.app_finished(&mut ctx);
+            if tcb.state == State::LastAck && tcb.fin_acked() {
+                self.release(id.index);
+            }
         }
         Ok(())
     }

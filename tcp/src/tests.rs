@@ -978,8 +978,12 @@ mod close_wait {
         h.s.close(id).unwrap();
         assert_eq!(h.state(), State::LastAck);
         recv!(h, flags = FIN.with(ACK), seq = h.iss + 11);
-        // LAST-ACK: the ACK of our FIN closes and frees.
+        // LAST-ACK: the ACK of our FIN closes, but "bye" is unread: the handle stays readable.
         send!(h, seg(RISN + 5, h.iss + 12, ACK, b""));
+        assert!(h.events().is_empty());
+        assert_eq!(h.s.connection_count(), 1);
+        let mut buf = [0u8; 8];
+        assert_eq!(h.s.recv(id, &mut buf), Ok(3));
         assert_eq!(h.events(), vec![EventKind::Closed]);
         assert_eq!(h.s.connection_count(), 0);
     }

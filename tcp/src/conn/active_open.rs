@@ -112,7 +112,11 @@ impl Tcb {
             self.snd_wl2 = ack;
             self.rto_at = dataplane::time::Instant::FAR_FUTURE;
             self.retries = 0;
-            self.set_state(State::Established);
+            self.set_state(if self.has(flag::FIN_QUEUED) {
+                State::FinWait1
+            } else {
+                State::Established
+            });
             self.arm_keepalive(ctx);
             ctx.event(EventKind::Connected);
             self.ack_now();

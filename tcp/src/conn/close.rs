@@ -24,10 +24,14 @@ impl Tcb {
                 None
             }
             State::LastAck => {
-                if !self.has(flag::APP_GONE) {
-                    ctx.event(EventKind::Closed);
+                if self.has(flag::APP_GONE) || self.app_finished(ctx) {
+                    Some(Disposition::Free)
+                } else {
+                    // Unread data remains: the TCB stays (timers off) until the app drains it.
+                    self.rto_at = Instant::FAR_FUTURE;
+                    self.keepalive_at = Instant::FAR_FUTURE;
+                    None
                 }
-                Some(Disposition::Free)
             }
             _ => None,
         }
@@ -84,20 +88,34 @@ impl Tcb {
         self.persist_at = Instant::FAR_FUTURE;
         self.keepalive_at = Instant::FAR_FUTURE;
         if !self.has(flag::APP_GONE) {
-            ctx.event(EventKind::Closed);
+            self.app_finished(ctx);
+        }
+    }
+
+    /// Both directions are closed. The app hears `Closed` (and the handle dies) once it has
+    /// read everything; until then the handle stays readable. Returns true if it heard it now.
+    pub fn app_finished(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.rbuf_len == 0 {
+            self.clear(flag::CLOSE_PENDING);
             self.set(flag::APP_GONE);
+            ctx.event(EventKind::Closed);
+            true
+        } else {
+            self.set(flag::CLOSE_PENDING);
+            false
         }
     }
 
     /// The application closes its sending direction (RFC 9293 §3.10.4).
     pub fn app_close(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
         match self.state {
-            State::SynSent => {
+            // RFC 9293 §3.10.4: with nothing queued, SYN-SENT just deletes the TCB...
+            State::SynSent if self.sbuf_len == 0 => {
                 ctx.event(EventKind::Closed);
                 Disposition::Free
             }
-            // The FIN waits until the handshake completes.
-            State::SynReceived => {
+            // ...otherwise (and in SYN-RECEIVED) the FIN waits until the handshake completes.
+            State::SynSent | State::SynReceived => {
                 self.set(flag::FIN_QUEUED);
                 Disposition::Keep
             }

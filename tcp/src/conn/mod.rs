@@ -42,6 +42,7 @@ pub(crate) mod flag {
     pub const IN_BACKLOG: u32 = 1 << 13;
     pub const PEER_FIN: u32 = 1 << 14;
     pub const WS_OK: u32 = 1 << 15;
+    pub const CLOSE_PENDING: u32 = 1 << 16;
 }
 
 /// The fixed-capacity event queue (allocated once; a full queue counts and drops).

@@ -235,16 +235,19 @@ impl Tcb {
         };
         self.add_sack_blocks(&mut options);
         let data_end = self.data_end();
-        let avail = if seq < data_end {
-            data_end.since(seq)
+        // A retransmission resends only what was sent before: it must never carry new octets
+        // (or a FIN) past snd_max, since commit() would not account for them.
+        let (end, fin_ok) = if kind == SegKind::New {
+            (data_end, true)
         } else {
-            0
+            (data_end.min(self.snd_max), self.snd_max > data_end)
         };
+        let avail = if seq < end { end.since(seq) } else { 0 };
         let off = seq.since(self.sbuf_seq);
         let pos = (self.sbuf_head + off) % cfg.send_buffer.max(1);
         let contiguous = cfg.send_buffer - pos;
         let len = avail.min(max).min(self.mss_for(&options)).min(contiguous);
-        let fin = self.has(flag::FIN_QUEUED) && seq + len == data_end && avail == len;
+        let fin = self.has(flag::FIN_QUEUED) && fin_ok && seq + len == data_end && avail == len;
         if len == 0 && !fin {
             return None;
         }
@@ -442,7 +445,9 @@ impl Tcb {
     pub fn update_persist(&mut self, cfg: &Config, now: Instant) {
         let data_waiting = self.snd_nxt < self.data_end()
             || (self.has(flag::FIN_QUEUED) && self.snd_nxt == self.data_end());
-        let idle = self.snd_max == self.snd_una && self.rto_at == Instant::FAR_FUTURE;
+        // Nothing in flight from where we stand (after a timeout's go-back, snd_max may still be
+        // ahead while the window is zero).
+        let idle = self.snd_nxt == self.snd_una && self.rto_at == Instant::FAR_FUTURE;
         if self.state.is_synchronized() && self.state != State::TimeWait && data_waiting && idle {
             if self.persist_at == Instant::FAR_FUTURE {
                 let base = self.rto_eff(cfg);
