@@ -468,3 +468,183 @@ impl DtlsSession {
 fn epoch0_alert(desc: u8) -> [u8; 15] {
     [21, 0xfe, 0xfd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 2, desc]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::HashFunction;
+    use std::sync::OnceLock;
+
+    fn ids() -> &'static (Identity, Identity) {
+        static IDS: OnceLock<(Identity, Identity)> = OnceLock::new();
+        IDS.get_or_init(|| {
+            (
+                Identity::generate_self_signed("c").unwrap(),
+                Identity::generate_self_signed("s").unwrap(),
+            )
+        })
+    }
+
+    struct End {
+        s: DtlsSession,
+        events: Vec<DtlsEvent>,
+        plain: Vec<Vec<u8>>,
+    }
+
+    fn drain(e: &mut End) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        loop {
+            match e.s.poll(&mut buf) {
+                DtlsOutput::Transmit(d) => out.push(d.to_vec()),
+                DtlsOutput::Data(d) => e.plain.push(d.to_vec()),
+                DtlsOutput::Event(ev) => e.events.push(ev),
+                DtlsOutput::BufferTooSmall { needed } => buf.resize(needed, 0),
+                DtlsOutput::Wait(_) => return out,
+            }
+        }
+    }
+
+    fn pair(c_fps: PeerFingerprints, s_fps: PeerFingerprints, now: Instant) -> (End, End) {
+        let (ci, si) = ids();
+        let ccfg = DtlsConfig::new(ci, 1200, Duration::from_secs(10)).unwrap();
+        let scfg = DtlsConfig::new(si, 1200, Duration::from_secs(10)).unwrap();
+        let c = DtlsSession::new(&ccfg, Role::Client, c_fps, "id-1", now).unwrap();
+        let s = DtlsSession::new(&scfg, Role::Server, s_fps, "id-1", now).unwrap();
+        let e = |s| End {
+            s,
+            events: Vec::new(),
+            plain: Vec::new(),
+        };
+        (e(c), e(s))
+    }
+
+    fn pump(c: &mut End, s: &mut End, now: Instant) {
+        for _ in 0..20 {
+            let a = drain(c);
+            for d in &a {
+                let _ = s.s.handle_datagram(d, now);
+            }
+            let b = drain(s);
+            for d in &b {
+                let _ = c.s.handle_datagram(d, now);
+            }
+            if a.is_empty() && b.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn fps(id: &Identity) -> PeerFingerprints {
+        PeerFingerprints::one(id.fingerprint(HashFunction::Sha256))
+    }
+
+    #[test]
+    fn handshake_and_data_both_ways() {
+        let now = Instant::from_millis(1000);
+        let (mut c, mut s) = pair(fps(&ids().1), fps(&ids().0), now);
+        pump(&mut c, &mut s, now);
+        assert!(
+            c.s.is_established() && s.s.is_established(),
+            "{:?} {:?}",
+            c.events,
+            s.events
+        );
+        c.s.send(b"fax page").unwrap();
+        s.s.send(b"ack").unwrap();
+        pump(&mut c, &mut s, now);
+        assert_eq!(s.plain, vec![b"fax page".to_vec()]);
+        assert_eq!(c.plain, vec![b"ack".to_vec()]);
+    }
+
+    #[test]
+    fn mismatch_fails_with_epoch0_alert_and_no_data() {
+        let now = Instant::from_millis(1000);
+        let wrong = PeerFingerprints::one(Fingerprint::of_der(HashFunction::Sha256, b"x"));
+        let (mut c, mut s) = pair(wrong, fps(&ids().0), now);
+        let hello = drain(&mut c);
+        for d in &hello {
+            s.s.handle_datagram(d, now).unwrap();
+        }
+        pump(&mut c, &mut s, now);
+        assert!(c.events.contains(&DtlsEvent::Failed {
+            reason: FailReason::FingerprintMismatch
+        }));
+        assert!(!s.s.is_established());
+        assert!(c.plain.is_empty() && s.plain.is_empty());
+        assert_eq!(epoch0_alert(alert::BAD_CERTIFICATE)[14], 42);
+    }
+
+    #[test]
+    fn lost_flight_is_retransmitted_on_our_clock_then_times_out() {
+        let now = Instant::from_millis(1000);
+        let (mut c, _s) = pair(fps(&ids().1), fps(&ids().0), now);
+        let first = drain(&mut c);
+        assert!(!first.is_empty());
+        // Nothing answers. Walk virtual time to each deadline: the ClientHello is resent.
+        let mut t = now;
+        let mut resent = 0;
+        let mut buf = vec![0u8; 2048];
+        for _ in 0..64 {
+            let deadline = loop {
+                match c.s.poll(&mut buf) {
+                    DtlsOutput::Transmit(_) => resent += 1,
+                    DtlsOutput::Event(e) => c.events.push(e),
+                    DtlsOutput::Wait(d) => break d,
+                    _ => {}
+                }
+            };
+            if deadline == Instant::FAR_FUTURE {
+                break;
+            }
+            assert!(deadline > t);
+            t = deadline;
+            let _ = c.s.handle_timeout(t);
+        }
+        assert!(resent >= 2, "retransmissions: {resent}");
+        assert!(
+            c.events.contains(&DtlsEvent::Failed {
+                reason: FailReason::Timeout
+            }),
+            "{:?}",
+            c.events
+        );
+        assert!(t.saturating_duration_since(now) <= Duration::from_secs(11));
+    }
+
+    #[test]
+    fn new_tls_id_restarts_the_handshake() {
+        let now = Instant::from_millis(1000);
+        let (mut c, mut s) = pair(fps(&ids().1), fps(&ids().0), now);
+        pump(&mut c, &mut s, now);
+        assert!(c.s.is_established());
+        // Same tls-id: nothing happens.
+        assert!(!c.s.rekey_for_tls_id("id-1", fps(&ids().1), now).unwrap());
+        // New tls-id on both ends (new offer/answer): a fresh association.
+        let later = now + Duration::from_secs(1);
+        assert!(c.s.rekey_for_tls_id("id-2", fps(&ids().1), later).unwrap());
+        assert!(s.s.rekey_for_tls_id("id-2", fps(&ids().0), later).unwrap());
+        assert!(!c.s.is_established());
+        c.events.clear();
+        pump(&mut c, &mut s, later);
+        assert!(c.s.is_established() && s.s.is_established());
+        assert!(matches!(
+            c.events.first(),
+            Some(DtlsEvent::Established { .. })
+        ));
+        assert_eq!(c.s.tls_id(), "id-2");
+        c.s.send(b"after rekey").unwrap();
+        pump(&mut c, &mut s, later);
+        assert_eq!(s.plain.last().unwrap(), b"after rekey");
+    }
+
+    #[test]
+    fn send_before_established_is_refused() {
+        let now = Instant::from_millis(1000);
+        let (mut c, _) = pair(fps(&ids().1), fps(&ids().0), now);
+        assert_eq!(c.s.send(b"x"), Err(DtlsError::NotEstablished));
+        assert!(
+            DtlsSession::new(&c.s.cfg, Role::Client, PeerFingerprints::new(), "i", now).is_err()
+        );
+    }
+}
