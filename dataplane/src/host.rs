@@ -125,6 +125,18 @@ impl<P: Port> Host<P> {
         payload: &[u8],
     ) -> bool {
         let src = self.my_addr();
+        self.send_udp_from(src, src_port, dst, dst_port, payload)
+    }
+
+    /// Sends a UDP datagram from `src`, one of our addresses (a host standing for several peers).
+    pub fn send_udp_from(
+        &mut self,
+        src: Ipv4Address,
+        src_port: u16,
+        dst: Ipv4Address,
+        dst_port: u16,
+        payload: &[u8],
+    ) -> bool {
         let Some(mut b) = self.port.alloc() else {
             self.stats.send_failed += 1;
             return false;

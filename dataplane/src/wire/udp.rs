@@ -130,8 +130,34 @@ impl UdpRepr {
         })
     }
 
-    /// Writes the header for a payload of `payload_len` bytes already in place (or copied after),
-    /// then, if `payload` is given, copies it and fills the checksum.
+    /// Writes the header for a payload of `payload_len` bytes that already follows it in the
+    /// buffer, and fills the checksum over both: the zero-copy path for payloads received or
+    /// decrypted in place.
+    ///
+    /// # Errors
+    /// [`WireError::BufferTooSmall`] if the buffer is shorter than header plus payload, or the
+    /// datagram would exceed 65535 bytes.
+    pub fn emit_header<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        p: &mut UdpPacket<T>,
+        src: &IpAddress,
+        dst: &IpAddress,
+        payload_len: usize,
+    ) -> Result<()> {
+        let total = HEADER_LEN + payload_len;
+        let l = u16::try_from(total).map_err(|_| WireError::BufferTooSmall)?;
+        let b = p.buffer.as_mut();
+        if b.len() < total {
+            return Err(WireError::BufferTooSmall);
+        }
+        b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        b[4..6].copy_from_slice(&l.to_be_bytes());
+        p.fill_checksum(src, dst);
+        Ok(())
+    }
+
+    /// Writes the header, copies `payload` behind it and fills the checksum.
     ///
     /// # Errors
     /// [`WireError::BufferTooSmall`].

@@ -1,0 +1,349 @@
+//! The interface between the control thread and a worker: commands ([`FlowOp`]) in, events
+//! ([`FlowEvent`]) out, over a pair of bounded lock-free single-producer/single-consumer rings.
+//!
+//! Everything that crosses is plain fixed-size data (no heap), so a worker never frees what the
+//! control thread allocated, and a full ring is back-pressure, not memory growth. Every command
+//! names a context and a generation: a command or event for an older generation of a context
+//! (a context id reused after Subtract) is recognised and ignored.
+
+use crossbeam::queue::ArrayQueue;
+use mgw_tls::{PeerFingerprints, Role};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A context as the control thread numbers it (the H.248 ContextID).
+pub type ContextId = u32;
+
+/// One of the two legs (terminations) of a context, in the order the MGC added them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The first termination (by convention the access side).
+    A,
+    /// The second termination (by convention the core side).
+    B,
+}
+
+impl Side {
+    /// The other leg.
+    pub const fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    /// 0 for A, 1 for B.
+    pub const fn index(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+}
+
+/// The transport of a leg (TS 29.334 bearer types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain TCP.
+    Tcp,
+    /// TLS over TCP.
+    TlsTcp,
+    /// Plain UDP.
+    Udp,
+    /// DTLS over UDP.
+    DtlsUdp,
+}
+
+impl Transport {
+    /// True for the TCP-based transports.
+    pub const fn is_tcp(self) -> bool {
+        matches!(self, Transport::Tcp | Transport::TlsTcp)
+    }
+    /// True for the secured transports.
+    pub const fn is_secure(self) -> bool {
+        matches!(self, Transport::TlsTcp | Transport::DtlsUdp)
+    }
+}
+
+/// What the relay knows of the bytes it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Application {
+    /// A byte stream or datagrams passed unchanged.
+    Opaque,
+    /// MSRP: framing checked, messages counted, paths rewritten when not CEMA.
+    Msrp,
+    /// BFCP: common header and TLVs checked.
+    Bfcp,
+    /// UDPTL (T.38): sequence, IFP and error recovery checked, loss counted.
+    Udptl,
+}
+
+/// Who opens the TCP connection of a leg (RFC 4145 `a=setup`, already resolved by control).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpOpen {
+    /// We connect (the remote said passive).
+    Active,
+    /// We listen / accept (the remote said active, or TCP merge behind NAT).
+    Passive,
+}
+
+/// One leg's program.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LegProgram {
+    /// Our address and port for this leg.
+    pub local: SocketAddr,
+    /// The peer, when known; with `latching` it is learned from the first packet/connection.
+    pub remote: Option<SocketAddr>,
+    /// Transport.
+    pub transport: Transport,
+    /// TCP role (ignored for UDP transports).
+    pub tcp_open: TcpOpen,
+    /// False when establishment waits for [`FlowOp::Establish`] (delayed establishment).
+    pub establish_now: bool,
+    /// Learn the peer from the first packet or connection (H.248.37 latch).
+    pub latching: bool,
+    /// (D)TLS role; the active TCP side is the client.
+    pub security_role: Role,
+    /// Acceptable peer certificate fingerprints (Remote SDP `a=fingerprint`).
+    pub peer_fingerprints: PeerFingerprints,
+}
+
+/// A context's program: two legs and what runs between them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContextProgram {
+    /// The context.
+    pub context: ContextId,
+    /// Generation of this context id (bumped by control each time the id is reused).
+    pub generation: u32,
+    /// Application awareness.
+    pub application: Application,
+    /// Relay in application-aware mode (validate, count, rewrite) rather than agnostic.
+    pub aware: bool,
+    /// The two legs.
+    pub legs: [LegProgram; 2],
+}
+
+/// A command from the control thread to a worker.
+// Commands are deliberately inline and fixed-size (no Box): the ring's slots are allocated once
+// and a worker never frees memory the control thread allocated.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FlowOp {
+    /// Install a context (H.248 Add of its second termination, or Add of both).
+    Install(ContextProgram),
+    /// Start a delayed establishment on one leg (the MGC's establish signal).
+    Establish {
+        /// Context.
+        context: ContextId,
+        /// Generation.
+        generation: u32,
+        /// Which leg.
+        side: Side,
+    },
+    /// Release a context: close_notify, FIN, drain, then report [`FlowEvent::Released`]
+    /// (H.248 Subtract).
+    Release {
+        /// Context.
+        context: ContextId,
+        /// Generation.
+        generation: u32,
+    },
+}
+
+/// Why a TCP connection could not be established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpFailure {
+    /// No answer to our SYNs.
+    Timeout,
+    /// The peer answered with RST.
+    Refused,
+    /// Nobody connected to our passive leg in time.
+    NoConnection,
+}
+
+/// Why a (D)TLS session failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityFailure {
+    /// The peer certificate matched no fingerprint of the leg.
+    FingerprintMismatch,
+    /// A fatal alert (sent or received), by its TLS code.
+    Alert(u8),
+    /// The handshake did not finish in time.
+    Timeout,
+    /// Anything else the protocol forbids.
+    Protocol,
+}
+
+/// Why a context was not installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallFailure {
+    /// The worker's context table is full.
+    NoCapacity,
+    /// A local address and port is already in use by another leg.
+    AddressInUse,
+    /// The context already exists in this generation.
+    Duplicate,
+    /// The program cannot be carried out (e.g. a TCP leg on a UDP-only application).
+    Unsupported,
+}
+
+/// Per-leg traffic statistics, reported on release (H.248 `nt/os`, `nt/or`, MSRP stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    /// Application bytes received from the peer (after decryption).
+    pub octets_received: u64,
+    /// Application bytes sent to the peer (before encryption).
+    pub octets_sent: u64,
+    /// Application messages received (MSRP frames, BFCP messages, UDPTL packets; datagrams
+    /// or zero for opaque streams).
+    pub messages_received: u64,
+    /// Application messages sent.
+    pub messages_sent: u64,
+    /// Malformed application units dropped or leading to release.
+    pub app_errors: u64,
+    /// UDPTL packets lost (sequence gaps not recovered).
+    pub lost: u64,
+    /// UDPTL packets recovered from redundancy/FEC.
+    pub recovered: u64,
+}
+
+/// An event from a worker to the control thread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FlowEvent {
+    /// The context is installed; its local addresses are live.
+    Installed {
+        /// Context.
+        context: ContextId,
+        /// Generation.
+        generation: u32,
+    },
+    /// The context could not be installed.
+    InstallFailed {
+        /// Context.
+        context: ContextId,
+        /// Generation.
+        generation: u32,
+        /// Why.
+        reason: InstallFailure,
+    },
+    /// A leg's TCP connection is up.
+    TcpUp {
+        /// Context.
+        context: ContextId,
+        /// Leg.
+        side: Side,
+    },
+    /// A leg's TCP connection could not be established.
+    TcpFailed {
+        /// Context.
+        context: ContextId,
+        /// Leg.
+        side: Side,
+        /// Why.
+        reason: TcpFailure,
+    },
+    /// A leg's (D)TLS session is up and the peer matched its fingerprint.
+    SecureUp {
+        /// Context.
+        context: ContextId,
+        /// Leg.
+        side: Side,
+    },
+    /// A leg's (D)TLS session failed.
+    SecureFailed {
+        /// Context.
+        context: ContextId,
+        /// Leg.
+        side: Side,
+        /// Why.
+        reason: SecurityFailure,
+    },
+    /// A latching leg learned its peer.
+    Latched {
+        /// Context.
+        context: ContextId,
+        /// Leg.
+        side: Side,
+        /// The peer.
+        remote: SocketAddr,
+    },
+    /// The peer of a leg closed (FIN, RST, close_notify); the context is being released.
+    PeerClosed {
+        /// Context.
+        context: ContextId,
+        /// Leg.
+        side: Side,
+    },
+    /// The context is gone; its statistics, leg A then leg B.
+    Released {
+        /// Context.
+        context: ContextId,
+        /// Generation.
+        generation: u32,
+        /// Statistics.
+        stats: [LegStats; 2],
+    },
+}
+
+/// The control thread's end of one worker's rings.
+#[derive(Debug, Clone)]
+pub struct ControlEnd {
+    ops: Arc<ArrayQueue<FlowOp>>,
+    events: Arc<ArrayQueue<FlowEvent>>,
+}
+
+/// The worker's end of its rings.
+#[derive(Debug)]
+pub struct WorkerEnd {
+    ops: Arc<ArrayQueue<FlowOp>>,
+    events: Arc<ArrayQueue<FlowEvent>>,
+    /// Events that found the ring full (the control thread fell behind).
+    pub events_lost: u64,
+}
+
+/// A pair of rings: `ops_len` commands towards the worker, `events_len` events back.
+pub fn channel(ops_len: usize, events_len: usize) -> (ControlEnd, WorkerEnd) {
+    let ops = Arc::new(ArrayQueue::new(ops_len.max(1)));
+    let events = Arc::new(ArrayQueue::new(events_len.max(1)));
+    (
+        ControlEnd {
+            ops: Arc::clone(&ops),
+            events: Arc::clone(&events),
+        },
+        WorkerEnd {
+            ops,
+            events,
+            events_lost: 0,
+        },
+    )
+}
+
+impl ControlEnd {
+    /// Queues a command.
+    ///
+    /// # Errors
+    /// The command back, when the ring is full.
+    #[allow(clippy::result_large_err)] // the command itself, handed back for a retry
+    pub fn send(&self, op: FlowOp) -> Result<(), FlowOp> {
+        self.ops.push(op)
+    }
+
+    /// The next event, if any.
+    pub fn recv(&self) -> Option<FlowEvent> {
+        self.events.pop()
+    }
+}
+
+impl WorkerEnd {
+    /// The next command, if any.
+    pub fn recv(&self) -> Option<FlowOp> {
+        self.ops.pop()
+    }
+
+    /// Reports an event; counts it as lost if the ring is full.
+    pub fn send(&mut self, ev: FlowEvent) {
+        if self.events.push(ev).is_err() {
+            self.events_lost += 1;
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The mgwd worker: one per core. It owns a port, the L2/L3 edge, a flow table keyed by local
+//! address and port, and the legs of the contexts the control thread installs; it relays
+//! application data between the two legs of each context and reports events back.
+//!
+//! The control thread talks to it only through [`flow`]'s rings.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod flow;
+pub mod worker;
+
+pub use flow::{
+    channel, Application, ContextId, ContextProgram, ControlEnd, FlowEvent, FlowOp, InstallFailure,
+    LegProgram, LegStats, SecurityFailure, Side, TcpFailure, TcpOpen, Transport, WorkerEnd,
+};
+pub use worker::{Worker, WorkerConfig, WorkerStats};

@@ -1,0 +1,672 @@
+//! The worker's poll loop and its UDP-based legs (UDP and DTLS over UDP).
+//!
+//! Per poll: drain commands (bounded), receive a burst, hand each frame to the edge, relay
+//! datagrams of installed legs, run due (D)TLS timers, transmit the burst.
+//!
+//! A plain datagram is relayed in place: the received buffer is advanced to the payload, then
+//! the other leg's UDP, IPv4 and Ethernet headers are prepended into its headroom. DTLS output
+//! (records to send, plaintext received) is written by the session straight into a fresh pool
+//! buffer's data room, then framed the same way: one copy, the one the cipher makes.
+
+use crate::flow::{
+    Application, ContextId, ContextProgram, FlowEvent, FlowOp, InstallFailure, LegProgram,
+    LegStats, SecurityFailure, Side, Transport, WorkerEnd,
+};
+use dataplane::buf::PacketBuffer;
+use dataplane::edge::{Edge, EdgeConfig, Egress, Ingress};
+use dataplane::port::{Batch, Port, BURST};
+use dataplane::sim::Node;
+use dataplane::time::Instant;
+use dataplane::wire::{udp, IpAddress, IpProtocol, Ipv4Address, UdpPacket, UdpRepr};
+use mgw_app::udptl::{UdptlConfig, UdptlFlow};
+use mgw_tls::dtls::DtlsOutput;
+use mgw_tls::{DtlsConfig, DtlsEvent, DtlsSession, FailReason};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// Worker settings, fixed at start.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The edge of this worker's port.
+    pub edge: EdgeConfig,
+    /// Most contexts at once.
+    pub max_contexts: usize,
+    /// Commands taken per poll (bounds the time a burst of H.248 work can steal from packets).
+    pub ops_per_poll: usize,
+    /// DTLS settings; DTLS legs are refused without them.
+    pub dtls: Option<DtlsConfig>,
+    /// UDPTL limits for aware T.38 legs.
+    pub udptl: UdptlConfig,
+}
+
+/// Worker counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Polls that found something to do.
+    pub busy_polls: u64,
+    /// Datagrams relayed from one leg to the other.
+    pub relayed: u64,
+    /// Datagrams to a local address with no leg.
+    pub no_flow: u64,
+    /// Datagrams from a source other than the leg's (latched or programmed) peer.
+    pub wrong_source: u64,
+    /// Datagrams that arrived before the other leg knew its peer.
+    pub no_peer: u64,
+    /// Malformed application units dropped.
+    pub app_errors: u64,
+    /// L4 checksum or header errors.
+    pub bad_l4: u64,
+    /// Could not send: no buffer, no route, unresolved next hop, no headroom, full port.
+    pub tx_failed: u64,
+    /// Contexts installed.
+    pub installs: u64,
+    /// Contexts released.
+    pub releases: u64,
+}
+
+/// What a leg runs.
+enum LegKind {
+    Udp,
+    Dtls(Box<DtlsSession>),
+}
+
+struct Leg {
+    prog: LegProgram,
+    remote: Option<SocketAddr>,
+    kind: LegKind,
+    udptl: Option<UdptlFlow>,
+    stats: LegStats,
+    /// Next (D)TLS timer.
+    deadline: Instant,
+    up: bool,
+}
+
+struct Context {
+    prog: ContextProgram,
+    legs: [Leg; 2],
+    /// Being torn down: output still leaves (close_notify), input and events are ignored.
+    closing: bool,
+}
+
+/// One worker.
+pub struct Worker<P: Port> {
+    port: P,
+    edge: Edge,
+    ring: WorkerEnd,
+    cfg: WorkerConfig,
+    slots: Vec<Option<Context>>,
+    free: Vec<usize>,
+    by_id: HashMap<ContextId, usize>,
+    /// (local address, local port) → (slot, side).
+    udp_flows: HashMap<(IpAddress, u16), (usize, Side)>,
+    rx: Batch<P::Buffer>,
+    tx: Batch<P::Buffer>,
+    now: Instant,
+    next_timer: Instant,
+    stats: WorkerStats,
+}
+
+fn ip_of(a: IpAddr) -> IpAddress {
+    IpAddress::from(a)
+}
+
+fn security_failure(r: FailReason) -> SecurityFailure {
+    match r {
+        FailReason::Alert(a) => SecurityFailure::Alert(a),
+        FailReason::FingerprintMismatch => SecurityFailure::FingerprintMismatch,
+        FailReason::Timeout => SecurityFailure::Timeout,
+        FailReason::ProtocolError { .. } => SecurityFailure::Protocol,
+    }
+}
+
+impl<P: Port> Worker<P> {
+    /// A worker on `port`, taking commands from `ring`. Tables are allocated here, once.
+    pub fn new(port: P, cfg: WorkerConfig, ring: WorkerEnd) -> Worker<P> {
+        let n = cfg.max_contexts.max(1);
+        Worker {
+            port,
+            edge: Edge::new(cfg.edge.clone()),
+            ring,
+            slots: (0..n).map(|_| None).collect(),
+            free: (0..n).rev().collect(),
+            by_id: HashMap::with_capacity(n),
+            udp_flows: HashMap::with_capacity(2 * n),
+            rx: Batch::new(BURST),
+            tx: Batch::new(BURST * 4),
+            now: Instant::ZERO,
+            next_timer: Instant::FAR_FUTURE,
+            stats: WorkerStats::default(),
+            cfg,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> WorkerStats {
+        self.stats
+    }
+
+    /// The edge (counters, neighbours).
+    pub fn edge(&mut self) -> &mut Edge {
+        &mut self.edge
+    }
+
+    /// The port.
+    pub fn port(&mut self) -> &mut P {
+        &mut self.port
+    }
+
+    /// Contexts installed now.
+    pub fn contexts(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Does all work due at `now`. Returns true if there was any.
+    pub fn run_once(&mut self, now: Instant) -> bool {
+        self.now = now;
+        let mut busy = false;
+        for _ in 0..self.cfg.ops_per_poll.max(1) {
+            let Some(op) = self.ring.recv() else { break };
+            busy = true;
+            self.on_op(op);
+        }
+        loop {
+            if self.port.rx_burst(&mut self.rx) == 0 {
+                break;
+            }
+            busy = true;
+            // Take the batch out of `self` while its frames are handled (Batch::new(0) does not
+            // allocate), so the handlers can borrow the rest of the worker.
+            let mut rx = std::mem::replace(&mut self.rx, Batch::new(0));
+            for f in rx.drain() {
+                match self.edge.ingress(now, f) {
+                    Ingress::Reply(b) => self.queue(b),
+                    Ingress::Deliver {
+                        protocol: IpProtocol::Udp,
+                        src,
+                        dst,
+                        buf,
+                    } => self.on_udp(src, dst, buf),
+                    // TCP legs arrive with the TCP integration; until then TCP is not ours.
+                    Ingress::Deliver { .. } => self.stats.no_flow += 1,
+                    Ingress::Dropped(_) => {}
+                }
+            }
+            self.rx = rx;
+            if self.tx.len() >= BURST {
+                self.flush();
+            }
+        }
+        if now >= self.next_timer {
+            busy = true;
+            self.run_timers();
+        }
+        while let Some(req) = self.edge.poll_arp(now, || self.port.alloc()) {
+            self.queue(req);
+        }
+        self.flush();
+        if busy {
+            self.stats.busy_polls += 1;
+        }
+        busy
+    }
+
+    fn queue(&mut self, b: P::Buffer) {
+        if let Err(b) = self.tx.push(b) {
+            self.flush();
+            if self.tx.push(b).is_err() {
+                self.stats.tx_failed += 1;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.tx.is_empty() {
+            self.port.tx_burst(&mut self.tx);
+            // What the port could not take now is dropped: datagrams are not retried, and the
+            // (D)TLS and TCP layers retransmit on their own timers.
+            self.stats.tx_failed += self.tx.len() as u64;
+            self.tx.clear();
+        }
+    }
+
+    fn on_op(&mut self, op: FlowOp) {
+        match op {
+            FlowOp::Install(p) => self.install(p),
+            FlowOp::Establish {
+                context,
+                generation,
+                side,
+            } => {
+                // UDP legs are live once installed; a delayed DTLS client starts here.
+                if let Some(&slot) = self.by_id.get(&context) {
+                    if self.slots[slot]
+                        .as_ref()
+                        .is_some_and(|c| c.prog.generation == generation)
+                    {
+                        self.drain_dtls(slot, side);
+                    }
+                }
+            }
+            FlowOp::Release {
+                context,
+                generation,
+            } => self.release(context, generation),
+        }
+    }
+
+    fn install(&mut self, p: ContextProgram) {
+        let fail = |w: &mut Self, reason| {
+            w.ring.send(FlowEvent::InstallFailed {
+                context: p.context,
+                generation: p.generation,
+                reason,
+            });
+        };
+        if self.by_id.contains_key(&p.context) {
+            return fail(self, InstallFailure::Duplicate);
+        }
+        if p.legs.iter().any(|l| l.transport.is_tcp()) || p.application == Application::Msrp {
+            return fail(self, InstallFailure::Unsupported);
+        }
+        let keys = p.legs.map(|l| (ip_of(l.local.ip()), l.local.port()));
+        if keys[0] == keys[1] || keys.iter().any(|k| self.udp_flows.contains_key(k)) {
+            return fail(self, InstallFailure::AddressInUse);
+        }
+        let Some(slot) = self.free.pop() else {
+            return fail(self, InstallFailure::NoCapacity);
+        };
+        let mut legs = Vec::with_capacity(2);
+        for l in p.legs {
+            let kind = match l.transport {
+                Transport::DtlsUdp => {
+                    let Some(cfg) = self.cfg.dtls.as_ref() else {
+                        self.free.push(slot);
+                        return fail(self, InstallFailure::Unsupported);
+                    };
+                    match DtlsSession::new(cfg, l.security_role, l.peer_fingerprints, "", self.now)
+                    {
+                        Ok(s) => LegKind::Dtls(Box::new(s)),
+                        Err(_) => {
+                            self.free.push(slot);
+                            return fail(self, InstallFailure::Unsupported);
+                        }
+                    }
+                }
+                _ => LegKind::Udp,
+            };
+            let udptl = (p.aware && p.application == Application::Udptl)
+                .then(|| UdptlFlow::new(self.cfg.udptl));
+            legs.push(Leg {
+                prog: l,
+                remote: l.remote,
+                kind,
+                udptl,
+                stats: LegStats::default(),
+                deadline: self.now,
+                up: l.transport == Transport::Udp,
+            });
+        }
+        let (Some(b), Some(a)) = (legs.pop(), legs.pop()) else {
+            return;
+        };
+        self.slots[slot] = Some(Context {
+            prog: p,
+            legs: [a, b],
+            closing: false,
+        });
+        self.by_id.insert(p.context, slot);
+        self.udp_flows.insert(keys[0], (slot, Side::A));
+        self.udp_flows.insert(keys[1], (slot, Side::B));
+        self.stats.installs += 1;
+        self.ring.send(FlowEvent::Installed {
+            context: p.context,
+            generation: p.generation,
+        });
+        // A DTLS client with a known peer and immediate establishment starts its handshake now.
+        for side in [Side::A, Side::B] {
+            let l = p.legs[side.index()];
+            if l.transport == Transport::DtlsUdp && l.establish_now {
+                self.drain_dtls(slot, side);
+            }
+        }
+        self.next_timer = self.now;
+    }
+
+    fn release(&mut self, context: ContextId, generation: u32) {
+        let Some(&slot) = self.by_id.get(&context) else {
+            return;
+        };
+        if self.slots[slot]
+            .as_ref()
+            .is_none_or(|c| c.prog.generation != generation)
+        {
+            return;
+        }
+        self.close_context(slot);
+    }
+
+    /// Closes both legs (close_notify on secured ones, sent before the flows go), then removes
+    /// the context and reports its statistics. Per TS 29.334 a failure or release of one leg
+    /// takes the whole context.
+    fn close_context(&mut self, slot: usize) {
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return;
+        };
+        if ctx.closing {
+            return;
+        }
+        ctx.closing = true;
+        for l in ctx.legs.iter_mut() {
+            if let LegKind::Dtls(s) = &mut l.kind {
+                if !s.is_done() {
+                    let _ = s.close();
+                }
+            }
+        }
+        self.drain_dtls(slot, Side::A);
+        self.drain_dtls(slot, Side::B);
+        self.remove(slot);
+    }
+
+    fn remove(&mut self, slot: usize) {
+        let Some(ctx) = self.slots[slot].take() else {
+            return;
+        };
+        for l in &ctx.legs {
+            self.udp_flows
+                .remove(&(ip_of(l.prog.local.ip()), l.prog.local.port()));
+        }
+        self.by_id.remove(&ctx.prog.context);
+        self.free.push(slot);
+        self.stats.releases += 1;
+        let stats = [ctx.legs[0].stats, ctx.legs[1].stats];
+        self.ring.send(FlowEvent::Released {
+            context: ctx.prog.context,
+            generation: ctx.prog.generation,
+            stats,
+        });
+    }
+
+    fn on_udp(&mut self, src: IpAddress, dst: IpAddress, mut buf: P::Buffer) {
+        let (sport, dport) = match UdpPacket::new_checked(buf.as_ref()) {
+            Ok(p) if UdpRepr::parse(&p, &src, &dst, true).is_ok() => (p.src_port(), p.dst_port()),
+            _ => {
+                self.stats.bad_l4 += 1;
+                return;
+            }
+        };
+        let Some(&(slot, side)) = self.udp_flows.get(&(dst, dport)) else {
+            self.stats.no_flow += 1;
+            return;
+        };
+        let from = SocketAddr::new(ip_to_std(src), sport);
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let id = ctx.prog.context;
+        let leg = &mut ctx.legs[side.index()];
+        match leg.remote {
+            Some(r) if r == from => {}
+            None if leg.prog.latching || leg.prog.remote.is_none() => {
+                // H.248.37 latching: the first source becomes the peer.
+                leg.remote = Some(from);
+                self.ring.send(FlowEvent::Latched {
+                    context: id,
+                    side,
+                    remote: from,
+                });
+            }
+            _ => {
+                self.stats.wrong_source += 1;
+                return;
+            }
+        }
+        buf.adj(udp::HEADER_LEN);
+        let is_dtls = matches!(leg.kind, LegKind::Dtls(_));
+        if is_dtls {
+            if let LegKind::Dtls(s) = &mut leg.kind {
+                // Errors are also queued as events, which drain_dtls turns into FlowEvents.
+                let _ = s.handle_datagram(buf.as_ref(), self.now);
+            }
+            drop(buf);
+            self.drain_dtls(slot, side);
+        } else {
+            self.plaintext_in(slot, side, buf);
+        }
+    }
+
+    /// Plaintext `payload` arrived on `side`: check it, count it, relay it to the other leg.
+    fn plaintext_in(&mut self, slot: usize, side: Side, payload: P::Buffer) {
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let leg = &mut ctx.legs[side.index()];
+        let valid = match (&mut leg.udptl, ctx.prog.application) {
+            (Some(flow), _) => match flow.on_datagram(payload.as_ref()) {
+                Ok((_, _arrival)) => {
+                    let s = flow.stats();
+                    leg.stats.lost = s.unrecovered();
+                    leg.stats.recovered = s.recovered;
+                    true
+                }
+                Err(_) => false,
+            },
+            (None, Application::Bfcp) if ctx.prog.aware => {
+                mgw_app::bfcp::Packet::new_checked(payload.as_ref())
+                    .is_ok_and(|p| mgw_app::bfcp::Repr::parse(&p).is_ok())
+            }
+            _ => true,
+        };
+        if !valid {
+            leg.stats.app_errors += 1;
+            self.stats.app_errors += 1;
+            return;
+        }
+        leg.stats.octets_received += payload.len() as u64;
+        leg.stats.messages_received += 1;
+        self.relay_out(slot, side.other(), payload);
+    }
+
+    /// Sends plaintext `payload` to the peer of `side`.
+    fn relay_out(&mut self, slot: usize, side: Side, payload: P::Buffer) {
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let leg = &mut ctx.legs[side.index()];
+        let Some(remote) = leg.remote else {
+            self.stats.no_peer += 1;
+            return;
+        };
+        if !leg.up {
+            // A secured leg not yet established: nothing leaves in the clear, nothing is queued.
+            self.stats.no_peer += 1;
+            return;
+        }
+        leg.stats.octets_sent += payload.len() as u64;
+        leg.stats.messages_sent += 1;
+        self.stats.relayed += 1;
+        let local = leg.prog.local;
+        match &mut leg.kind {
+            LegKind::Udp => self.send_datagram(local, remote, payload),
+            LegKind::Dtls(s) => {
+                let _ = s.send(payload.as_ref());
+                drop(payload);
+                self.drain_dtls(slot, side);
+            }
+        }
+    }
+
+    /// Prepends UDP/IPv4/Ethernet to `payload` and queues it.
+    fn send_datagram(&mut self, local: SocketAddr, remote: SocketAddr, mut payload: P::Buffer) {
+        let (IpAddr::V4(l), IpAddr::V4(r)) = (local.ip(), remote.ip()) else {
+            // IPv6 egress needs neighbour discovery, which the edge does not do yet.
+            self.stats.tx_failed += 1;
+            return;
+        };
+        let (s, d) = (Ipv4Address(l.octets()), Ipv4Address(r.octets()));
+        let n = payload.len();
+        let Some(_) = payload.prepend(udp::HEADER_LEN) else {
+            self.stats.tx_failed += 1;
+            return;
+        };
+        let repr = UdpRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+        };
+        if repr
+            .emit_header(
+                &mut UdpPacket::new_unchecked(payload.as_mut()),
+                &IpAddress::V4(s),
+                &IpAddress::V4(d),
+                n,
+            )
+            .is_err()
+        {
+            self.stats.tx_failed += 1;
+            return;
+        }
+        match self
+            .edge
+            .encap_ipv4(self.now, &mut payload, s, d, IpProtocol::Udp)
+        {
+            Egress::Ready => self.queue(payload),
+            _ => self.stats.tx_failed += 1,
+        }
+    }
+
+    /// Drains a DTLS leg: datagrams to send, plaintext to relay, events to report.
+    fn drain_dtls(&mut self, slot: usize, side: Side) {
+        loop {
+            let Some(mut b) = self.port.alloc() else {
+                self.stats.tx_failed += 1;
+                return;
+            };
+            let Some(ctx) = self.slots[slot].as_mut() else {
+                return;
+            };
+            let (id, closing) = (ctx.prog.context, ctx.closing);
+            let leg = &mut ctx.legs[side.index()];
+            let LegKind::Dtls(s) = &mut leg.kind else {
+                return;
+            };
+            let cap = b.tailroom();
+            let Some(room) = b.append(cap) else { return };
+            let base = room.as_ptr() as usize;
+            enum Next {
+                Send(usize, usize),
+                Data(usize, usize),
+                Event(DtlsEvent),
+                Wait(Instant),
+                Stuck,
+            }
+            let next = match s.poll(room) {
+                DtlsOutput::Transmit(d) => Next::Send(d.as_ptr() as usize - base, d.len()),
+                DtlsOutput::Data(d) => Next::Data(d.as_ptr() as usize - base, d.len()),
+                DtlsOutput::Event(e) => Next::Event(e),
+                DtlsOutput::Wait(t) => Next::Wait(t),
+                DtlsOutput::BufferTooSmall { .. } => Next::Stuck,
+            };
+            match next {
+                Next::Send(off, len) => {
+                    b.trim(cap - (off + len));
+                    b.adj(off);
+                    let (local, remote) = (leg.prog.local, leg.remote);
+                    match remote {
+                        Some(r) => self.send_datagram(local, r, b),
+                        None => self.stats.no_peer += 1,
+                    }
+                }
+                Next::Data(..) | Next::Event(_) if closing => drop(b),
+                Next::Data(off, len) => {
+                    b.trim(cap - (off + len));
+                    b.adj(off);
+                    self.plaintext_in(slot, side, b);
+                }
+                Next::Event(e) => {
+                    drop(b);
+                    match e {
+                        DtlsEvent::Established { .. } => {
+                            leg.up = true;
+                            self.ring.send(FlowEvent::SecureUp { context: id, side });
+                        }
+                        DtlsEvent::Failed { reason } => {
+                            self.ring.send(FlowEvent::SecureFailed {
+                                context: id,
+                                side,
+                                reason: security_failure(reason),
+                            });
+                            return self.close_context(slot);
+                        }
+                        DtlsEvent::CloseNotify | DtlsEvent::Closed => {
+                            self.ring.send(FlowEvent::PeerClosed { context: id, side });
+                            return self.close_context(slot);
+                        }
+                    }
+                }
+                Next::Wait(t) => {
+                    leg.deadline = t;
+                    self.next_timer = self.next_timer.min(t);
+                    return;
+                }
+                Next::Stuck => {
+                    self.stats.tx_failed += 1;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn run_timers(&mut self) {
+        let now = self.now;
+        self.next_timer = Instant::FAR_FUTURE;
+        for slot in 0..self.slots.len() {
+            for side in [Side::A, Side::B] {
+                let due = match self.slots[slot].as_mut() {
+                    Some(ctx) => {
+                        let leg = &mut ctx.legs[side.index()];
+                        match &mut leg.kind {
+                            LegKind::Dtls(s) if leg.deadline <= now => {
+                                let _ = s.handle_timeout(now);
+                                true
+                            }
+                            LegKind::Dtls(_) => {
+                                self.next_timer = self.next_timer.min(leg.deadline);
+                                false
+                            }
+                            LegKind::Udp => false,
+                        }
+                    }
+                    None => false,
+                };
+                if due {
+                    self.drain_dtls(slot, side);
+                }
+            }
+        }
+    }
+}
+
+fn ip_to_std(a: IpAddress) -> IpAddr {
+    match a {
+        IpAddress::V4(v) => IpAddr::from(v.0),
+        IpAddress::V6(v) => IpAddr::from(v.0),
+    }
+}
+
+impl<P: Port> Node for Worker<P> {
+    fn poll(&mut self, now: Instant) {
+        while self.run_once(now) {}
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        let t = [
+            self.port.poll_at(),
+            self.edge.poll_at(),
+            (self.next_timer != Instant::FAR_FUTURE).then_some(self.next_timer),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some(t.max(self.now))
+    }
+}
