@@ -38,3 +38,6 @@ pub mod wire {
         }
     }
 }
+
+pub mod afpacket;
+pub mod netns;
