@@ -14,7 +14,7 @@ pub mod token;
 pub mod transaction;
 
 pub use ast::*;
-pub use emit::{emit, Style};
+pub use emit::{emit, emit_with_header, header, Style};
 pub use parse::{parse_message, ParseError};
 
 #[cfg(test)]

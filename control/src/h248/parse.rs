@@ -267,22 +267,30 @@ impl<'a> Parser<'a> {
     /// `octetString` of Local/Remote: everything up to an unescaped `}`; `\}` stands for `}`.
     fn octets(&mut self) -> R<String> {
         let start = self.pos;
+        let rest = self.s.get(start..).unwrap_or(&[]);
         let mut out = Vec::new();
-        while let Some(&c) = self.s.get(self.pos) {
-            self.pos += 1;
-            match c {
-                b'}' => {
-                    let s = String::from_utf8(out)
-                        .map_err(|_| self.err_at(start, SYNTAX, "SDP is not UTF-8"))?;
-                    return Ok(s.trim().to_owned());
-                }
-                b'\\' if self.s.get(self.pos) == Some(&b'}') => {
-                    out.push(b'}');
-                    self.pos += 1;
-                }
-                _ => out.push(c),
+        let mut from = 0;
+        let mut i = 0;
+        while let Some(off) = rest
+            .get(i..)
+            .and_then(|r| r.iter().position(|&c| c == b'}'))
+        {
+            let at = i + off;
+            if at > 0 && rest.get(at - 1) == Some(&b'\\') {
+                // `\}` stands for `}`: keep what precedes the backslash, then the brace.
+                out.extend_from_slice(rest.get(from..at - 1).unwrap_or(&[]));
+                out.push(b'}');
+                from = at + 1;
+                i = at + 1;
+                continue;
             }
+            out.extend_from_slice(rest.get(from..at).unwrap_or(&[]));
+            self.pos = start + at + 1;
+            let s = String::from_utf8(out)
+                .map_err(|_| self.err_at(start, SYNTAX, "SDP is not UTF-8"))?;
+            return Ok(s.trim().to_owned());
         }
+        self.pos = self.s.len();
         Err(self.err_at(start, SYNTAX, "unterminated octet string"))
     }
 

@@ -198,8 +198,21 @@ impl Tok {
     }
 
     /// The token `word` spells, if any.
+    ///
+    /// The word is upper-cased into a stack buffer and looked up in a sorted table built once, so the
+    /// cost does not grow with the number of tokens (this lookup dominated parsing when it was
+    /// a linear scan).
     pub fn lookup(word: &[u8]) -> Option<Tok> {
-        Tok::ALL.iter().copied().find(|t| t.is(word))
+        let mut buf = [0u8; 24];
+        let up = buf.get_mut(..word.len())?;
+        for (d, s) in up.iter_mut().zip(word) {
+            *d = s.to_ascii_uppercase();
+        }
+        let t = table();
+        t.binary_search_by(|(k, _)| k.as_slice().cmp(up))
+            .ok()
+            .and_then(|i| t.get(i))
+            .map(|(_, tok)| *tok)
     }
 
     /// The form for the given style.
@@ -210,6 +223,21 @@ impl Tok {
             self.long()
         }
     }
+}
+
+/// Upper-cased long and short forms, sorted for binary search.
+fn table() -> &'static [(Vec<u8>, Tok)] {
+    static TABLE: std::sync::OnceLock<Vec<(Vec<u8>, Tok)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut v = Vec::new();
+        for t in Tok::ALL {
+            v.push((t.long().to_ascii_uppercase().into_bytes(), *t));
+            v.push((t.short().to_ascii_uppercase().into_bytes(), *t));
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v
+    })
 }
 
 #[cfg(test)]
@@ -232,5 +260,17 @@ mod tests {
         assert_eq!(Tok::lookup(b"sc"), Some(Tok::ServiceChange));
         assert_eq!(Tok::lookup(b"MF"), Some(Tok::Modify));
         assert_eq!(Tok::lookup(b"nt/jit"), None);
+        assert_eq!(
+            Tok::lookup(b"TransactionResponseAck"),
+            Some(Tok::ResponseAck)
+        );
+        assert_eq!(Tok::lookup(b"averyveryverylongwordthatisnotatoken"), None);
+        for t in Tok::ALL {
+            assert_eq!(Tok::lookup(t.long().as_bytes()), Some(*t));
+            assert_eq!(
+                Tok::lookup(t.short().to_ascii_lowercase().as_bytes()),
+                Some(*t)
+            );
+        }
     }
 }

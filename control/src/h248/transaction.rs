@@ -22,7 +22,7 @@ use std::time::Duration;
 use dataplane::time::Instant;
 
 use super::ast::*;
-use super::emit::{emit, Style};
+use super::emit::{emit_with_header, header, Style};
 use super::parse::{parse_message, salvage_request_ids};
 
 /// Timers and limits.
@@ -197,6 +197,8 @@ pub struct TransactionLayer {
     cfg: TransactionConfig,
     mid: Mid,
     version: u8,
+    /// `MEGACO/<version> <mid>` encoded once.
+    header: String,
     next_id: u32,
     incoming: HashMap<InKey, InState>,
     outgoing: HashMap<u32, Outgoing>,
@@ -211,6 +213,7 @@ impl TransactionLayer {
     /// `first_id` (pass a random value so restarts do not reuse IDs).
     pub fn new(cfg: TransactionConfig, mid: Mid, version: u8, first_id: u32) -> Self {
         TransactionLayer {
+            header: header(version, &mid, cfg.style),
             cfg,
             mid,
             version,
@@ -232,6 +235,7 @@ impl TransactionLayer {
     /// Change the version we send (after negotiation in ServiceChange).
     pub fn set_version(&mut self, v: u8) {
         self.version = v;
+        self.header = header(v, &self.mid, self.cfg.style);
     }
 
     /// Our mId.
@@ -255,15 +259,7 @@ impl TransactionLayer {
     }
 
     fn encode(&self, body: MessageBody) -> Vec<u8> {
-        emit(
-            &Message {
-                version: self.version,
-                mid: self.mid.clone(),
-                body,
-            },
-            self.cfg.style,
-        )
-        .into_bytes()
+        emit_with_header(&self.header, &body, self.cfg.style).into_bytes()
     }
 
     fn send(&mut self, to: SocketAddr, body: MessageBody) -> Vec<u8> {
