@@ -48,13 +48,14 @@ export CARGO_TERM_COLOR=never
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# Everything builds in the `ci` profile so build-script outputs (aws-lc, bindgen) are compiled once.
 step "cargo clippy (workspace, all targets, -D warnings)"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --profile ci -- -D warnings
 step "cargo clippy (dpdk-sys with DPDK)"
-cargo clippy -p dpdk-sys --features dpdk --all-targets -- -D warnings
+cargo clippy -p dpdk-sys --features dpdk --all-targets --profile ci -- -D warnings
 
 step "cargo doc"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet --profile ci
 
 # ---------------------------------------------------------------------------------------------
 # Tests run in the optimised `ci` profile (debug assertions and overflow checks stay on) so the

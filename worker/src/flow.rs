@@ -159,6 +159,8 @@ pub enum TcpFailure {
     Refused,
     /// Nobody connected to our passive leg in time.
     NoConnection,
+    /// No connection slot or the 4-tuple is in use.
+    Resources,
 }
 
 /// Why a (D)TLS session failed.

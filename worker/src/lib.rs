@@ -7,6 +7,8 @@
 #![warn(missing_docs)]
 
 pub mod flow;
+pub mod peer;
+mod stream;
 pub mod worker;
 
 pub use flow::{

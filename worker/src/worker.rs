@@ -25,7 +25,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// Worker settings, fixed at start.
-#[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// The edge of this worker's port.
     pub edge: EdgeConfig,
@@ -37,6 +36,35 @@ pub struct WorkerConfig {
     pub dtls: Option<DtlsConfig>,
     /// UDPTL limits for aware T.38 legs.
     pub udptl: UdptlConfig,
+    /// The TCP stack's settings (its connection slots bound the TCP legs).
+    pub tcp: mgw_tcp::Config,
+    /// TLS settings and identity; TLS legs are refused without them.
+    pub tls: Option<mgw_tls::TlsContext>,
+    /// MSRP limits for aware MSRP legs.
+    pub msrp: mgw_app::msrp::MsrpConfig,
+    /// Plaintext a stream leg may hold for the other leg when that one cannot take it yet
+    /// (per leg; beyond it the leg stops reading and TCP flow control pushes back).
+    pub staging_bytes: usize,
+}
+
+impl WorkerConfig {
+    /// Defaults around an edge: 1,024 contexts, no TLS or DTLS identity.
+    pub fn new(edge: EdgeConfig) -> WorkerConfig {
+        WorkerConfig {
+            edge,
+            max_contexts: 1024,
+            ops_per_poll: 64,
+            dtls: None,
+            udptl: UdptlConfig::default(),
+            tcp: mgw_tcp::Config {
+                max_connections: 2048,
+                ..mgw_tcp::Config::default()
+            },
+            tls: None,
+            msrp: mgw_app::msrp::MsrpConfig::default(),
+            staging_bytes: 32 * 1024,
+        }
+    }
 }
 
 /// Worker counters.
@@ -65,45 +93,56 @@ pub struct WorkerStats {
 }
 
 /// What a leg runs.
-enum LegKind {
+pub(crate) enum LegKind {
     Udp,
     Dtls(Box<DtlsSession>),
+    Stream(Box<crate::stream::StreamLeg>),
 }
 
-struct Leg {
-    prog: LegProgram,
-    remote: Option<SocketAddr>,
-    kind: LegKind,
-    udptl: Option<UdptlFlow>,
-    stats: LegStats,
+pub(crate) struct Leg {
+    pub(crate) prog: LegProgram,
+    pub(crate) remote: Option<SocketAddr>,
+    pub(crate) kind: LegKind,
+    pub(crate) udptl: Option<UdptlFlow>,
+    pub(crate) stats: LegStats,
     /// Next (D)TLS timer.
-    deadline: Instant,
-    up: bool,
+    pub(crate) deadline: Instant,
+    /// Ready to carry application data (transport up and, if secured, authenticated).
+    pub(crate) up: bool,
 }
 
-struct Context {
-    prog: ContextProgram,
-    legs: [Leg; 2],
+pub(crate) struct Context {
+    pub(crate) prog: ContextProgram,
+    pub(crate) legs: [Leg; 2],
     /// Being torn down: output still leaves (close_notify), input and events are ignored.
-    closing: bool,
+    pub(crate) closing: bool,
 }
 
 /// One worker.
 pub struct Worker<P: Port> {
-    port: P,
-    edge: Edge,
-    ring: WorkerEnd,
-    cfg: WorkerConfig,
-    slots: Vec<Option<Context>>,
+    pub(crate) port: P,
+    pub(crate) edge: Edge,
+    pub(crate) ring: WorkerEnd,
+    pub(crate) cfg: WorkerConfig,
+    pub(crate) slots: Vec<Option<Context>>,
     free: Vec<usize>,
     by_id: HashMap<ContextId, usize>,
     /// (local address, local port) → (slot, side).
     udp_flows: HashMap<(IpAddress, u16), (usize, Side)>,
-    rx: Batch<P::Buffer>,
-    tx: Batch<P::Buffer>,
-    now: Instant,
-    next_timer: Instant,
-    stats: WorkerStats,
+    pub(crate) tcp: mgw_tcp::Stack,
+    /// TCP connection → (slot, side).
+    pub(crate) conns: HashMap<mgw_tcp::ConnId, (usize, Side)>,
+    /// TCP listener → (slot, side).
+    pub(crate) listeners: HashMap<mgw_tcp::ListenerId, (usize, Side)>,
+    /// Legs with work pending (readable data, staged plaintext).
+    pub(crate) dirty: Vec<(usize, Side)>,
+    /// Scratch for sealing and copying, sized for the largest TLS flight/records at once.
+    pub(crate) scratch: Box<[u8]>,
+    pub(crate) rx: Batch<P::Buffer>,
+    pub(crate) tx: Batch<P::Buffer>,
+    pub(crate) now: Instant,
+    pub(crate) next_timer: Instant,
+    pub(crate) stats: WorkerStats,
 }
 
 fn ip_of(a: IpAddr) -> IpAddress {
@@ -121,9 +160,17 @@ fn security_failure(r: FailReason) -> SecurityFailure {
 
 impl<P: Port> Worker<P> {
     /// A worker on `port`, taking commands from `ring`. Tables are allocated here, once.
-    pub fn new(port: P, cfg: WorkerConfig, ring: WorkerEnd) -> Worker<P> {
+    ///
+    /// # Errors
+    /// The TCP configuration is refused.
+    pub fn new(
+        port: P,
+        cfg: WorkerConfig,
+        ring: WorkerEnd,
+    ) -> Result<Worker<P>, mgw_tcp::ConfigError> {
         let n = cfg.max_contexts.max(1);
-        Worker {
+        let tcp = mgw_tcp::Stack::new(cfg.tcp.clone())?;
+        Ok(Worker {
             port,
             edge: Edge::new(cfg.edge.clone()),
             ring,
@@ -131,13 +178,23 @@ impl<P: Port> Worker<P> {
             free: (0..n).rev().collect(),
             by_id: HashMap::with_capacity(n),
             udp_flows: HashMap::with_capacity(2 * n),
+            tcp,
+            conns: HashMap::with_capacity(2 * n),
+            listeners: HashMap::with_capacity(2 * n),
+            dirty: Vec::with_capacity(4 * n),
+            scratch: vec![0u8; crate::stream::SCRATCH].into_boxed_slice(),
             rx: Batch::new(BURST),
             tx: Batch::new(BURST * 4),
             now: Instant::ZERO,
             next_timer: Instant::FAR_FUTURE,
             stats: WorkerStats::default(),
             cfg,
-        }
+        })
+    }
+
+    /// The TCP stack's counters.
+    pub fn tcp_counters(&self) -> mgw_tcp::Counters {
+        *self.tcp.counters()
     }
 
     /// Counters.
@@ -186,7 +243,12 @@ impl<P: Port> Worker<P> {
                         dst,
                         buf,
                     } => self.on_udp(src, dst, buf),
-                    // TCP legs arrive with the TCP integration; until then TCP is not ours.
+                    Ingress::Deliver {
+                        protocol: IpProtocol::Tcp,
+                        src,
+                        dst,
+                        buf,
+                    } => self.on_tcp(src, dst, buf),
                     Ingress::Deliver { .. } => self.stats.no_flow += 1,
                     Ingress::Dropped(_) => {}
                 }
@@ -200,6 +262,7 @@ impl<P: Port> Worker<P> {
             busy = true;
             self.run_timers();
         }
+        busy |= self.run_streams();
         while let Some(req) = self.edge.poll_arp(now, || self.port.alloc()) {
             self.queue(req);
         }
@@ -210,7 +273,7 @@ impl<P: Port> Worker<P> {
         busy
     }
 
-    fn queue(&mut self, b: P::Buffer) {
+    pub(crate) fn queue(&mut self, b: P::Buffer) {
         if let Err(b) = self.tx.push(b) {
             self.flush();
             if self.tx.push(b).is_err() {
@@ -219,7 +282,7 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if !self.tx.is_empty() {
             self.port.tx_burst(&mut self.tx);
             // What the port could not take now is dropped: datagrams are not retried, and the
@@ -237,14 +300,11 @@ impl<P: Port> Worker<P> {
                 generation,
                 side,
             } => {
-                // UDP legs are live once installed; a delayed DTLS client starts here.
-                if let Some(&slot) = self.by_id.get(&context) {
-                    if self.slots[slot]
-                        .as_ref()
-                        .is_some_and(|c| c.prog.generation == generation)
-                    {
-                        self.drain_dtls(slot, side);
-                    }
+                // UDP legs are live once installed; a delayed TCP connect or DTLS client
+                // starts here.
+                if let Some(slot) = self.slot_of(context, generation) {
+                    self.drain_dtls(slot, side);
+                    self.establish_stream(slot, side);
                 }
             }
             FlowOp::Release {
@@ -265,12 +325,21 @@ impl<P: Port> Worker<P> {
         if self.by_id.contains_key(&p.context) {
             return fail(self, InstallFailure::Duplicate);
         }
-        if p.legs.iter().any(|l| l.transport.is_tcp()) || p.application == Application::Msrp {
+        let streams = p.legs.iter().filter(|l| l.transport.is_tcp()).count();
+        // Both legs of a relay carry the same kind of transport (TCP↔TCP or UDP↔UDP); MSRP
+        // only runs over TCP, UDPTL only over UDP.
+        let mismatch = streams == 1
+            || (streams == 2 && p.application == Application::Udptl)
+            || (streams == 0 && p.application == Application::Msrp);
+        if mismatch {
             return fail(self, InstallFailure::Unsupported);
         }
         let keys = p.legs.map(|l| (ip_of(l.local.ip()), l.local.port()));
         if keys[0] == keys[1] || keys.iter().any(|k| self.udp_flows.contains_key(k)) {
             return fail(self, InstallFailure::AddressInUse);
+        }
+        if streams == 2 {
+            return self.install_streams(p);
         }
         let Some(slot) = self.free.pop() else {
             return fail(self, InstallFailure::NoCapacity);
@@ -348,7 +417,7 @@ impl<P: Port> Worker<P> {
     /// Closes both legs (close_notify on secured ones, sent before the flows go), then removes
     /// the context and reports its statistics. Per TS 29.334 a failure or release of one leg
     /// takes the whole context.
-    fn close_context(&mut self, slot: usize) {
+    pub(crate) fn close_context(&mut self, slot: usize) {
         let Some(ctx) = self.slots[slot].as_mut() else {
             return;
         };
@@ -365,10 +434,37 @@ impl<P: Port> Worker<P> {
         }
         self.drain_dtls(slot, Side::A);
         self.drain_dtls(slot, Side::B);
+        self.close_streams(slot);
         self.remove(slot);
     }
 
-    fn remove(&mut self, slot: usize) {
+    /// Takes a free slot for `prog` with `legs`, indexes it and reports it installed.
+    pub(crate) fn register(&mut self, prog: ContextProgram, legs: [Leg; 2]) -> Option<usize> {
+        let slot = self.free.pop()?;
+        self.slots[slot] = Some(Context {
+            prog,
+            legs,
+            closing: false,
+        });
+        self.by_id.insert(prog.context, slot);
+        self.stats.installs += 1;
+        self.ring.send(FlowEvent::Installed {
+            context: prog.context,
+            generation: prog.generation,
+        });
+        Some(slot)
+    }
+
+    /// The slot of `context` in `generation`, if installed.
+    pub(crate) fn slot_of(&self, context: ContextId, generation: u32) -> Option<usize> {
+        let &slot = self.by_id.get(&context)?;
+        self.slots[slot]
+            .as_ref()
+            .is_some_and(|c| c.prog.generation == generation)
+            .then_some(slot)
+    }
+
+    pub(crate) fn remove(&mut self, slot: usize) {
         let Some(ctx) = self.slots[slot].take() else {
             return;
         };
@@ -493,6 +589,8 @@ impl<P: Port> Worker<P> {
                 drop(payload);
                 self.drain_dtls(slot, side);
             }
+            // Stream legs never carry datagrams (install refuses mixed contexts).
+            LegKind::Stream(_) => {}
         }
     }
 
@@ -619,6 +717,7 @@ impl<P: Port> Worker<P> {
     fn run_timers(&mut self) {
         let now = self.now;
         self.next_timer = Instant::FAR_FUTURE;
+        self.stream_timers();
         for slot in 0..self.slots.len() {
             for side in [Side::A, Side::B] {
                 let due = match self.slots[slot].as_mut() {
@@ -633,7 +732,7 @@ impl<P: Port> Worker<P> {
                                 self.next_timer = self.next_timer.min(leg.deadline);
                                 false
                             }
-                            LegKind::Udp => false,
+                            LegKind::Udp | LegKind::Stream(_) => false,
                         }
                     }
                     None => false,

@@ -138,14 +138,11 @@ fn run(wrong_fingerprint: bool, seed: u64) -> Run {
     let (wport, pport) = pair(&pool, &clock, &mem);
     let dtls_cfg = |id: &Identity| DtlsConfig::new(id, 1200, Duration::from_secs(20)).unwrap();
     let (ctl, wend) = channel(64, 64);
-    let cfg = WorkerConfig {
-        edge: EdgeConfig::single(mem.mac_a, GW, 24),
-        max_contexts: 16,
-        ops_per_poll: 16,
-        dtls: Some(dtls_cfg(&gw_id)),
-        udptl: UdptlConfig::default(),
-    };
-    let mut worker = Worker::new(wport, cfg, wend);
+    let mut cfg = WorkerConfig::new(EdgeConfig::single(mem.mac_a, GW, 24));
+    cfg.max_contexts = 16;
+    cfg.dtls = Some(dtls_cfg(&gw_id));
+    cfg.udptl = UdptlConfig::default();
+    let mut worker = Worker::new(wport, cfg, wend).unwrap();
     let mut peer_edge = EdgeConfig::single(mem.mac_b, UE, 24);
     peer_edge.addrs.push(InterfaceAddr {
         addr: CORE,

@@ -1,0 +1,289 @@
+//! Simulated peers for tests, `mgwd lab` and the load generator: a host with the real TCP stack
+//! ([`TcpHost`]) and a TLS endpoint riding one of its connections ([`TlsPeer`]).
+//!
+//! They use the same crates as the gateway (edge, TCP stack, TLS sessions), so a simulated UE
+//! is an independent implementation only in its application logic; interop with independent
+//! stacks is what the kernel/openssl tests are for.
+
+use crate::stream::Sink;
+use dataplane::edge::{Edge, EdgeConfig, Ingress};
+use dataplane::port::{Batch, Port, BURST};
+use dataplane::sim::Node;
+use dataplane::time::Instant;
+use dataplane::wire::tcp::ChecksumCheck;
+use dataplane::wire::{IpProtocol, TcpPacket, TcpRepr};
+use mgw_tcp::{ConnId, Stack};
+use mgw_tls::{PeerAuth, PeerFingerprints, Record, TlsContext, TlsEvent, TlsSession};
+
+/// A host on one port running the TCP stack.
+pub struct TcpHost<P: Port> {
+    port: P,
+    edge: Edge,
+    /// The stack; use it to connect, listen, send and receive.
+    pub tcp: Stack,
+    rx: Batch<P::Buffer>,
+    tx: Batch<P::Buffer>,
+    now: Instant,
+    tx_failed: u64,
+}
+
+impl<P: Port> TcpHost<P> {
+    /// A host on `port`.
+    ///
+    /// # Errors
+    /// The TCP configuration is refused.
+    pub fn new(
+        port: P,
+        edge: EdgeConfig,
+        tcp: mgw_tcp::Config,
+    ) -> Result<Self, mgw_tcp::ConfigError> {
+        Ok(TcpHost {
+            port,
+            edge: Edge::new(edge),
+            tcp: Stack::new(tcp)?,
+            rx: Batch::new(BURST),
+            tx: Batch::new(BURST * 4),
+            now: Instant::ZERO,
+            tx_failed: 0,
+        })
+    }
+
+    /// The time of the last poll.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Sends what the stack has queued (call after `send`).
+    pub fn flush(&mut self) {
+        let mut sink = Sink {
+            port: &mut self.port,
+            edge: &mut self.edge,
+            tx: &mut self.tx,
+            now: self.now,
+            failed: &mut self.tx_failed,
+        };
+        self.tcp.poll(self.now, &mut sink);
+        if !self.tx.is_empty() {
+            self.port.tx_burst(&mut self.tx);
+            self.tx.clear();
+        }
+    }
+}
+
+impl<P: Port> Node for TcpHost<P> {
+    fn poll(&mut self, now: Instant) {
+        self.now = now;
+        loop {
+            if self.port.rx_burst(&mut self.rx) == 0 {
+                break;
+            }
+            let mut rx = std::mem::replace(&mut self.rx, Batch::new(0));
+            for f in rx.drain() {
+                match self.edge.ingress(now, f) {
+                    Ingress::Reply(b) => {
+                        let _ = self.tx.push(b);
+                    }
+                    Ingress::Deliver {
+                        protocol: IpProtocol::Tcp,
+                        src,
+                        dst,
+                        buf,
+                    } => {
+                        let Ok(p) = TcpPacket::new_checked(buf.as_ref()) else {
+                            continue;
+                        };
+                        let Ok(repr) = TcpRepr::parse(&p, &src, &dst, ChecksumCheck::Verify) else {
+                            continue;
+                        };
+                        let mut sink = Sink {
+                            port: &mut self.port,
+                            edge: &mut self.edge,
+                            tx: &mut self.tx,
+                            now,
+                            failed: &mut self.tx_failed,
+                        };
+                        self.tcp.on_segment(now, src, dst, &repr, &mut sink);
+                    }
+                    _ => {}
+                }
+            }
+            self.rx = rx;
+        }
+        while let Some(req) = self.edge.poll_arp(now, || self.port.alloc()) {
+            let _ = self.tx.push(req);
+        }
+        self.flush();
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        [
+            self.port.poll_at(),
+            self.edge.poll_at(),
+            self.tcp.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.max(self.now))
+    }
+}
+
+/// A TLS endpoint over one connection of a [`TcpHost`]'s stack (a UE or a TLS core peer).
+pub struct TlsPeer {
+    /// The connection.
+    pub conn: ConnId,
+    session: TlsSession,
+    rec: Vec<u8>,
+    out: Vec<u8>,
+    /// Plaintext received and not yet taken.
+    pub received: Vec<u8>,
+    established: bool,
+    failed: Option<mgw_tls::FailReason>,
+    closed: bool,
+}
+
+impl TlsPeer {
+    /// A TLS client on `conn` (already connected) that trusts `fingerprints`.
+    ///
+    /// # Errors
+    /// The TLS context refuses the settings.
+    pub fn client(
+        ctx: &TlsContext,
+        conn: ConnId,
+        fingerprints: PeerFingerprints,
+        now: Instant,
+    ) -> Result<Self, mgw_tls::ContextError> {
+        let name = mgw_tls::ServerName::try_from("mgwd.invalid")
+            .expect("a valid DNS name")
+            .to_owned();
+        let session = TlsSession::client(ctx, &PeerAuth::fingerprints(fingerprints), name, now)?;
+        Ok(Self::with(conn, session))
+    }
+
+    /// A TLS server on `conn` (already accepted) that trusts `fingerprints`.
+    ///
+    /// # Errors
+    /// The TLS context refuses the settings.
+    pub fn server(
+        ctx: &TlsContext,
+        conn: ConnId,
+        fingerprints: PeerFingerprints,
+        now: Instant,
+    ) -> Result<Self, mgw_tls::ContextError> {
+        let session = TlsSession::server(ctx, &PeerAuth::fingerprints(fingerprints), now)?;
+        Ok(Self::with(conn, session))
+    }
+
+    fn with(conn: ConnId, session: TlsSession) -> Self {
+        TlsPeer {
+            conn,
+            session,
+            rec: Vec::with_capacity(64 * 1024),
+            out: vec![0u8; 80 * 1024],
+            received: Vec::new(),
+            established: false,
+            failed: None,
+            closed: false,
+        }
+    }
+
+    /// True once the handshake is done and the peer authenticated.
+    pub fn is_established(&self) -> bool {
+        self.established
+    }
+
+    /// Why the session failed, if it did.
+    pub fn failure(&self) -> Option<mgw_tls::FailReason> {
+        self.failed
+    }
+
+    /// True once the peer sent close_notify.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Reads the connection, runs the handshake or opens records; call on every poll.
+    pub fn drive(&mut self, tcp: &mut Stack, now: Instant) {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = tcp.recv(self.conn, &mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            self.rec.extend_from_slice(&buf[..n]);
+        }
+        if !self.session.is_established() && self.failed.is_none() {
+            let received = &mut self.received;
+            let space = tcp.send_space(self.conn).unwrap_or(0).min(self.out.len());
+            // A failure is queued as an event, read below.
+            let progress =
+                self.session
+                    .on_ciphertext(&mut self.rec, now, &mut self.out[..space], &mut |d| {
+                        received.extend_from_slice(d)
+                    });
+            if let Ok(p) = progress {
+                self.rec.drain(..p.consumed);
+                let _ = tcp.send(self.conn, &self.out[..p.written]);
+            }
+        }
+        while self.session.is_established() && !self.rec.is_empty() {
+            match self.session.open_record(&mut self.rec) {
+                Ok(Record::Data {
+                    consumed,
+                    plaintext,
+                }) => {
+                    self.received.extend_from_slice(&self.rec[plaintext]);
+                    self.rec.drain(..consumed);
+                }
+                Ok(Record::Control { consumed }) => {
+                    self.rec.drain(..consumed);
+                }
+                _ => break,
+            }
+        }
+        while self.session.wants_transmit() {
+            let space = tcp.send_space(self.conn).unwrap_or(0).min(self.out.len());
+            let n = self.session.poll_transmit(&mut self.out[..space]);
+            if n == 0 {
+                break;
+            }
+            let _ = tcp.send(self.conn, &self.out[..n]);
+        }
+        while let Some(e) = self.session.poll_event() {
+            match e {
+                TlsEvent::Established { .. } => self.established = true,
+                TlsEvent::Failed { reason } => self.failed = Some(reason),
+                TlsEvent::CloseNotify | TlsEvent::Closed => self.closed = true,
+            }
+        }
+    }
+
+    /// Seals and sends as much of `plaintext` as the connection has room for; returns the
+    /// plaintext bytes taken.
+    pub fn send(&mut self, tcp: &mut Stack, plaintext: &[u8]) -> usize {
+        if !self.established {
+            return 0;
+        }
+        let space = tcp.send_space(self.conn).unwrap_or(0).min(self.out.len());
+        let m = plaintext
+            .len()
+            .min(space.saturating_sub((space / (16 * 1024) + 1) * 64));
+        if m == 0 {
+            return 0;
+        }
+        match self.session.seal(&plaintext[..m], &mut self.out[..space]) {
+            Ok(w) => {
+                let _ = tcp.send(self.conn, &self.out[..w]);
+                m
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Sends close_notify.
+    pub fn close(&mut self, tcp: &mut Stack) {
+        if let Ok(n) = self.session.close(&mut self.out[..64]) {
+            let _ = tcp.send(self.conn, &self.out[..n]);
+        }
+    }
+}

@@ -1,0 +1,906 @@
+//! Stream legs: TCP and TLS over TCP, and the relay between the two legs of a context.
+//!
+//! Data path of one direction, from leg X to leg Y, per poll (VPP-style, over the legs a burst
+//! made readable):
+//! 1. X's TCP receive ring → X's record buffer (TLS) — or straight to (3) for plain TCP;
+//! 2. TLS records opened in place in the record buffer;
+//! 3. plaintext appended to X's staging buffer, checked by the application parser (MSRP);
+//! 4. staging → Y: sealed into scratch and sent (TLS), or sent as is (TCP), as far as Y's TCP
+//!    send ring has room.
+//!
+//! Back-pressure: X's staging is bounded; when it is full X is not read, its TCP receive ring
+//! fills and X's advertised window closes. Y's `Writable` event wakes X again. Nothing is
+//! buffered without bound and nothing is dropped.
+//!
+//! Copies: ring→record buffer, record→staging, staging→Y's ring (plus the cipher's own pass). The
+//! staging copy buys simplicity and back-pressure; removing it (open straight into Y's ring) is
+//! the first optimisation to measure.
+
+use crate::flow::{
+    Application, ContextProgram, FlowEvent, InstallFailure, LegStats, SecurityFailure, Side,
+    TcpFailure, TcpOpen, Transport,
+};
+use crate::worker::{Leg, LegKind, Worker};
+use dataplane::buf::PacketBuffer;
+use dataplane::edge::{Edge, Egress};
+use dataplane::port::{Batch, Port};
+use dataplane::time::Instant;
+use dataplane::wire::tcp::ChecksumCheck;
+use dataplane::wire::{IpAddress, IpProtocol, TcpPacket, TcpRepr};
+use mgw_app::msrp::{MsrpEvent, MsrpParser};
+use mgw_tcp::{ConnId, Event, EventKind, ListenerId, SegmentSink};
+use mgw_tls::{PeerAuth, Record, Role, TlsEvent, TlsSession};
+
+/// Scratch size: the most ciphertext sealed in one go plus handshake flights.
+pub(crate) const SCRATCH: usize = 64 * 1024 + 8 * 1024;
+/// The largest TLS record on the wire (TLS 1.2 allows 2^14 + 2048 of ciphertext, plus header).
+const RECORD_MAX: usize = (1 << 14) + 2048 + 5;
+/// Sealing overhead per record (header, tag, TLS 1.3 content type, with margin).
+const SEAL_OVERHEAD: usize = 64;
+/// Plaintext sealed per record.
+const RECORD_PLAIN: usize = 1 << 14;
+
+/// A TCP or TLS-over-TCP leg.
+pub(crate) struct StreamLeg {
+    conn: Option<ConnId>,
+    listener: Option<ListenerId>,
+    tls: Option<TlsSession>,
+    /// Ciphertext taken from TCP, not yet consumed by TLS: `rec[rec_off..rec_off + rec_len]`.
+    rec: Box<[u8]>,
+    rec_off: usize,
+    rec_len: usize,
+    /// Plaintext from this leg waiting for the other: `staged[st_off..st_off + st_len]`.
+    staged: Box<[u8]>,
+    st_off: usize,
+    st_len: usize,
+    msrp: Option<MsrpParser>,
+    /// TCP is established.
+    tcp_up: bool,
+    /// The peer sent FIN (or close_notify): once drained, the context goes.
+    peer_done: bool,
+    /// Already in the worker's dirty list.
+    dirty: bool,
+}
+
+impl StreamLeg {
+    fn new(tls: bool, staging: usize, msrp: Option<MsrpParser>) -> StreamLeg {
+        StreamLeg {
+            conn: None,
+            listener: None,
+            tls: None,
+            rec: vec![0u8; if tls { 2 * RECORD_MAX } else { 0 }].into_boxed_slice(),
+            rec_off: 0,
+            rec_len: 0,
+            staged: vec![0u8; staging.max(RECORD_MAX)].into_boxed_slice(),
+            st_off: 0,
+            st_len: 0,
+            msrp,
+            tcp_up: false,
+            peer_done: false,
+            dirty: false,
+        }
+    }
+
+    fn staged_room(&self) -> usize {
+        self.staged.len() - self.st_off - self.st_len
+    }
+
+    /// Moves staged bytes to the front when the tail is short of room.
+    fn compact_staged(&mut self) {
+        if self.st_off > 0 {
+            self.staged
+                .copy_within(self.st_off..self.st_off + self.st_len, 0);
+            self.st_off = 0;
+        }
+    }
+
+    fn compact_rec(&mut self) {
+        if self.rec_off > 0 {
+            self.rec
+                .copy_within(self.rec_off..self.rec_off + self.rec_len, 0);
+            self.rec_off = 0;
+        }
+    }
+}
+
+/// The IP layer under the TCP stack: frames a segment into a fresh buffer and queues it.
+pub(crate) struct Sink<'a, P: Port> {
+    pub(crate) port: &'a mut P,
+    pub(crate) edge: &'a mut Edge,
+    pub(crate) tx: &'a mut Batch<P::Buffer>,
+    pub(crate) now: Instant,
+    pub(crate) failed: &'a mut u64,
+}
+
+impl<P: Port> SegmentSink for Sink<'_, P> {
+    fn transmit(&mut self, src: IpAddress, dst: IpAddress, seg: &TcpRepr<'_>) -> bool {
+        let (IpAddress::V4(s), IpAddress::V4(d)) = (src, dst) else {
+            // IPv6 egress waits for neighbour discovery; the segment is dropped, and counted.
+            *self.failed += 1;
+            return true;
+        };
+        if self.tx.is_full() {
+            self.port.tx_burst(self.tx);
+            if self.tx.is_full() {
+                return false;
+            }
+        }
+        let Some(mut b) = self.port.alloc() else {
+            return false;
+        };
+        let Some(room) = b.append(seg.buffer_len()) else {
+            *self.failed += 1;
+            return true;
+        };
+        if seg
+            .emit(&mut TcpPacket::new_unchecked(room), &src, &dst)
+            .is_err()
+        {
+            *self.failed += 1;
+            return true;
+        }
+        match self
+            .edge
+            .encap_ipv4(self.now, &mut b, s, d, IpProtocol::Tcp)
+        {
+            Egress::Ready => {
+                let _ = self.tx.push(b);
+            }
+            // Unrouted or unresolved: dropped like a lost segment; TCP retransmits.
+            _ => *self.failed += 1,
+        }
+        true
+    }
+}
+
+fn tls_failure(r: mgw_tls::FailReason) -> SecurityFailure {
+    match r {
+        mgw_tls::FailReason::Alert(a) => SecurityFailure::Alert(a),
+        mgw_tls::FailReason::FingerprintMismatch => SecurityFailure::FingerprintMismatch,
+        mgw_tls::FailReason::Timeout => SecurityFailure::Timeout,
+        mgw_tls::FailReason::ProtocolError { .. } => SecurityFailure::Protocol,
+    }
+}
+
+fn ip(a: std::net::IpAddr) -> IpAddress {
+    IpAddress::from(a)
+}
+
+impl<P: Port> Worker<P> {
+    fn stream(&mut self, slot: usize, side: Side) -> Option<&mut StreamLeg> {
+        match &mut self.slots.get_mut(slot)?.as_mut()?.legs[side.index()].kind {
+            LegKind::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn leg(&mut self, slot: usize, side: Side) -> Option<&mut Leg> {
+        Some(&mut self.slots.get_mut(slot)?.as_mut()?.legs[side.index()])
+    }
+
+    pub(crate) fn mark_dirty(&mut self, slot: usize, side: Side) {
+        if let Some(s) = self.stream(slot, side) {
+            if !s.dirty {
+                s.dirty = true;
+                self.dirty.push((slot, side));
+            }
+        }
+    }
+
+    /// Installs a context whose two legs are TCP or TLS over TCP.
+    pub(crate) fn install_streams(&mut self, p: ContextProgram) {
+        let fail = |w: &mut Self, reason| {
+            w.ring.send(FlowEvent::InstallFailed {
+                context: p.context,
+                generation: p.generation,
+                reason,
+            });
+        };
+        if p.legs.iter().any(|l| l.transport == Transport::TlsTcp) && self.cfg.tls.is_none() {
+            return fail(self, InstallFailure::Unsupported);
+        }
+        // Listen first, so a refused address fails the install before anything is registered.
+        let mut listeners = [None, None];
+        for (i, l) in p.legs.iter().enumerate() {
+            if l.tcp_open == TcpOpen::Passive {
+                match self.tcp.listen(ip(l.local.ip()), l.local.port()) {
+                    Ok(id) => listeners[i] = Some(id),
+                    Err(_) => {
+                        for id in listeners.iter().flatten() {
+                            self.tcp.unlisten(*id);
+                        }
+                        return fail(self, InstallFailure::AddressInUse);
+                    }
+                }
+            }
+        }
+        let aware_msrp = p.aware && p.application == Application::Msrp;
+        let mk = |i: usize, w: &Self| {
+            let l = p.legs[i];
+            let mut s = StreamLeg::new(
+                l.transport == Transport::TlsTcp,
+                w.cfg.staging_bytes,
+                aware_msrp.then(|| MsrpParser::new(w.cfg.msrp)),
+            );
+            s.listener = listeners[i];
+            Leg {
+                prog: l,
+                remote: l.remote,
+                kind: LegKind::Stream(Box::new(s)),
+                udptl: None,
+                stats: LegStats::default(),
+                deadline: Instant::FAR_FUTURE,
+                up: false,
+            }
+        };
+        let legs = [mk(0, self), mk(1, self)];
+        let Some(slot) = self.register(p, legs) else {
+            for id in listeners.iter().flatten() {
+                self.tcp.unlisten(*id);
+            }
+            return fail(self, InstallFailure::NoCapacity);
+        };
+        for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+            if let Some(id) = listeners[i] {
+                self.listeners.insert(id, (slot, side));
+            }
+            if p.legs[i].tcp_open == TcpOpen::Active && p.legs[i].establish_now {
+                self.establish_stream(slot, side);
+            }
+        }
+    }
+
+    /// Opens the TCP connection of an active leg (immediately, or on the MGC's signal).
+    pub(crate) fn establish_stream(&mut self, slot: usize, side: Side) {
+        let now = self.now;
+        let Some(leg) = self.leg(slot, side) else {
+            return;
+        };
+        let (local, remote, open) = (leg.prog.local, leg.remote, leg.prog.tcp_open);
+        let LegKind::Stream(s) = &leg.kind else {
+            return;
+        };
+        if s.conn.is_some() || open != TcpOpen::Active {
+            return;
+        }
+        let Some(remote) = remote else { return };
+        match self.tcp.connect(
+            now,
+            (ip(local.ip()), local.port()),
+            (ip(remote.ip()), remote.port()),
+        ) {
+            Ok(id) => {
+                if let Some(s) = self.stream(slot, side) {
+                    s.conn = Some(id);
+                }
+                self.conns.insert(id, (slot, side));
+            }
+            Err(_) => {
+                let context = self.slots[slot].as_ref().map_or(0, |c| c.prog.context);
+                self.ring.send(FlowEvent::TcpFailed {
+                    context,
+                    side,
+                    reason: TcpFailure::Resources,
+                });
+                self.close_context(slot);
+            }
+        }
+    }
+
+    /// A TCP segment for one of our addresses.
+    pub(crate) fn on_tcp(&mut self, src: IpAddress, dst: IpAddress, buf: P::Buffer) {
+        let Ok(pkt) = TcpPacket::new_checked(buf.as_ref()) else {
+            self.stats.bad_l4 += 1;
+            return;
+        };
+        let Ok(repr) = TcpRepr::parse(&pkt, &src, &dst, ChecksumCheck::Verify) else {
+            self.stats.bad_l4 += 1;
+            return;
+        };
+        let mut sink = Sink {
+            port: &mut self.port,
+            edge: &mut self.edge,
+            tx: &mut self.tx,
+            now: self.now,
+            failed: &mut self.stats.tx_failed,
+        };
+        self.tcp.on_segment(self.now, src, dst, &repr, &mut sink);
+    }
+
+    /// TCP events, the relay over dirty legs, then TCP output. Returns true if anything ran.
+    pub(crate) fn run_streams(&mut self) -> bool {
+        let mut busy = false;
+        for _ in 0..4 {
+            let mut any = false;
+            while let Some(ev) = self.tcp.poll_event() {
+                any = true;
+                self.on_tcp_event(ev);
+            }
+            let n = self.dirty.len();
+            for i in 0..n {
+                let (slot, side) = self.dirty[i];
+                if let Some(s) = self.stream(slot, side) {
+                    s.dirty = false;
+                }
+                self.pump(slot, side);
+            }
+            self.dirty.drain(..n);
+            any |= n > 0;
+            let mut sink = Sink {
+                port: &mut self.port,
+                edge: &mut self.edge,
+                tx: &mut self.tx,
+                now: self.now,
+                failed: &mut self.stats.tx_failed,
+            };
+            self.tcp.poll(self.now, &mut sink);
+            busy |= any;
+            if !any {
+                break;
+            }
+        }
+        busy
+    }
+
+    fn on_tcp_event(&mut self, ev: Event) {
+        let by_conn = self.conns.get(&ev.conn).copied();
+        match ev.kind {
+            EventKind::Accepted { listener } => {
+                let Some(&(slot, side)) = self.listeners.get(&listener) else {
+                    let mut sink = Sink {
+                        port: &mut self.port,
+                        edge: &mut self.edge,
+                        tx: &mut self.tx,
+                        now: self.now,
+                        failed: &mut self.stats.tx_failed,
+                    };
+                    let _ = self.tcp.abort(ev.conn, &mut sink);
+                    return;
+                };
+                self.accepted(slot, side, ev.conn, listener);
+            }
+            EventKind::Connected => {
+                if let Some((slot, side)) = by_conn {
+                    self.tcp_up(slot, side);
+                }
+            }
+            EventKind::ConnectFailed { reason } => {
+                self.conns.remove(&ev.conn);
+                if let Some((slot, side)) = by_conn {
+                    let reason = match reason {
+                        mgw_tcp::ConnectFailure::Refused => TcpFailure::Refused,
+                        mgw_tcp::ConnectFailure::TimedOut => TcpFailure::Timeout,
+                    };
+                    if let Some(s) = self.stream(slot, side) {
+                        s.conn = None;
+                    }
+                    let context = self.slots[slot].as_ref().map_or(0, |c| c.prog.context);
+                    self.ring.send(FlowEvent::TcpFailed {
+                        context,
+                        side,
+                        reason,
+                    });
+                    self.close_context(slot);
+                }
+            }
+            EventKind::Readable => {
+                if let Some((slot, side)) = by_conn {
+                    self.mark_dirty(slot, side);
+                }
+            }
+            EventKind::Writable => {
+                if let Some((slot, side)) = by_conn {
+                    // Room on this leg: the other leg's staged data can move.
+                    self.mark_dirty(slot, side.other());
+                }
+            }
+            EventKind::PeerClosed => {
+                if let Some((slot, side)) = by_conn {
+                    if let Some(s) = self.stream(slot, side) {
+                        s.peer_done = true;
+                    }
+                    let context = self.slots[slot].as_ref().map_or(0, |c| c.prog.context);
+                    self.ring.send(FlowEvent::PeerClosed { context, side });
+                    self.mark_dirty(slot, side);
+                }
+            }
+            EventKind::Reset | EventKind::TimedOut => {
+                self.conns.remove(&ev.conn);
+                if let Some((slot, side)) = by_conn {
+                    let up = self.stream(slot, side).is_some_and(|s| {
+                        s.conn = None;
+                        s.tcp_up
+                    });
+                    let context = self.slots[slot].as_ref().map_or(0, |c| c.prog.context);
+                    let ev = if up {
+                        FlowEvent::PeerClosed { context, side }
+                    } else {
+                        FlowEvent::TcpFailed {
+                            context,
+                            side,
+                            reason: TcpFailure::Refused,
+                        }
+                    };
+                    self.ring.send(ev);
+                    self.close_context(slot);
+                }
+            }
+            EventKind::Closed => {
+                self.conns.remove(&ev.conn);
+            }
+        }
+    }
+
+    fn accepted(&mut self, slot: usize, side: Side, conn: ConnId, listener: ListenerId) {
+        let tuple = self.tcp.tuple(conn).ok();
+        let Some(leg) = self.leg(slot, side) else {
+            return;
+        };
+        let from = tuple.map(|t| {
+            let a = match t.remote_addr {
+                IpAddress::V4(v) => std::net::IpAddr::from(v.0),
+                IpAddress::V6(v) => std::net::IpAddr::from(v.0),
+            };
+            std::net::SocketAddr::new(a, t.remote_port)
+        });
+        let expected = leg.remote;
+        let latching = leg.prog.latching || leg.prog.remote.is_none();
+        let ok = match (expected, from) {
+            (Some(e), Some(f)) => e == f || (latching && e.ip() == f.ip()),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if !ok {
+            // Not the programmed peer (gate): refuse this connection, keep listening.
+            self.stats.wrong_source += 1;
+            let mut sink = Sink {
+                port: &mut self.port,
+                edge: &mut self.edge,
+                tx: &mut self.tx,
+                now: self.now,
+                failed: &mut self.stats.tx_failed,
+            };
+            let _ = self.tcp.abort(conn, &mut sink);
+            return;
+        }
+        let context = self.slots[slot].as_ref().map_or(0, |c| c.prog.context);
+        if let (Some(f), true) = (from, expected != from) {
+            if let Some(leg) = self.leg(slot, side) {
+                leg.remote = Some(f);
+            }
+            self.ring.send(FlowEvent::Latched {
+                context,
+                side,
+                remote: f,
+            });
+        }
+        // One connection per leg: stop listening once the peer is in.
+        self.tcp.unlisten(listener);
+        self.listeners.remove(&listener);
+        if let Some(s) = self.stream(slot, side) {
+            s.listener = None;
+            s.conn = Some(conn);
+        }
+        self.conns.insert(conn, (slot, side));
+        self.tcp_up(slot, side);
+    }
+
+    fn tcp_up(&mut self, slot: usize, side: Side) {
+        let now = self.now;
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let context = ctx.prog.context;
+        let leg = &mut ctx.legs[side.index()];
+        let (transport, role, fps) = (
+            leg.prog.transport,
+            leg.prog.security_role,
+            leg.prog.peer_fingerprints,
+        );
+        let LegKind::Stream(s) = &mut leg.kind else {
+            return;
+        };
+        s.tcp_up = true;
+        self.ring.send(FlowEvent::TcpUp { context, side });
+        if transport == Transport::TlsTcp {
+            let Some(tls_ctx) = self.cfg.tls.as_ref() else {
+                return;
+            };
+            let auth = PeerAuth::fingerprints(fps);
+            let session = match role {
+                Role::Client => {
+                    // Peers are authenticated by fingerprint; the name is only for SNI.
+                    let name = mgw_tls::ServerName::try_from("mgwd.invalid").map(|n| n.to_owned());
+                    name.ok()
+                        .and_then(|n| TlsSession::client(tls_ctx, &auth, n, now).ok())
+                }
+                Role::Server => TlsSession::server(tls_ctx, &auth, now).ok(),
+            };
+            match session {
+                Some(t) => {
+                    self.next_timer = self.next_timer.min(t.poll_timeout());
+                    s.tls = Some(t);
+                }
+                None => {
+                    self.ring.send(FlowEvent::SecureFailed {
+                        context,
+                        side,
+                        reason: SecurityFailure::Protocol,
+                    });
+                    return self.close_context(slot);
+                }
+            }
+        } else {
+            leg.up = true;
+        }
+        self.mark_dirty(slot, side);
+        self.mark_dirty(slot, side.other());
+    }
+
+    /// Moves data from leg `side` towards the other leg as far as buffers allow, and flushes
+    /// TLS handshake output. Bounded: it stops when nothing moves.
+    fn pump(&mut self, slot: usize, side: Side) {
+        for _ in 0..64 {
+            let moved_in = self.read_leg(slot, side);
+            let moved_out = self.flush_staged(slot, side);
+            if self.slots[slot].is_none() {
+                return;
+            }
+            if !moved_in && !moved_out {
+                break;
+            }
+        }
+        // Drained after the peer's FIN or close_notify: the context goes (TS 29.334).
+        let done = self
+            .stream(slot, side)
+            .is_some_and(|s| s.peer_done && s.st_len == 0 && s.rec_len == 0)
+            && self.tcp_readable(slot, side) == 0;
+        if done {
+            self.close_context(slot);
+        }
+    }
+
+    fn tcp_readable(&mut self, slot: usize, side: Side) -> usize {
+        let conn = self.stream(slot, side).and_then(|s| s.conn);
+        conn.and_then(|c| self.tcp.recv_available(c).ok())
+            .unwrap_or(0)
+    }
+
+    /// Reads leg `side`: TCP → (TLS) → staging. Returns true if anything moved.
+    fn read_leg(&mut self, slot: usize, side: Side) -> bool {
+        let now = self.now;
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return false;
+        };
+        if ctx.closing {
+            return false;
+        }
+        let context = ctx.prog.context;
+        let leg = &mut ctx.legs[side.index()];
+        let LegKind::Stream(s) = &mut leg.kind else {
+            return false;
+        };
+        let Some(conn) = s.conn else { return false };
+        let mut moved = false;
+        if s.tls.is_none() {
+            // Plain TCP: ring → staging.
+            if s.staged_room() < 2048 {
+                s.compact_staged();
+            }
+            let room = s.staged_room();
+            if room == 0 {
+                return false;
+            }
+            let start = s.st_off + s.st_len;
+            let n = self
+                .tcp
+                .recv(conn, &mut s.staged[start..start + room])
+                .unwrap_or(0);
+            if n > 0 {
+                s.st_len += n;
+                leg.stats.octets_received += n as u64;
+                moved = true;
+                if !check_msrp(s, start, n, &mut leg.stats) {
+                    return self.app_failure(slot, side);
+                }
+            }
+            return moved;
+        }
+        // TLS: ring → record buffer.
+        if s.rec_off + s.rec_len + 4096 > s.rec.len() {
+            s.compact_rec();
+        }
+        let free = s.rec.len() - s.rec_off - s.rec_len;
+        if free > 0 {
+            let start = s.rec_off + s.rec_len;
+            let n = self
+                .tcp
+                .recv(conn, &mut s.rec[start..start + free])
+                .unwrap_or(0);
+            s.rec_len += n;
+            moved |= n > 0;
+        }
+        // The session is taken out of the leg while it works on the leg's buffers, and put back
+        // below (a move, no allocation).
+        let Some(mut tls) = s.tls.take() else {
+            return moved;
+        };
+        let mut failed = None;
+        if !tls.is_established() {
+            // Handshake: feed everything; early application data goes to staging.
+            let space = self
+                .tcp
+                .send_space(conn)
+                .unwrap_or(0)
+                .min(self.scratch.len());
+            if s.staged_room() < RECORD_MAX {
+                s.compact_staged();
+            }
+            let before = s.st_len;
+            let (st, st_off, st_len) = (&mut s.staged, s.st_off, &mut s.st_len);
+            let mut overflow = false;
+            let mut deliver = |d: &[u8]| {
+                let at = st_off + *st_len;
+                if at + d.len() <= st.len() {
+                    st[at..at + d.len()].copy_from_slice(d);
+                    *st_len += d.len();
+                } else {
+                    overflow = true;
+                }
+            };
+            let rec = &mut s.rec[s.rec_off..s.rec_off + s.rec_len];
+            match tls.on_ciphertext(rec, now, &mut self.scratch[..space], &mut deliver) {
+                Ok(p) => {
+                    s.rec_off += p.consumed;
+                    s.rec_len -= p.consumed;
+                    if p.written > 0 {
+                        let _ = self.tcp.send(conn, &self.scratch[..p.written]);
+                    }
+                    moved |= p.consumed > 0 || p.written > 0 || p.delivered > 0;
+                    let added = s.st_len - before;
+                    leg.stats.octets_received += added as u64;
+                    if added > 0 && !check_msrp(s, s.st_off + before, added, &mut leg.stats) {
+                        s.tls = Some(tls);
+                        return self.app_failure(slot, side);
+                    }
+                }
+                Err(mgw_tls::TlsError::Failed(r)) => failed = Some(tls_failure(r)),
+                Err(_) => failed = Some(SecurityFailure::Protocol),
+            }
+            if overflow {
+                failed = failed.or(Some(SecurityFailure::Protocol));
+            }
+        } else if s.staged_room() >= RECORD_MAX || {
+            s.compact_staged();
+            s.staged_room() >= RECORD_MAX
+        } {
+            // Established: open whole records in place while staging has room for one more.
+            while s.rec_len > 0 && s.staged_room() >= RECORD_MAX {
+                let rec = &mut s.rec[s.rec_off..s.rec_off + s.rec_len];
+                match tls.open_record(rec) {
+                    Ok(Record::Incomplete { .. }) => break,
+                    Ok(Record::Data {
+                        consumed,
+                        plaintext,
+                    }) => {
+                        let n = plaintext.len();
+                        let at = s.st_off + s.st_len;
+                        let src = s.rec_off + plaintext.start;
+                        s.staged[at..at + n].copy_from_slice(&s.rec[src..src + n]);
+                        s.st_len += n;
+                        s.rec_off += consumed;
+                        s.rec_len -= consumed;
+                        leg.stats.octets_received += n as u64;
+                        moved = true;
+                        if !check_msrp(s, at, n, &mut leg.stats) {
+                            s.tls = Some(tls);
+                            return self.app_failure(slot, side);
+                        }
+                    }
+                    Ok(Record::Control { consumed }) => {
+                        s.rec_off += consumed;
+                        s.rec_len -= consumed;
+                        moved = true;
+                    }
+                    Err(mgw_tls::TlsError::Failed(r)) => {
+                        failed = Some(tls_failure(r));
+                        break;
+                    }
+                    Err(_) => {
+                        failed = Some(SecurityFailure::Protocol);
+                        break;
+                    }
+                }
+            }
+            if s.rec_len == 0 {
+                s.rec_off = 0;
+            }
+        }
+        // Control output (alerts, KeyUpdate, the rest of a flight) and events.
+        while tls.wants_transmit() {
+            let space = self
+                .tcp
+                .send_space(conn)
+                .unwrap_or(0)
+                .min(self.scratch.len());
+            let n = tls.poll_transmit(&mut self.scratch[..space]);
+            if n == 0 {
+                break;
+            }
+            let _ = self.tcp.send(conn, &self.scratch[..n]);
+            moved = true;
+        }
+        let mut established = false;
+        let mut closed = false;
+        while let Some(e) = tls.poll_event() {
+            match e {
+                TlsEvent::Established { .. } => established = true,
+                TlsEvent::Failed { reason } => failed = Some(tls_failure(reason)),
+                TlsEvent::CloseNotify | TlsEvent::Closed => closed = true,
+            }
+        }
+        self.next_timer = self.next_timer.min(tls.poll_timeout());
+        s.tls = Some(tls);
+        if closed {
+            s.peer_done = true;
+        }
+        if let Some(reason) = failed {
+            self.ring.send(FlowEvent::SecureFailed {
+                context,
+                side,
+                reason,
+            });
+            // The fatal alert is already queued on TCP; FIN follows in close_context.
+            self.close_context(slot);
+            return true;
+        }
+        if established {
+            leg.up = true;
+            self.ring.send(FlowEvent::SecureUp { context, side });
+            self.mark_dirty(slot, side.other());
+            moved = true;
+        }
+        if closed {
+            self.ring.send(FlowEvent::PeerClosed { context, side });
+        }
+        moved
+    }
+
+    /// Staged plaintext of leg `side` → the other leg. Returns true if anything moved.
+    fn flush_staged(&mut self, slot: usize, side: Side) -> bool {
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return false;
+        };
+        let [a, b] = &mut ctx.legs;
+        let (from, to) = if side == Side::A { (a, b) } else { (b, a) };
+        let (LegKind::Stream(src), LegKind::Stream(dst)) = (&mut from.kind, &mut to.kind) else {
+            return false;
+        };
+        if src.st_len == 0 || !to.up {
+            return false;
+        }
+        let Some(conn) = dst.conn else { return false };
+        let space = self.tcp.send_space(conn).unwrap_or(0);
+        let data = &src.staged[src.st_off..src.st_off + src.st_len];
+        let sent = match dst.tls.as_mut() {
+            None => self.tcp.send(conn, data).unwrap_or(0),
+            Some(tls) => {
+                let budget = space.min(self.scratch.len());
+                let records = budget / (RECORD_PLAIN + SEAL_OVERHEAD) + 1;
+                let m = data
+                    .len()
+                    .min(budget.saturating_sub(records * SEAL_OVERHEAD));
+                if m == 0 {
+                    0
+                } else {
+                    match tls.seal(&data[..m], &mut self.scratch[..budget]) {
+                        Ok(w) => {
+                            let taken = self.tcp.send(conn, &self.scratch[..w]).unwrap_or(0);
+                            debug_assert_eq!(taken, w, "send space was checked");
+                            m
+                        }
+                        Err(_) => 0,
+                    }
+                }
+            }
+        };
+        if sent == 0 {
+            return false;
+        }
+        src.st_off += sent;
+        src.st_len -= sent;
+        if src.st_len == 0 {
+            src.st_off = 0;
+        }
+        to.stats.octets_sent += sent as u64;
+        true
+    }
+
+    /// Malformed application data on `side`: nothing of what that leg has staged is relayed
+    /// (it may hold the bad bytes), and the context goes.
+    fn app_failure(&mut self, slot: usize, side: Side) -> bool {
+        if let Some(s) = self.stream(slot, side) {
+            s.st_off = 0;
+            s.st_len = 0;
+        }
+        self.stats.app_errors += 1;
+        self.close_context(slot);
+        true
+    }
+
+    /// Closes the stream legs of a closing context: what is staged goes first, then
+    /// close_notify (TLS) and FIN. Their connections finish closing in the stack on their own.
+    pub(crate) fn close_streams(&mut self, slot: usize) {
+        for side in [Side::A, Side::B] {
+            // Drain towards the other leg what is already staged (Subtract drains).
+            let _ = self.flush_staged(slot, side.other());
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for side in [Side::A, Side::B] {
+            let Some(s) = self.stream(slot, side) else {
+                continue;
+            };
+            let (conn, listener) = (s.conn.take(), s.listener.take());
+            let notify = match (s.tls.as_mut(), conn) {
+                (Some(tls), Some(_)) if tls.is_established() => {
+                    tls.close(&mut scratch[..64]).unwrap_or(0)
+                }
+                (Some(tls), Some(_)) => tls.poll_transmit(&mut scratch[..1024]),
+                _ => 0,
+            };
+            if let Some(c) = conn {
+                if notify > 0 {
+                    let _ = self.tcp.send(c, &scratch[..notify]);
+                }
+                let _ = self.tcp.close(c);
+                self.conns.remove(&c);
+            }
+            if let Some(l) = listener {
+                self.tcp.unlisten(l);
+                self.listeners.remove(&l);
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// TLS handshake timers of stream legs.
+    pub(crate) fn stream_timers(&mut self) {
+        let now = self.now;
+        for slot in 0..self.slots.len() {
+            for side in [Side::A, Side::B] {
+                let (due, next) = match self.stream(slot, side).and_then(|s| s.tls.as_mut()) {
+                    Some(t) if t.is_handshaking() && t.poll_timeout() <= now => {
+                        t.handle_timeout(now);
+                        (true, t.poll_timeout())
+                    }
+                    Some(t) if t.is_handshaking() => (false, t.poll_timeout()),
+                    _ => (false, Instant::FAR_FUTURE),
+                };
+                self.next_timer = self.next_timer.min(next);
+                if due {
+                    self.mark_dirty(slot, side);
+                }
+            }
+        }
+    }
+}
+
+/// Feeds `n` bytes at `at` of the staging buffer to the leg's MSRP parser (aware mode):
+/// counts frames, and says false on malformed framing.
+fn check_msrp(s: &mut StreamLeg, at: usize, n: usize, stats: &mut LegStats) -> bool {
+    let Some(parser) = s.msrp.as_mut() else {
+        return true;
+    };
+    let mut feed = parser.feed(&s.staged[at..at + n]);
+    loop {
+        match feed.next_event() {
+            Ok(Some(MsrpEvent::End { .. })) => stats.messages_received += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => return true,
+            Err(_) => {
+                stats.app_errors += 1;
+                return false;
+            }
+        }
+    }
+}
