@@ -3,12 +3,17 @@
 //! This is the only I/O in the crate. It reads the clock once per [`Server::poll`], feeds
 //! datagrams and timeouts to the association, executes requests on the MG model, answers them,
 //! and hands the resulting [`LegChange`]s to the caller (the `mgwd` binary turns them into data
-//! plane flow commands). Over TCP the same cores are used with [`tpkt`](crate::h248::transaction::tpkt)
-//! framing; only UDP is wired up here.
+//! plane flow commands). Over TCP (H.248.1 Annex D.2) the MG connects to the MGC and frames
+//! every message with [`tpkt`] as Erlang's `megaco_tcp` does; set
+//! [`TransactionConfig::reliable`](crate::h248::transaction::TransactionConfig::reliable) then,
+//! so that requests are not retransmitted.
 
-use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
+
+use crate::h248::transaction::tpkt;
 
 use dataplane::time::Instant;
 
@@ -17,11 +22,23 @@ use crate::h248::ast::{Mid, PropertyParm};
 use crate::h248::mg::{LegChange, Mg, MgConfig, TerminationStats};
 use crate::procedures::Realms;
 
+/// H.248 transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportKind {
+    /// UDP (Annex D.1).
+    #[default]
+    Udp,
+    /// TCP with TPKT framing (Annex D.2); the MG connects to the MGC.
+    Tcp,
+}
+
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Local UDP address for H.248 (normally port 2944).
+    /// Local UDP address for H.248 (normally port 2944); for TCP, only its IP is used.
     pub bind: SocketAddr,
+    /// UDP or TCP.
+    pub transport: TransportKind,
     /// Our mId (written in every message header).
     pub mid: Mid,
     /// Association settings (MGC list, timers).
@@ -56,9 +73,15 @@ pub enum ServerEvent {
     Down,
 }
 
+struct TcpConn {
+    stream: TcpStream,
+    decoder: tpkt::Decoder,
+}
+
 /// The H.248 control server.
 pub struct Server {
-    socket: UdpSocket,
+    socket: Option<UdpSocket>,
+    tcp: HashMap<SocketAddr, TcpConn>,
     assoc: Association,
     mg: Mg,
     origin: std::time::Instant,
@@ -77,12 +100,16 @@ impl Server {
         fingerprint: String,
         random: u64,
     ) -> io::Result<Self> {
-        let socket = UdpSocket::bind(cfg.bind)?;
+        let socket = match cfg.transport {
+            TransportKind::Udp => Some(UdpSocket::bind(cfg.bind)?),
+            TransportKind::Tcp => None,
+        };
         let origin = std::time::Instant::now();
         let first_id = u32::try_from(random >> 40).unwrap_or(1).max(1);
         let assoc = Association::new(cfg.association, cfg.mid, first_id, random, Instant::ZERO);
         Ok(Server {
             socket,
+            tcp: HashMap::new(),
             assoc,
             mg: Mg::new(cfg.mg, realms, fingerprint),
             origin,
@@ -95,7 +122,16 @@ impl Server {
     /// # Errors
     /// Socket errors.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        match &self.socket {
+            Some(s) => s.local_addr(),
+            None => self
+                .tcp
+                .values()
+                .next()
+                .map_or(Err(io::ErrorKind::NotConnected.into()), |c| {
+                    c.stream.local_addr()
+                }),
+        }
     }
 
     /// Current time on the cores' clock.
@@ -115,17 +151,107 @@ impl Server {
 
     fn flush(&mut self) -> io::Result<()> {
         while let Some(t) = self.assoc.poll_transmit() {
-            // A lost datagram is recovered by H.248 retransmission; only hard errors surface.
-            if let Err(e) = self.socket.send_to(&t.bytes, t.to) {
-                if e.kind() != io::ErrorKind::WouldBlock {
-                    return Err(e);
+            if let Some(sock) = &self.socket {
+                // A lost datagram is recovered by H.248 retransmission; only hard errors surface.
+                if let Err(e) = sock.send_to(&t.bytes, t.to) {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        return Err(e);
+                    }
                 }
+                continue;
+            }
+            let Some(frame) = tpkt::encode(&t.bytes) else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(v) = self.tcp.entry(t.to) {
+                match TcpStream::connect_timeout(&t.to, Duration::from_secs(2)) {
+                    Ok(stream) => {
+                        stream.set_nodelay(true)?;
+                        v.insert(TcpConn {
+                            stream,
+                            decoder: tpkt::Decoder::default(),
+                        });
+                    }
+                    // The MGC is unreachable: the request times out and the association fails
+                    // over, exactly as with a lost datagram.
+                    Err(_) => continue,
+                }
+            }
+            let failed = self
+                .tcp
+                .get_mut(&t.to)
+                .is_some_and(|c| c.stream.write_all(&frame).is_err());
+            if failed {
+                self.tcp.remove(&t.to);
             }
         }
         Ok(())
     }
 
-    /// Wait up to `max_wait` for a datagram or a timer, process it, and return what happened.
+    /// Wait up to `wait` for input; feed what arrives to the association.
+    fn receive(&mut self, wait: Duration) -> io::Result<()> {
+        if let Some(sock) = &self.socket {
+            sock.set_read_timeout(Some(wait))?;
+            match sock.recv_from(&mut self.buf) {
+                Ok((n, from)) => {
+                    let now = self.now();
+                    let data = self.buf.get(..n).unwrap_or(&[]).to_vec();
+                    self.assoc.handle_datagram(now, from, &data);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+            return Ok(());
+        }
+        if self.tcp.is_empty() {
+            std::thread::sleep(wait);
+            return Ok(());
+        }
+        // Share the wait among the connections (normally there is one: the MGC).
+        let per = (wait / u32::try_from(self.tcp.len()).unwrap_or(1)).max(Duration::from_millis(1));
+        let mut closed = Vec::new();
+        let mut frames = Vec::new();
+        for (peer, c) in &mut self.tcp {
+            c.stream.set_read_timeout(Some(per))?;
+            match c.stream.read(&mut self.buf) {
+                Ok(0) => closed.push(*peer),
+                Ok(n) => {
+                    c.decoder.push(self.buf.get(..n).unwrap_or(&[]));
+                    loop {
+                        match c.decoder.next_frame() {
+                            Ok(Some(f)) => frames.push((*peer, f)),
+                            Ok(None) => break,
+                            Err(_) => {
+                                // RFC 1006 framing lost: the stream cannot be resynchronised.
+                                closed.push(*peer);
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => closed.push(*peer),
+            }
+        }
+        for p in closed {
+            self.tcp.remove(&p);
+        }
+        let now = self.now();
+        for (peer, f) in frames {
+            self.assoc.handle_datagram(now, peer, &f);
+        }
+        Ok(())
+    }
+
+    /// Wait up to `max_wait` for a message or a timer, process it, and return what happened.
     ///
     /// # Errors
     /// Socket errors other than timeouts.
@@ -137,20 +263,7 @@ impl Server {
             None => max_wait,
         }
         .max(Duration::from_millis(1));
-        self.socket.set_read_timeout(Some(wait))?;
-        match self.socket.recv_from(&mut self.buf) {
-            Ok((n, from)) => {
-                let now = self.now();
-                let data = self.buf.get(..n).unwrap_or(&[]).to_vec();
-                self.assoc.handle_datagram(now, from, &data);
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e),
-        }
+        self.receive(wait)?;
         let now = self.now();
         if self.assoc.poll_timeout().is_some_and(|t| t <= now) {
             self.assoc.handle_timeout(now);

@@ -13,7 +13,7 @@ use control::h248::mg::MgConfig;
 use control::h248::parse_message;
 use control::h248::transaction::TransactionConfig;
 use control::procedures::Realms;
-use control::server::{Server, ServerConfig};
+use control::server::{Server, ServerConfig, TransportKind};
 
 struct Harness {
     mgc: UdpSocket,
@@ -43,6 +43,7 @@ fn start() -> Harness {
     let mut srv = Server::bind(
         ServerConfig {
             bind: mg_addr,
+            transport: TransportKind::Udp,
             mid: Mid::Ip {
                 addr: mg_addr.ip(),
                 port: Some(mg_addr.port()),

@@ -1,4 +1,4 @@
-//! Interop with a real MGC: Erlang/OTP megaco (text encoding, UDP, loopback) drives our
+//! Interop with a real MGC: Erlang/OTP megaco (text encoding, UDP and TCP/TPKT, loopback) drives our
 //! `control::server::Server` through ServiceChange, Add (TLS MSRP access leg + TCP MSRP core
 //! leg), Notify, Modify, an erroneous Modify, Subtract with statistics, and a request on the
 //! deleted context.
@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use control::h248::association::AssociationConfig;
 use control::h248::ast::{Mid, PropertyParm};
 use control::h248::mg::{LegChange, MgConfig, TerminationStats};
+use control::h248::transaction::TransactionConfig;
 use control::procedures::{Realms, Transport};
-use control::server::{Server, ServerConfig, ServerEvent};
+use control::server::{Server, ServerConfig, ServerEvent, TransportKind};
 
 const FP: &str = "SHA-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
 const PEER_FP: &str = "4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB:5E:1B:82:4F:66:9A:37:C6:61:AD:51:9E";
@@ -48,15 +49,22 @@ fn megaco_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn free_port(transport: TransportKind) -> u16 {
+    match transport {
+        TransportKind::Udp => UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+        TransportKind::Tcp => std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+    }
 }
 
-fn server(mgc: SocketAddr) -> Server {
+fn server(mgc: SocketAddr, transport: TransportKind) -> Server {
     let mut realms = Realms::default();
     realms.add("access", "127.0.0.1".parse().unwrap(), 40000, 40099);
     realms.add("core", "127.0.0.1".parse().unwrap(), 50000, 50099);
@@ -67,6 +75,7 @@ fn server(mgc: SocketAddr) -> Server {
     Server::bind(
         ServerConfig {
             bind: addr,
+            transport,
             mid: Mid::Ip {
                 addr: addr.ip(),
                 port: Some(addr.port()),
@@ -74,6 +83,10 @@ fn server(mgc: SocketAddr) -> Server {
             association: AssociationConfig {
                 mgcs: vec![mgc],
                 max_avalanche_delay: Duration::from_millis(50),
+                transaction: TransactionConfig {
+                    reliable: transport == TransportKind::Tcp,
+                    ..TransactionConfig::default()
+                },
                 ..AssociationConfig::default()
             },
             mg: MgConfig::default(),
@@ -85,7 +98,7 @@ fn server(mgc: SocketAddr) -> Server {
     .unwrap()
 }
 
-fn run_with(encoder: &str) {
+fn run_with(encoder: &str, transport: TransportKind) {
     if !megaco_available() {
         assert!(
             !require_peers(),
@@ -94,10 +107,20 @@ fn run_with(encoder: &str) {
         eprintln!("SKIP: erl with the megaco application not installed");
         return;
     }
-    let port = free_udp_port();
+    let port = free_port(transport);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mgc/mgc.escript");
     let child = Command::new("escript")
-        .args([script, &port.to_string(), encoder, PEER_FP])
+        .args([
+            script,
+            &port.to_string(),
+            encoder,
+            PEER_FP,
+            if transport == TransportKind::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            },
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -124,7 +147,7 @@ fn run_with(encoder: &str) {
         }
     }
     let mgc: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut srv = server(mgc);
+    let mut srv = server(mgc, transport);
     let mut lines = Vec::new();
     let mut registered = false;
     let mut notified = false;
@@ -223,11 +246,17 @@ fn run_with(encoder: &str) {
 }
 
 #[test]
-fn erlang_megaco_mgc_pretty_text() {
-    run_with("pretty");
+fn erlang_megaco_mgc_pretty_text_udp() {
+    run_with("pretty", TransportKind::Udp);
 }
 
 #[test]
-fn erlang_megaco_mgc_compact_text() {
-    run_with("compact");
+fn erlang_megaco_mgc_compact_text_udp() {
+    run_with("compact", TransportKind::Udp);
+}
+
+/// H.248.1 Annex D.2: TCP with TPKT framing against Erlang's `megaco_tcp`.
+#[test]
+fn erlang_megaco_mgc_pretty_text_tcp_tpkt() {
+    run_with("pretty", TransportKind::Tcp);
 }

@@ -3,7 +3,7 @@
 %% A real MGC built on Erlang/OTP megaco (text encoding over UDP) for the interop test in
 %% control/tests/erlang_megaco.rs.
 %%
-%% Usage: mgc.escript MgcPort Encoder(pretty|compact) PeerFingerprintHex
+%% Usage: mgc.escript MgcPort Encoder(pretty|compact) PeerFingerprintHex Transport(udp|tcp)
 %% It waits for the MG's ServiceChange, then Adds a context with a TLS MSRP access leg and a TCP
 %% MSRP core leg (events armed on the core leg), waits for the MG's Notify, Modifies the core leg,
 %% and Subtracts both terminations, printing one line per step for the Rust side to check.
@@ -19,10 +19,10 @@
          handle_trans_ack/5, handle_unexpected_trans/4, handle_trans_request_abort/5,
          handle_segment_reply/6]).
 
-main([PortS, Enc, PeerFp]) ->
+main([PortS, Enc, PeerFp, Transport]) ->
     Port = list_to_integer(PortS),
     Timer = erlang:send_after(40000, self(), global_timeout),
-    try run(Port, list_to_atom(Enc), PeerFp) of
+    try run(Port, list_to_atom(Enc), PeerFp, list_to_atom(Transport)) of
         ok -> erlang:cancel_timer(Timer), io:format("DONE~n"), halt(0)
     catch
         C:R:St -> io:format("FAIL ~p:~p~n~p~n", [C, R, St]), halt(1)
@@ -31,17 +31,24 @@ main([PortS, Enc, PeerFp]) ->
 encoder(pretty) -> megaco_pretty_text_encoder;
 encoder(compact) -> megaco_compact_text_encoder.
 
-run(Port, Enc, PeerFp) ->
+run(Port, Enc, PeerFp, Transport) ->
     ok = megaco:start(),
     Mid = {ip4Address, #'IP4Address'{address = [127,0,0,1], portNumber = Port}},
     ok = megaco:start_user(Mid, [{user_mod, ?MODULE}, {user_args, [self()]},
                                       {protocol_version, 3},
                                       {request_timer, #megaco_incr_timer{wait_for = 500, factor = 2, max_retries = 4}}]),
     RH0 = megaco:user_info(Mid, receive_handle),
-    RH = RH0#megaco_receive_handle{send_mod = megaco_udp, encoding_mod = encoder(Enc),
+    SendMod = case Transport of udp -> megaco_udp; tcp -> megaco_tcp end,
+    RH = RH0#megaco_receive_handle{send_mod = SendMod, encoding_mod = encoder(Enc),
                                    encoding_config = []},
-    {ok, Sup} = megaco_udp:start_transport(),
-    {ok, _SH, _Ctrl} = megaco_udp:open(Sup, [{port, Port}, {receive_handle, RH}]),
+    case Transport of
+        udp ->
+            {ok, Sup} = megaco_udp:start_transport(),
+            {ok, _SH, _Ctrl} = megaco_udp:open(Sup, [{port, Port}, {receive_handle, RH}]);
+        tcp ->
+            {ok, Sup} = megaco_tcp:start_transport(),
+            ok = megaco_tcp:listen(Sup, [{port, Port}, {receive_handle, RH}])
+    end,
     io:format("READY~n"),
     {CH, PV, Parms} = receive
                           {service_change, C, V, P} -> {C, V, P};
