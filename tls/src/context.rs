@@ -23,13 +23,17 @@ use crate::verify::{FingerprintClientVerifier, FingerprintServerVerifier, PeerAu
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// Most distinct peer-fingerprint sets whose verifiers are kept for resumption.
+/// Most distinct peer-fingerprint sets whose verifiers and configs are kept.
 const VERIFIER_CACHE: usize = 4096;
 
-type Verifiers = (
-    Arc<FingerprintServerVerifier>,
-    Arc<FingerprintClientVerifier>,
-);
+/// Per peer-fingerprint set: the verifiers and the rustls configs built on them (lazily).
+#[derive(Clone)]
+struct LegConfigs {
+    server_verifier: Arc<FingerprintServerVerifier>,
+    client_verifier: Arc<FingerprintClientVerifier>,
+    client: Option<Arc<ClientConfig>>,
+    server: Option<Arc<ServerConfig>>,
+}
 
 /// Settings for a [`TlsContext`].
 #[derive(Debug, Clone)]
@@ -87,8 +91,10 @@ pub struct TlsContext {
     ticket_key: TicketKey,
     ca_server: Option<Arc<dyn ServerCertVerifier>>,
     ca_client: Option<Arc<dyn ClientCertVerifier>>,
-    /// One verifier pair per distinct (fingerprints, use_ca); see [`crate::verify`].
-    verifiers: RefCell<HashMap<(PeerFingerprints, bool), Verifiers>>,
+    /// One verifier pair (and the configs using it) per distinct (fingerprints, use_ca): rustls
+    /// resumes only under the same verifier instance (see [`crate::verify`]), and building a
+    /// config per leg would cost time and memory for nothing when a peer reconnects.
+    verifiers: RefCell<HashMap<(PeerFingerprints, bool), LegConfigs>>,
 }
 
 impl core::fmt::Debug for TlsContext {
@@ -207,6 +213,9 @@ impl TlsContext {
     /// on use it; established sessions are unaffected.
     pub fn install_ticketer(&mut self, ticketer: Arc<dyn ProducesTickets>) {
         self.ticketer = ticketer;
+        for v in self.verifiers.get_mut().values_mut() {
+            v.server = None;
+        }
     }
 
     /// Rotates to `key`, keeping the current key for decrypting tickets already issued.
@@ -236,53 +245,69 @@ impl TlsContext {
         Ok(())
     }
 
-    fn verifiers(&self, peer: &PeerAuth) -> Verifiers {
+    /// Runs `f` on the cache entry for `peer`, creating it if needed.
+    fn with_entry<T>(&self, peer: &PeerAuth, f: impl FnOnce(&mut LegConfigs) -> T) -> T {
         let key = (peer.fingerprints, peer.use_ca);
         let mut map = self.verifiers.borrow_mut();
-        if let Some(v) = map.get(&key) {
-            return v.clone();
-        }
-        if map.len() >= VERIFIER_CACHE {
-            map.clear();
-        }
-        let algs = self.provider.signature_verification_algorithms;
-        let v = (
-            Arc::new(FingerprintServerVerifier {
-                fps: peer.fingerprints,
-                ca: if peer.use_ca {
-                    self.ca_server.clone()
-                } else {
-                    None
+        if !map.contains_key(&key) {
+            if map.len() >= VERIFIER_CACHE {
+                map.clear();
+            }
+            let algs = self.provider.signature_verification_algorithms;
+            map.insert(
+                key,
+                LegConfigs {
+                    server_verifier: Arc::new(FingerprintServerVerifier {
+                        fps: peer.fingerprints,
+                        ca: if peer.use_ca {
+                            self.ca_server.clone()
+                        } else {
+                            None
+                        },
+                        algs,
+                    }),
+                    client_verifier: Arc::new(FingerprintClientVerifier {
+                        fps: peer.fingerprints,
+                        ca: if peer.use_ca {
+                            self.ca_client.clone()
+                        } else {
+                            None
+                        },
+                        algs,
+                    }),
+                    client: None,
+                    server: None,
                 },
-                algs,
-            }),
-            Arc::new(FingerprintClientVerifier {
-                fps: peer.fingerprints,
-                ca: if peer.use_ca {
-                    self.ca_client.clone()
-                } else {
-                    None
-                },
-                algs,
-            }),
-        );
-        map.insert(key, v.clone());
-        v
+            );
+        }
+        match map.get_mut(&key) {
+            Some(e) => f(e),
+            None => unreachable_entry(),
+        }
     }
 
-    /// A client config for one leg (slow path: allocates).
+    /// A client config for one leg (slow path; cached per peer-fingerprint set).
     pub(crate) fn client_config(&self, peer: &PeerAuth) -> Result<Arc<ClientConfig>, ContextError> {
         self.check_auth(peer)?;
-        let (verifier, _) = self.verifiers(peer);
-        let mut cfg = self.client_base.clone();
-        cfg.dangerous().set_certificate_verifier(verifier);
-        Ok(Arc::new(cfg))
+        Ok(self.with_entry(peer, |e| {
+            e.client
+                .get_or_insert_with(|| {
+                    let mut cfg = self.client_base.clone();
+                    cfg.dangerous()
+                        .set_certificate_verifier(e.server_verifier.clone());
+                    Arc::new(cfg)
+                })
+                .clone()
+        }))
     }
 
-    /// A server config for one leg (slow path: allocates).
+    /// A server config for one leg (slow path; cached per peer-fingerprint set).
     pub(crate) fn server_config(&self, peer: &PeerAuth) -> Result<Arc<ServerConfig>, ContextError> {
         self.check_auth(peer)?;
-        let (_, verifier) = self.verifiers(peer);
+        if let Some(cfg) = self.with_entry(peer, |e| e.server.clone()) {
+            return Ok(cfg);
+        }
+        let verifier = self.with_entry(peer, |e| e.client_verifier.clone());
         let mut cfg = ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&self.versions)?
             .with_client_cert_verifier(verifier)
@@ -293,6 +318,14 @@ impl TlsContext {
         cfg.session_storage = Arc::new(NoServerSessionStorage {});
         cfg.send_tls13_tickets = self.settings.tls13_tickets;
         cfg.max_early_data_size = 0;
-        Ok(Arc::new(cfg))
+        let cfg = Arc::new(cfg);
+        self.with_entry(peer, |e| e.server = Some(cfg.clone()));
+        Ok(cfg)
     }
+}
+
+/// The entry was inserted just before under the same borrow; this cannot run.
+#[cold]
+fn unreachable_entry<T>() -> T {
+    unreachable!("verifier cache entry vanished under its own borrow")
 }

@@ -657,3 +657,79 @@ fn seal_with_small_buffer_writes_nothing() {
     p.pump();
     assert_eq!(p.s.plain, b"hello");
 }
+
+#[test]
+fn tickets_from_a_retired_key_fall_back_to_a_full_handshake() {
+    let profile = TlsProfile {
+        versions: vec![TlsVersion::Tls13],
+        ..TlsProfile::default()
+    };
+    let (cc, mut sc) = contexts(profile);
+    let mut p = Pair::new(&cc, &sc);
+    p.pump();
+    send(&mut p.c, &mut p.s, b"x");
+    p.pump();
+    sc.rotate_ticket_key(crate::TicketKey::generate(2).unwrap())
+        .unwrap();
+    sc.rotate_ticket_key(crate::TicketKey::generate(3).unwrap())
+        .unwrap();
+    let mut p2 = Pair::new(&cc, &sc);
+    p2.pump();
+    assert_eq!(
+        established_event(&p2.s.events).map(|e| e.2),
+        Some(false),
+        "{:?}",
+        p2.s.events
+    );
+}
+
+#[test]
+fn ca_verified_leg_accepts_a_chain_and_refuses_a_stranger() {
+    // A CA and a server leaf it issued; the client leg verifies by CA (core side, no SDP
+    // fingerprint), the server leg by the client's fingerprint.
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "mgw test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["server.mgw".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let server_id = Identity::from_der(
+        vec![leaf.der().clone(), ca.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("mgw-tls-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+
+    let (ci, _) = ids();
+    let mut cc = TlsContext::new(TlsSettings::default(), ci.clone()).unwrap();
+    assert_eq!(cc.load_ca_bundle(&dir.join("ca.pem")).unwrap(), 1);
+    let sc = TlsContext::new(TlsSettings::default(), server_id).unwrap();
+    let by_ca = PeerAuth {
+        fingerprints: PeerFingerprints::new(),
+        use_ca: true,
+    };
+    let mut p = Pair::with_auth(&cc, &sc, by_ca.clone(), auth_for(ci));
+    p.pump();
+    assert!(p.established(), "{:?} {:?}", p.c.events, p.s.events);
+
+    // A self-signed server the CA did not issue is refused.
+    let (_, stranger_ctx) = contexts(TlsProfile::default());
+    let mut p = Pair::with_auth(&cc, &stranger_ctx, by_ca, auth_for(ci));
+    p.pump();
+    assert!(
+        matches!(failed(&p.c.events), Some(FailReason::ProtocolError { .. })),
+        "{:?}",
+        p.c.events
+    );
+    assert!(!p.c.s.is_established());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
