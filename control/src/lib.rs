@@ -2,11 +2,13 @@
 //! association, the MG model (contexts, terminations, packages) and the eMEDIASEC procedures
 //! that turn descriptors into leg specifications for the data plane.
 //!
-//! Everything here is sans-IO: bytes and `now` in; bytes, events and deadlines out.
+//! Everything except [`server`] is sans-IO: bytes and `now` in; bytes, events and deadlines
+//! out. See [`manual`] for the design decisions, defaults and limits.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod h248;
+pub mod manual;
 pub mod procedures;
 pub mod sdp;
 pub mod server;
