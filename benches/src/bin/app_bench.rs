@@ -44,7 +44,24 @@ fn msrp_stream(frames: usize) -> (Vec<u8>, usize) {
 
 /// Runs `f` (which processes `items` items) repeatedly for ~0.3 s; returns items per second,
 /// median of 3.
-fn rate(items: u64, mut f: impl FnMut()) -> f64 {
+///
+/// With `APP_BENCH_ONLY=<name>` and `APP_BENCH_ITERS=<n>`, only the named figure runs, exactly
+/// `n` times, so that `perf stat -e instructions:u` gives a load-independent cost per item.
+fn rate(name: &str, items: u64, mut f: impl FnMut()) -> f64 {
+    if let Ok(only) = std::env::var("APP_BENCH_ONLY") {
+        if only != name {
+            return 0.0;
+        }
+        let iters: u64 = std::env::var("APP_BENCH_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
+        let start = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        return (iters * items) as f64 / start.elapsed().as_secs_f64();
+    }
     let mut rates = Vec::new();
     for _ in 0..3 {
         let start = Instant::now();
@@ -64,7 +81,7 @@ fn main() {
     let (stream, frame_len) = msrp_stream(FRAMES);
     let mut parser = MsrpParser::new(MsrpConfig::default());
 
-    let msrp_16k = rate(FRAMES as u64, || {
+    let msrp_16k = rate("msrp_16k", FRAMES as u64, || {
         let mut ends = 0;
         for chunk in stream.chunks(16 * 1024) {
             let mut f = parser.feed(chunk);
@@ -77,7 +94,7 @@ fn main() {
         assert_eq!(ends, FRAMES);
     });
 
-    let msrp_per_frame = rate(FRAMES as u64, || {
+    let msrp_per_frame = rate("msrp_per_frame", FRAMES as u64, || {
         for chunk in stream.chunks(frame_len) {
             let mut f = parser.feed(chunk);
             while let Some(ev) = f.next_event().expect("valid stream") {
@@ -99,7 +116,7 @@ fn main() {
     )
     .expect("valid URIs");
     let mut out = vec![0u8; 64 * 1024];
-    let msrp_rewrite = rate(FRAMES as u64, || {
+    let msrp_rewrite = rate("msrp_rewrite", FRAMES as u64, || {
         let mut at = 0;
         for chunk in stream.chunks(16 * 1024) {
             let mut f = parser.feed(chunk);
@@ -165,7 +182,7 @@ fn main() {
     };
     let mut msg = vec![0u8; r.buffer_len()];
     r.emit(&mut msg).expect("emit");
-    let bfcp_parse = rate(1000, || {
+    let bfcp_parse = rate("bfcp_parse", 1000, || {
         for _ in 0..1000 {
             let p = Packet::new_checked(black_box(&msg[..])).expect("valid");
             black_box(Repr::parse(&p).expect("valid"));
@@ -173,7 +190,7 @@ fn main() {
     });
     let bfcp_stream_bytes: Vec<u8> = msg.iter().copied().cycle().take(msg.len() * 1000).collect();
     let mut framer = StreamFramer::new(4096);
-    let bfcp_stream = rate(1000, || {
+    let bfcp_stream = rate("bfcp_stream", 1000, || {
         let mut k = 0;
         for chunk in bfcp_stream_bytes.chunks(16 * 1024) {
             let mut f = framer.feed(chunk);
@@ -201,7 +218,7 @@ fn main() {
     }
     let udptl_len = dgrams[0].len();
     let mut flow = UdptlFlow::new(UdptlConfig::default());
-    let udptl = rate(1000, || {
+    let udptl = rate("udptl", 1000, || {
         for d in &dgrams {
             black_box(flow.on_datagram(black_box(d)).expect("valid"));
         }
