@@ -58,8 +58,9 @@
 //! most 4 redirects). Version in the reply lowers ours. With no message from the MGC for the
 //! inactivity time the MG sends `Notify ROOT{OE=0{it/ito}}` (H.248.14); if that or any other
 //! request times out it fails over to the next MGC with Method=Disconnected, Reason 900. Only
-//! configured MGC addresses are answered. MGC-originated ServiceChange (e.g. HandOff) is
-//! answered 501.
+//! configured MGC addresses are answered. An MGC-originated `ServiceChange ROOT` with
+//! Method=HandOff and `MgcIdToTry` naming a configured MGC is accepted and the MG registers there
+//! with Method=HandOff, Reason 903; any other MGC-originated ServiceChange is answered 501.
 //!
 //! ## MG model
 //!

@@ -225,6 +225,27 @@ impl Association {
         while let Some(e) = self.layer.poll_event() {
             match e {
                 Event::Request { from, request, .. } => {
+                    if let Some(to) = self.handoff_target(&request) {
+                        // §11.5: the MGC hands the MG over to another MGC. Accept, then
+                        // register there with Method=HandOff.
+                        let reply = ReplyResult::Actions(vec![ActionReply {
+                            context: ContextId::Null,
+                            properties: ContextProperties::default(),
+                            replies: vec![CommandReply::ServiceChange(ServiceChangeReply {
+                                termination: TerminationId::root(),
+                                result: ServiceChangeResult::Accepted,
+                            })],
+                            error: None,
+                        }]);
+                        let _ = self.layer.send_reply(now, from, request.id, reply);
+                        self.index = to;
+                        self.tried = 0;
+                        self.redirects = 0;
+                        self.method = ServiceChangeMethod::HandOff;
+                        self.reason = "903 MGC Directed Change".into();
+                        self.register(now);
+                        continue;
+                    }
                     if matches!(self.state, State::Registered { .. }) {
                         self.events.push_back(AssocEvent::Request { from, request });
                     } else {
@@ -251,6 +272,31 @@ impl Association {
                 Event::PeerError { .. } => {}
             }
         }
+    }
+
+    /// Index of the configured MGC named by a `ServiceChange ROOT {Method=HandOff,
+    /// MgcIdToTry=...}` request from the controlling MGC.
+    fn handoff_target(&self, request: &TransactionRequest) -> Option<usize> {
+        if !matches!(self.state, State::Registered { .. }) {
+            return None;
+        }
+        let [action] = request.actions.as_slice() else {
+            return None;
+        };
+        let [cmd] = action.commands.as_slice() else {
+            return None;
+        };
+        let Command::ServiceChange(sc) = &cmd.command else {
+            return None;
+        };
+        if !sc.termination.is_root() || sc.parms.method != Some(ServiceChangeMethod::HandOff) {
+            return None;
+        }
+        let Some(Mid::Ip { addr, port }) = &sc.parms.mgc_id else {
+            return None;
+        };
+        let to = SocketAddr::new(*addr, port.unwrap_or(2944));
+        self.cfg.mgcs.iter().position(|m| *m == to)
     }
 
     fn on_reply(&mut self, now: Instant, from: SocketAddr, version: u8, reply: TransactionReply) {
@@ -730,6 +776,24 @@ mod tests {
         );
         assert_eq!(a.poll_event(), Some(AssocEvent::Down));
         assert_eq!(a.state(), State::Down);
+    }
+
+    #[test]
+    fn mgc_directed_handoff() {
+        let mut a = assoc(vec![mgc(2), mgc(3)]);
+        registered(&mut a);
+        a.handle_datagram(
+            ms(2000),
+            mgc(2),
+            b"!/3 [127.0.0.2]:2944 T=9{C=-{SC=ROOT{SV{MT=HO,MG=[127.0.0.3]:2944,RE=\"903 MGC Directed Change\"}}}}",
+        );
+        let o = out(&mut a);
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert_eq!(o[0].0, mgc(2));
+        assert!(o[0].1.ends_with("P=9{C=-{SC=ROOT}}"), "{}", o[0].1);
+        assert_eq!(o[1].0, mgc(3));
+        assert!(o[1].1.contains("MT=HO"), "{}", o[1].1);
+        assert_eq!(a.poll_event(), None, "not passed to the MG model");
     }
 
     #[test]
