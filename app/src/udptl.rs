@@ -792,6 +792,14 @@ mod tests {
             let mut f = UdptlFlow::new(UdptlConfig::default());
             let _ = f.on_datagram(&data);
             if let Ok(r) = UdptlRepr::parse(&data, &UdptlConfig::default()) {
+                // Re-encoding keeps the value (unless an IFP is empty: sent as one zero octet).
+                let empty = r.primary_ifp.is_empty()
+                    || matches!(r.error_recovery, ErrorRecovery::Redundancy(l) if l.iter().any(<[u8]>::is_empty));
+                if !empty {
+                    let mut out = vec![0u8; r.buffer_len()];
+                    let n = r.emit(&mut out).unwrap();
+                    prop_assert_eq!(UdptlRepr::parse(&out[..n], &UdptlConfig::default()), Ok(r));
+                }
                 match r.error_recovery {
                     ErrorRecovery::Redundancy(l) | ErrorRecovery::Fec { fec_data: l, .. } => { let _ = l.iter().count(); }
                 }
