@@ -55,7 +55,7 @@ fn run(inputs: &[(u8, Vec<u8>)]) -> Result<usize, TestCaseError> {
     let mut mg = Mg::new(MgConfig::default(), realms, "SHA-256 AA:BB".into());
     let mut now = 0u64;
     let mut most = 0;
-    let mut step = |a: &mut Association, mg: &mut Mg, t: Instant, msg: &[u8]| {
+    let step = |a: &mut Association, mg: &mut Mg, t: Instant, msg: &[u8]| {
         a.handle_timeout(t);
         a.handle_datagram(t, mgc, msg);
         while let Some(e) = a.poll_event() {

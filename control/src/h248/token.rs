@@ -199,7 +199,7 @@ impl Tok {
 
     /// The token `word` spells, if any.
     ///
-    /// The word is upper-cased into a stack buffer and looked up in a sorted table built once, so the
+    /// The word is upper-cased into a stack buffer and looked up in a table built once, so the
     /// cost does not grow with the number of tokens (this lookup dominated parsing when it was
     /// a linear scan).
     pub fn lookup(word: &[u8]) -> Option<Tok> {
@@ -208,11 +208,7 @@ impl Tok {
         for (d, s) in up.iter_mut().zip(word) {
             *d = s.to_ascii_uppercase();
         }
-        let t = table();
-        t.binary_search_by(|(k, _)| k.as_slice().cmp(up))
-            .ok()
-            .and_then(|i| t.get(i))
-            .map(|(_, tok)| *tok)
+        table().get(&*up).copied()
     }
 
     /// The form for the given style.
@@ -225,18 +221,41 @@ impl Tok {
     }
 }
 
-/// Upper-cased long and short forms, sorted for binary search.
-fn table() -> &'static [(Vec<u8>, Tok)] {
-    static TABLE: std::sync::OnceLock<Vec<(Vec<u8>, Tok)>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut v = Vec::new();
-        for t in Tok::ALL {
-            v.push((t.long().to_ascii_uppercase().into_bytes(), *t));
-            v.push((t.short().to_ascii_uppercase().into_bytes(), *t));
+/// FNV-1a: keys are short ASCII words from our own table, so a DoS-resistant hash is not
+/// needed and SipHash showed in profiles.
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
         }
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.dedup_by(|a, b| a.0 == b.0);
-        v
+        self.0 = h;
+    }
+}
+
+type Table = std::collections::HashMap<Vec<u8>, Tok, std::hash::BuildHasherDefault<Fnv>>;
+
+/// Upper-cased long and short forms.
+fn table() -> &'static Table {
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut m = Table::default();
+        for t in Tok::ALL {
+            m.insert(t.long().to_ascii_uppercase().into_bytes(), *t);
+            m.insert(t.short().to_ascii_uppercase().into_bytes(), *t);
+        }
+        m
     })
 }
 
