@@ -733,3 +733,27 @@ fn ca_verified_leg_accepts_a_chain_and_refuses_a_stranger() {
     assert!(!p.c.s.is_established());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn tls12_resumption_with_tickets() {
+    let profile = TlsProfile {
+        versions: vec![TlsVersion::Tls12],
+        ..TlsProfile::default()
+    };
+    let (cc, sc) = contexts(profile);
+    let mut p = Pair::new(&cc, &sc);
+    p.pump();
+    assert!(p.established());
+    let mut p2 = Pair::new(&cc, &sc);
+    p2.pump();
+    assert_eq!(
+        established_event(&p2.c.events).map(|e| e.2),
+        Some(true),
+        "{:?}",
+        p2.c.events
+    );
+    assert_eq!(established_event(&p2.s.events).map(|e| e.2), Some(true));
+    send(&mut p2.s, &mut p2.c, b"resumed 1.2");
+    p2.pump();
+    assert_eq!(p2.c.plain, b"resumed 1.2");
+}
