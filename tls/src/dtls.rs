@@ -279,9 +279,8 @@ impl DtlsSession {
     fn map_err(&mut self, e: dimpl::Error) -> DtlsError {
         let reason = match e {
             dimpl::Error::Timeout(_) => FailReason::Timeout,
-            dimpl::Error::SecurityError(dimpl::SecurityError::FatalAlert { .. }) => {
-                // The peer aborted; dimpl does not expose the description in a stable way.
-                FailReason::Alert(alert::HANDSHAKE_FAILURE)
+            dimpl::Error::SecurityError(dimpl::SecurityError::FatalAlert { description }) => {
+                FailReason::Alert(description)
             }
             dimpl::Error::ConnectionClosed => {
                 if self.state != State::Done {
@@ -573,6 +572,30 @@ mod tests {
         assert!(!s.s.is_established());
         assert!(c.plain.is_empty() && s.plain.is_empty());
         assert_eq!(epoch0_alert(alert::BAD_CERTIFICATE)[14], 42);
+    }
+
+    #[test]
+    fn server_side_mismatch_fails_the_server_and_the_client_sees_an_alert() {
+        let now = Instant::from_millis(1000);
+        let wrong = PeerFingerprints::one(Fingerprint::of_der(HashFunction::Sha512, b"y"));
+        let (mut c, mut s) = pair(fps(&ids().1), wrong, now);
+        pump(&mut c, &mut s, now);
+        assert!(
+            s.events.contains(&DtlsEvent::Failed {
+                reason: FailReason::FingerprintMismatch
+            }),
+            "{:?}",
+            s.events
+        );
+        assert!(!c.s.is_established(), "{:?}", c.events);
+        assert!(
+            c.events.contains(&DtlsEvent::Failed {
+                reason: FailReason::Alert(alert::BAD_CERTIFICATE)
+            }),
+            "{:?}",
+            c.events
+        );
+        assert!(c.plain.is_empty() && s.plain.is_empty());
     }
 
     #[test]
