@@ -713,3 +713,142 @@ fn dtls_fingerprint_mismatch_against_openssl() {
         peer.output()
     );
 }
+
+/// The ECDHE-RSA suites (TLS 1.2): RSA certificates made by `openssl req` for both sides, our
+/// identity loaded from those PEM files; our client against s_server and s_client against our
+/// server, with the peer checked by fingerprint.
+#[test]
+fn rsa_suites_with_openssl_made_certificates_both_roles() {
+    if !openssl_present() {
+        return;
+    }
+    let f = Files::new("rsa");
+    for who in ["ours", "peer"] {
+        let st = Command::new("timeout")
+            .args([
+                "20", "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-subj",
+            ])
+            .arg(format!("/CN={who}"))
+            .args([
+                "-keyout",
+                &f.path(&format!("{who}.key")),
+                "-out",
+                &f.path(&format!("{who}.crt")),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl req failed");
+    }
+    let ours = Identity::from_pem_files(&f.dir.join("ours.crt"), &f.dir.join("ours.key")).unwrap();
+    let peer_id =
+        Identity::from_pem_files(&f.dir.join("peer.crt"), &f.dir.join("peer.key")).unwrap();
+    let peer_fp = PeerFingerprints::one(peer_id.fingerprint(HashFunction::Sha384));
+    let rsa_suites = CipherSuite::ALL
+        .into_iter()
+        .filter(|s| s.iana_name().contains("_RSA_"));
+    for suite in rsa_suites {
+        let profile = TlsProfile {
+            versions: vec![TlsVersion::Tls12],
+            suites: vec![suite],
+            ..TlsProfile::default()
+        };
+        let ctx = TlsContext::new(
+            TlsSettings {
+                profile,
+                ..TlsSettings::default()
+            },
+            ours.clone(),
+        )
+        .unwrap();
+
+        // Our client, OpenSSL server.
+        let port = free_port();
+        let accept = format!("127.0.0.1:{port}");
+        let mut peer = Peer::spawn(&[
+            "s_server",
+            "-accept",
+            &accept,
+            "-naccept",
+            "1",
+            "-cert",
+            &f.path("peer.crt"),
+            "-key",
+            &f.path("peer.key"),
+            "-Verify",
+            "1",
+            "-verify_quiet",
+            "-tls1_2",
+            "-cipher",
+            openssl_name(suite),
+        ]);
+        let mut stream = connect_retry(port);
+        let mut s = TlsSession::client(
+            &ctx,
+            &PeerAuth::fingerprints(peer_fp),
+            ServerName::try_from("peer").unwrap(),
+            monotonic_now(),
+        )
+        .unwrap();
+        let run = drive(&mut s, &mut stream, b"rsa-ping\n", b"rsa-pong", || {
+            peer.write_stdin("rsa-pong\n")
+        });
+        let est = established(&run.events);
+        assert_eq!(
+            est.map(|e| e.1),
+            Some(suite),
+            "{suite:?}: {:?}\n{}",
+            run.events,
+            peer.output()
+        );
+        assert_eq!(est.unwrap().2, peer_id.fingerprint(HashFunction::Sha384));
+        assert!(
+            peer.wait_output("rsa-ping", Duration::from_secs(3)),
+            "{}",
+            peer.output()
+        );
+        drop(peer);
+
+        // OpenSSL client, our server.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let connect = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let mut peer = Peer::spawn(&[
+            "s_client",
+            "-connect",
+            &connect,
+            "-cert",
+            &f.path("peer.crt"),
+            "-key",
+            &f.path("peer.key"),
+            "-tls1_2",
+            "-cipher",
+            openssl_name(suite),
+            "-quiet",
+        ]);
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut s =
+            TlsSession::server(&ctx, &PeerAuth::fingerprints(peer_fp), monotonic_now()).unwrap();
+        let run = drive(
+            &mut s,
+            &mut stream,
+            b"rsa-hello-mgw\n",
+            b"rsa-hello-openssl",
+            || peer.write_stdin("rsa-hello-openssl\n"),
+        );
+        assert_eq!(
+            established(&run.events).map(|e| e.1),
+            Some(suite),
+            "{suite:?}: {:?}\n{}",
+            run.events,
+            peer.output()
+        );
+        assert!(contains(&run.plain, b"rsa-hello-openssl"));
+        assert!(
+            peer.wait_output("rsa-hello-mgw", Duration::from_secs(3)),
+            "{}",
+            peer.output()
+        );
+    }
+}
