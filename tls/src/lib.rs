@@ -19,6 +19,7 @@ pub mod context;
 pub mod dtls;
 pub mod fingerprint;
 pub mod identity;
+pub mod manual;
 pub mod profile;
 pub mod record;
 pub mod session;
