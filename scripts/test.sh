@@ -68,7 +68,7 @@ cargo test -p dpdk-sys --features dpdk --profile ci
 
 # ---------------------------------------------------------------------------------------------
 step "mgwd lab smoke run"
-cargo run --quiet --profile ci -p mgwd --bin mgwd -- lab --seconds 3 --json > target/lab.json
+cargo run --quiet --profile ci -p mgwd --bin mgwd -- lab --seconds 10 --json > target/lab.json
 cat target/lab.json
 python3 - <<'PY'
 import json, sys

@@ -1,198 +1,713 @@
-//! `mgwd lab`: the embedded demo.
+//! `mgwd lab`: the whole gateway in one process, on in-memory ports.
 //!
-//! What it runs today (foundation stage, honestly labelled in its output): a gateway-side host
-//! (the data plane's L2/L3 edge with a UDP echo service) and a simulated peer, each on its own
-//! thread, joined by a `mem` link with an optional loss/delay model. The peer resolves the
-//! gateway by ARP, pings it, then keeps a window of timestamped UDP datagrams in flight and
-//! measures round trips. The MSRP/BFCP/T.38 relays through TCP, TLS and DTLS join this view as
-//! their issues land.
+//! - **Data plane:** one worker thread (`Worker` on a `mem` port: edge, userspace TCP, TLS and
+//!   DTLS sessions, MSRP/BFCP/UDPTL awareness).
+//! - **Control plane:** the real control thread (`Gateway` over the H.248 `Server`), bound to
+//!   UDP on 127.0.0.1.
+//! - **MGC:** an embedded MGC on the main thread that speaks H.248 text over loopback UDP: it
+//!   answers the MG's ServiceChange, Adds one context per session (access and core
+//!   terminations with SDP), reads each reply's Local SDP for the port, and Subtracts at the end.
+//! - **Peers:** a simulated host on the other end of the `mem` link, carrying the UEs and the
+//!   core peers on the same TCP stack: MSRP chat over TLS (UE) ↔ plain TCP (core), BFCP over TLS
+//!   ↔ TCP, and T.38 UDPTL over DTLS ↔ plain UDP.
+//!
+//! It shows a live view once a second and ends with a summary (`--json` for JSON only).
 
-use anyhow::{bail, Result};
+use crate::gateway::{Awareness, Gateway};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
+use control::h248::association::AssociationConfig;
+use control::h248::ast::{CommandReply, ContextId, MessageBody, Mid, ReplyResult, Transaction};
+use control::h248::mg::MgConfig;
+use control::procedures::Realms;
+use control::server::{Server, ServerConfig, ServerEvent, TransportKind};
 use dataplane::buf::Pool;
-use dataplane::edge::EdgeConfig;
-use dataplane::host::Host;
+use dataplane::edge::{EdgeConfig, InterfaceAddr};
 use dataplane::port::mem::{pair, MemConfig, MemPort};
-use dataplane::port::Port;
 use dataplane::sim::{Clock, LinkModel, Node};
-use dataplane::time::monotonic_now;
-use dataplane::wire::{EthernetAddress, Ipv4Address};
+use dataplane::time::{monotonic_now, Instant};
+use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use hdrhistogram::Histogram;
+use mgw_app::msrp::{MsrpConfig, MsrpEvent, MsrpParser};
+use mgw_tcp::{ConnId, EventKind};
+use mgw_tls::dtls::DtlsOutput;
+use mgw_tls::{
+    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role, TlsContext,
+    TlsSettings,
+};
+use mgw_worker::peer::{TcpHost, TlsPeer};
+use mgw_worker::{channel, Worker, WorkerConfig};
 use serde_json::json;
+use std::collections::VecDeque;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
-const GW_IP: Ipv4Address = Ipv4Address([198, 51, 100, 1]);
-const PEER_IP: Ipv4Address = Ipv4Address([198, 51, 100, 2]);
-const ECHO_PORT: u16 = 7;
+const GW_ACCESS: Ipv4Address = Ipv4Address([10, 10, 0, 1]);
+const GW_CORE: Ipv4Address = Ipv4Address([10, 20, 0, 1]);
+const UE: Ipv4Address = Ipv4Address([10, 10, 0, 2]);
+const CORE: Ipv4Address = Ipv4Address([10, 20, 0, 2]);
 
 /// Options of `mgwd lab`.
 #[derive(Args, Debug, Clone)]
 pub struct LabArgs {
-    /// How long to run, in seconds.
+    /// How long traffic runs, in seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
     /// Print one JSON summary at the end instead of the live view.
     #[arg(long)]
     pub json: bool,
-    /// Datagrams kept in flight by the simulated peer.
-    #[arg(long, default_value_t = 64)]
-    pub window: usize,
-    /// UDP payload size in bytes (16..=1400).
-    #[arg(long, default_value_t = 300)]
+    /// Sessions per kind, e.g. `msrp=8,bfcp=2,t38=2`.
+    #[arg(long, default_value = "msrp=8,bfcp=2,t38=2")]
+    pub sessions: String,
+    /// MSRP chat body size in bytes.
+    #[arg(long, default_value_t = 200)]
     pub size: usize,
-    /// Loss probability on the simulated link, each way (0..1).
+    /// Requests each session keeps outstanding.
+    #[arg(long, default_value_t = 4)]
+    pub window: usize,
+    /// Loss probability on the simulated wire, each way (0..0.5).
     #[arg(long, default_value_t = 0.0)]
     pub loss: f64,
-    /// One-way delay of the simulated link, in microseconds.
+    /// One-way delay of the simulated wire, in microseconds.
     #[arg(long, default_value_t = 0)]
     pub delay_us: u64,
 }
 
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    msrp: usize,
+    bfcp: usize,
+    t38: usize,
+}
+
+fn parse_sessions(s: &str) -> Result<Counts> {
+    let mut c = Counts::default();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--sessions: `{part}` is not kind=N"))?;
+        let n: usize = v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("--sessions: `{v}` is not a number"))?;
+        if n > 1000 {
+            bail!("--sessions: {n} {k} sessions is more than the lab's 1000 per kind");
+        }
+        match k.trim() {
+            "msrp" => c.msrp = n,
+            "bfcp" => c.bfcp = n,
+            "t38" => c.t38 = n,
+            other => bail!("--sessions: unknown kind `{other}` (msrp, bfcp, t38)"),
+        }
+    }
+    Ok(c)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Msrp,
+    Bfcp,
+    T38,
+}
+
+/// Live counters shared by the peers thread and the view.
 #[derive(Default)]
 struct Live {
-    sent: AtomicU64,
-    received: AtomicU64,
-    bytes_out: AtomicU64,
-    bytes_in: AtomicU64,
-    p50_ns: AtomicU64,
-    p99_ns: AtomicU64,
-    p999_ns: AtomicU64,
+    up_msgs: [AtomicU64; 3],
+    down_msgs: [AtomicU64; 3],
+    up_bytes: AtomicU64,
+    down_bytes: AtomicU64,
+    handshakes: AtomicU64,
+    errors: AtomicU64,
 }
 
-struct PeerResult {
+fn kind_index(k: Kind) -> usize {
+    match k {
+        Kind::Msrp => 0,
+        Kind::Bfcp => 1,
+        Kind::T38 => 2,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The embedded MGC.
+
+struct Mgc {
+    sock: UdpSocket,
+    mg: SocketAddr,
+    mid: String,
+    next_id: u32,
+}
+
+impl Mgc {
+    fn recv_text(&self, until: StdInstant) -> Result<Option<String>> {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let left = until.saturating_duration_since(StdInstant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) if from == self.mg => {
+                    return Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned()))
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Waits for the MG's ServiceChange and accepts it.
+    fn accept_registration(&mut self) -> Result<()> {
+        let until = StdInstant::now() + Duration::from_secs(10);
+        while let Some(text) = self.recv_text(until)? {
+            if let Some(id) = request_id(&text)
+                .filter(|_| text.contains("SC=ROOT") || text.contains("ServiceChange=ROOT"))
+            {
+                let reply = format!("!/3 {} P={id}{{C=-{{SC=ROOT}}}}", self.mid);
+                self.sock.send_to(reply.as_bytes(), self.mg)?;
+                return Ok(());
+            }
+        }
+        bail!("the MG did not register within 10 s")
+    }
+
+    /// Sends a transaction and returns its reply (answering Pending by waiting, and
+    /// acknowledging Notify requests that arrive meanwhile).
+    fn transact(&mut self, body: &str) -> Result<control::h248::ast::TransactionReply> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let text = format!("!/3 {} T={id}{{{body}}}", self.mid);
+        self.sock.send_to(text.as_bytes(), self.mg)?;
+        let until = StdInstant::now() + Duration::from_secs(10);
+        while let Some(reply) = self.recv_text(until)? {
+            let msg = control::h248::parse_message(reply.as_bytes())
+                .map_err(|e| anyhow!("MG sent bad H.248: {e}"))?;
+            let MessageBody::Transactions(ts) = msg.body else {
+                continue;
+            };
+            for t in ts {
+                match t {
+                    Transaction::Reply(r) if r.id == id => return Ok(r),
+                    Transaction::Request(req) => {
+                        // A Notify: acknowledge it with an empty reply.
+                        let ack = format!("!/3 {} P={}{{C=-{{N=ROOT}}}}", self.mid, req.id);
+                        self.sock.send_to(ack.as_bytes(), self.mg)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        bail!("no reply to transaction {id}")
+    }
+
+    /// Adds a context for one session; returns the context id and the access leg's Local
+    /// address (where the UE connects).
+    fn add(&mut self, kind: Kind, i: usize, ue_fp: &str) -> Result<(u32, SocketAddr)> {
+        let core_port = 30_000 + i as u16;
+        let (access, core, events) = match kind {
+            Kind::Msrp => (
+                format!(
+                    "v=0\nc=IN IP4 {UE}\nm=message 9 TCP/TLS/MSRP *\na=setup:active\na=accept-types:text/plain\n\
+                     a=path:msrps://{UE}:9/ue{i};tcp\na=fingerprint:{ue_fp}"
+                ),
+                format!(
+                    "v=0\nc=IN IP4 {CORE}\nm=message {core_port} TCP/MSRP *\na=setup:passive\na=accept-types:text/plain\n\
+                     a=path:msrp://{CORE}:{core_port}/core{i};tcp"
+                ),
+                "tcp/ef,tls/ef,tls/sr",
+            ),
+            Kind::Bfcp => (
+                format!(
+                    "v=0\nc=IN IP4 {UE}\nm=application 9 TCP/TLS/BFCP *\na=setup:active\na=floorctrl:c-only\n\
+                     a=confid:1\na=userid:{i}\na=fingerprint:{ue_fp}"
+                ),
+                format!(
+                    "v=0\nc=IN IP4 {CORE}\nm=application {core_port} TCP/BFCP *\na=setup:passive\na=floorctrl:s-only\n\
+                     a=confid:1\na=userid:{i}"
+                ),
+                "tcp/ef,tls/ef,tls/sr",
+            ),
+            Kind::T38 => (
+                format!(
+                    "v=0\nc=IN IP4 {UE}\nm=image {} UDP/TLS/UDPTL t38\na=setup:active\na=tls-id:lab{i}\n\
+                     a=T38FaxVersion:0\na=T38FaxUdpEC:t38UDPRedundancy\na=fingerprint:{ue_fp}",
+                    32_000 + i
+                ),
+                format!("v=0\nc=IN IP4 {CORE}\nm=image {} udptl t38\na=T38FaxVersion:0\na=T38FaxUdpEC:t38UDPRedundancy", 34_000 + i),
+                "dtls/ef,dtls/sr",
+            ),
+        };
+        let (proto_l_a, proto_l_c) = match kind {
+            Kind::Msrp => (
+                "m=message $ TCP/TLS/MSRP *\na=fingerprint:$",
+                "m=message $ TCP/MSRP *",
+            ),
+            Kind::Bfcp => (
+                "m=application $ TCP/TLS/BFCP *\na=fingerprint:$",
+                "m=application $ TCP/BFCP *",
+            ),
+            Kind::T38 => (
+                "m=image $ UDP/TLS/UDPTL t38\na=fingerprint:$",
+                "m=image $ udptl t38",
+            ),
+        };
+        let body = format!(
+            "C=${{A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=access,ipnapt/latch=ON}},L{{\nv=0\nc=IN IP4 $\n{proto_l_a}\n}},R{{\n{access}\n}}}}}},E=1{{{events}}}}},\
+             A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=core}},L{{\nv=0\nc=IN IP4 $\n{proto_l_c}\n}},R{{\n{core}\n}}}}}},E=2{{{events}}}}}}}"
+        );
+        let reply = self.transact(&body)?;
+        let ReplyResult::Actions(actions) = reply.result else {
+            bail!("Add refused: {:?}", reply.result)
+        };
+        let a = actions.first().ok_or_else(|| anyhow!("empty Add reply"))?;
+        if let Some(e) = &a.error {
+            bail!("Add refused: {} {:?}", e.code, e.text);
+        }
+        let ContextId::Id(ctx) = a.context else {
+            bail!("Add reply without a context id")
+        };
+        let Some(CommandReply::Add(access_reply)) = a.replies.first() else {
+            bail!("Add reply without the access termination")
+        };
+        let local = access_reply
+            .audit
+            .media
+            .as_ref()
+            .and_then(|m| m.streams.first())
+            .and_then(|s| s.local.clone())
+            .ok_or_else(|| anyhow!("Add reply without Local SDP"))?;
+        Ok((ctx, local_addr(&local)?))
+    }
+
+    fn subtract(&mut self, ctx: u32) -> Result<String> {
+        let reply = self.transact(&format!("C={ctx}{{S=*}}"))?;
+        Ok(format!("{:?}", reply.result))
+    }
+}
+
+fn request_id(text: &str) -> Option<u32> {
+    let msg = control::h248::parse_message(text.as_bytes()).ok()?;
+    let MessageBody::Transactions(ts) = msg.body else {
+        return None;
+    };
+    ts.into_iter().find_map(|t| match t {
+        Transaction::Request(r) => Some(r.id),
+        _ => None,
+    })
+}
+
+/// The address in an SDP answer's `c=` and `m=` lines.
+fn local_addr(sdp: &str) -> Result<SocketAddr> {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .ok_or_else(|| anyhow!("Local SDP without c=: {sdp}"))?;
+    let port = sdp
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("m=")
+                .and_then(|m| m.split_whitespace().nth(1))
+        })
+        .ok_or_else(|| anyhow!("Local SDP without m=: {sdp}"))?;
+    Ok(SocketAddr::new(ip.trim().parse()?, port.parse()?))
+}
+
+// ------------------------------------------------------------------------------------------
+// The simulated peers.
+
+struct StreamSession {
+    kind: Kind,
+    gw: SocketAddr,
+    ue_local: SocketAddr,
+    core_port: u16,
+    ue_conn: Option<ConnId>,
+    ue: Option<TlsPeer>,
+    core_conn: Option<ConnId>,
+    /// Send times of requests not yet answered, oldest first.
+    outstanding: VecDeque<Instant>,
+    seq: u64,
+    /// Core side: received bytes not yet framed.
+    core_rx: Vec<u8>,
+    core_parser: MsrpParser,
+    ue_parser: MsrpParser,
+    handshake_counted: bool,
+}
+
+struct FaxSession {
+    gw: SocketAddr,
+    ue_local: SocketAddr,
+    core_local: SocketAddr,
+    dtls: DtlsSession,
+    deadline: Instant,
+    up: bool,
+    seq: u16,
+    outstanding: VecDeque<Instant>,
+}
+
+struct Peers {
+    host: TcpHost<MemPort>,
+    streams: Vec<StreamSession>,
+    faxes: Vec<FaxSession>,
+    ue_tls: TlsContext,
+    mg_fp: PeerFingerprints,
+    body: Vec<u8>,
+    window: usize,
     rtt: Histogram<u64>,
-    arp_resolved: bool,
+    live: Arc<Live>,
 }
 
-struct GatewayResult {
-    echo_replies: u64,
-    arp_replies: u64,
-    udp_out: u64,
-    dropped: u64,
+fn msrp_send(tid: &str, i: usize, body: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "MSRP {tid} SEND\r\nTo-Path: msrps://{GW_ACCESS}/s{i};tcp\r\nFrom-Path: msrps://{UE}:9/ue{i};tcp\r\nMessage-ID: {tid}\r\n\
+         Byte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n",
+        n = body.len()
+    )
+    .into_bytes();
+    m.extend_from_slice(body);
+    m.extend_from_slice(format!("\r\n-------{tid}$\r\n").as_bytes());
+    m
 }
 
-fn gateway(port: MemPort, stop: Arc<AtomicBool>) -> GatewayResult {
-    let mut host = Host::new(
-        port,
-        EdgeConfig::single(EthernetAddress([2, 0x6d, 0x67, 0x77, 0x64, 1]), GW_IP, 24),
-    );
-    host.udp_echo_port = Some(ECHO_PORT);
-    let mut idle = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        let before = host.port().stats().rx_packets;
-        host.poll(monotonic_now());
-        // Adaptive poll: spin while busy, yield the core when idle (the lab shares 2 cores).
-        if host.port().stats().rx_packets == before {
-            idle += 1;
-            if idle > 64 {
-                std::thread::yield_now();
-            }
+/// A BFCP FloorRequest (RFC 8855 §5.3.1, primitive 1) with a FLOOR-ID attribute, version 1
+/// (over TCP).
+fn bfcp_floor_request(conf: u32, tid: u16, user: u16, floor: u16) -> Vec<u8> {
+    let mut m = vec![0x20, 1, 0, 1];
+    m.extend_from_slice(&conf.to_be_bytes());
+    m.extend_from_slice(&tid.to_be_bytes());
+    m.extend_from_slice(&user.to_be_bytes());
+    // FLOOR-ID (type 2, M bit set), length 4.
+    m.extend_from_slice(&[(2 << 1) | 1, 4]);
+    m.extend_from_slice(&floor.to_be_bytes());
+    m
+}
+
+/// The answer a floor chair gives: FloorRequestStatus (primitive 4), same ids.
+fn bfcp_status(conf: u32, tid: u16, user: u16) -> Vec<u8> {
+    let mut m = vec![0x20, 4, 0, 0];
+    m.extend_from_slice(&conf.to_be_bytes());
+    m.extend_from_slice(&tid.to_be_bytes());
+    m.extend_from_slice(&user.to_be_bytes());
+    m
+}
+
+fn udptl_packet(seq: u16) -> Vec<u8> {
+    use mgw_app::udptl::{ErrorRecovery, IfpList, UdptlRepr};
+    let ifp = [0x00u8, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70].repeat(20);
+    let prev = [0x11u8; 40];
+    let items: [&[u8]; 1] = [&prev];
+    let r = UdptlRepr {
+        seq_number: seq,
+        primary_ifp: &ifp,
+        error_recovery: ErrorRecovery::Redundancy(IfpList::Items(if seq == 0 {
+            &[]
         } else {
-            idle = 0;
+            &items
+        })),
+    };
+    let mut out = vec![0u8; r.buffer_len()];
+    let n = r.emit(&mut out).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
+impl Peers {
+    fn step(&mut self, now: Instant, traffic: bool) {
+        self.host.poll(now);
+        let mut events = Vec::new();
+        while let Some(e) = self.host.tcp.poll_event() {
+            events.push(e);
+        }
+        for e in events {
+            for s in self.streams.iter_mut() {
+                match e.kind {
+                    EventKind::Connected if s.ue_conn == Some(e.conn) => {
+                        s.ue = TlsPeer::client(&self.ue_tls, e.conn, self.mg_fp, now).ok();
+                    }
+                    EventKind::Accepted { .. }
+                        if s.core_conn.is_none()
+                            && self
+                                .host
+                                .tcp
+                                .tuple(e.conn)
+                                .is_ok_and(|t| t.local_port == s.core_port) =>
+                    {
+                        s.core_conn = Some(e.conn);
+                    }
+                    EventKind::Reset | EventKind::TimedOut | EventKind::ConnectFailed { .. }
+                        if s.ue_conn == Some(e.conn) || s.core_conn == Some(e.conn) =>
+                    {
+                        self.live.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for i in 0..self.streams.len() {
+            self.stream_step(i, now, traffic);
+        }
+        for i in 0..self.faxes.len() {
+            self.fax_step(i, now, traffic);
+        }
+        self.host.flush();
+    }
+
+    fn stream_step(&mut self, i: usize, now: Instant, traffic: bool) {
+        let s = &mut self.streams[i];
+        let k = kind_index(s.kind);
+        if s.ue_conn.is_none() {
+            let local = (IpAddress::from(s.ue_local.ip()), s.ue_local.port());
+            let gw = (IpAddress::from(s.gw.ip()), s.gw.port());
+            s.ue_conn = self.host.tcp.connect(now, local, gw).ok();
+        }
+        let Some(ue) = s.ue.as_mut() else { return };
+        ue.drive(&mut self.host.tcp, now);
+        if ue.is_established() && !s.handshake_counted {
+            s.handshake_counted = true;
+            self.live.handshakes.fetch_add(1, Ordering::Relaxed);
+        }
+        // Core side: frame requests, answer each.
+        if let Some(c) = s.core_conn {
+            let mut buf = [0u8; 16384];
+            while let Ok(n @ 1..) = self.host.tcp.recv(c, &mut buf) {
+                self.live.up_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                s.core_rx.extend_from_slice(&buf[..n]);
+            }
+            let mut answers: Vec<Vec<u8>> = Vec::new();
+            match s.kind {
+                Kind::Msrp => {
+                    let data = std::mem::take(&mut s.core_rx);
+                    let mut feed = s.core_parser.feed(&data);
+                    loop {
+                        match feed.next_event() {
+                            Ok(Some(MsrpEvent::End { .. })) => {
+                                let tid = String::from_utf8_lossy(feed.parser().transaction_id())
+                                    .into_owned();
+                                answers.push(
+                                    format!("MSRP {tid} 200 OK\r\nTo-Path: msrps://{UE}:9/ue{i};tcp\r\nFrom-Path: msrps://{GW_ACCESS}/s{i};tcp\r\n-------{tid}$\r\n")
+                                        .into_bytes(),
+                                );
+                            }
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(_) => {
+                                self.live.errors.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                    }
+                }
+                Kind::Bfcp => {
+                    while s.core_rx.len() >= 12 {
+                        let len =
+                            12 + 4 * usize::from(u16::from_be_bytes([s.core_rx[2], s.core_rx[3]]));
+                        if s.core_rx.len() < len {
+                            break;
+                        }
+                        let conf = u32::from_be_bytes([
+                            s.core_rx[4],
+                            s.core_rx[5],
+                            s.core_rx[6],
+                            s.core_rx[7],
+                        ]);
+                        let tid = u16::from_be_bytes([s.core_rx[8], s.core_rx[9]]);
+                        let user = u16::from_be_bytes([s.core_rx[10], s.core_rx[11]]);
+                        answers.push(bfcp_status(conf, tid, user));
+                        s.core_rx.drain(..len);
+                    }
+                }
+                Kind::T38 => {}
+            }
+            for a in answers {
+                self.live.up_msgs[k].fetch_add(1, Ordering::Relaxed);
+                let _ = self.host.tcp.send(c, &a);
+            }
+        }
+        // UE side: count answers, measure round trips, keep the window full.
+        let ue = s.ue.as_mut().expect("checked above");
+        let got = std::mem::take(&mut ue.received);
+        if !got.is_empty() {
+            self.live
+                .down_bytes
+                .fetch_add(got.len() as u64, Ordering::Relaxed);
+            let mut answered = 0usize;
+            match s.kind {
+                Kind::Msrp => {
+                    let mut feed = s.ue_parser.feed(&got);
+                    while let Ok(Some(ev)) = feed.next_event() {
+                        if matches!(ev, MsrpEvent::End { .. }) {
+                            answered += 1;
+                        }
+                    }
+                }
+                Kind::Bfcp => answered = got.len() / 12,
+                Kind::T38 => {}
+            }
+            for _ in 0..answered {
+                if let Some(t0) = s.outstanding.pop_front() {
+                    let _ = self
+                        .rtt
+                        .record(now.saturating_duration_since(t0).as_nanos().max(1) as u64);
+                }
+                self.live.down_msgs[k].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if traffic && ue.is_established() {
+            while s.outstanding.len() < self.window {
+                s.seq += 1;
+                let msg = match s.kind {
+                    Kind::Msrp => msrp_send(&format!("s{i}m{}", s.seq), i, &self.body),
+                    _ => bfcp_floor_request(1, s.seq as u16, i as u16, 1),
+                };
+                if ue.send(&mut self.host.tcp, &msg) < msg.len() {
+                    // The whole request must go at once (the window ensures room); stop here.
+                    break;
+                }
+                s.outstanding.push_back(now);
+            }
         }
     }
-    let e = host.edge().stats();
-    let s = host.stats();
-    GatewayResult {
-        echo_replies: e.echo_replies,
-        arp_replies: e.arp_replies,
-        udp_out: s.udp_out,
-        dropped: e.malformed + e.bad_checksum + e.not_our_addr + e.unknown_protocol + s.bad_l4,
+
+    fn fax_step(&mut self, i: usize, now: Instant, traffic: bool) {
+        // Datagrams for this session's UE (DTLS) and core (plain UDPTL, echoed back).
+        let mut mine = Vec::new();
+        self.host.udp_in.retain(|(from, to, d)| {
+            let f = &self.faxes[i];
+            if *to == f.ue_local || *to == f.core_local {
+                mine.push((*from, *to, d.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        let f = &mut self.faxes[i];
+        for (from, to, d) in mine {
+            if to == f.ue_local {
+                let _ = f.dtls.handle_datagram(&d, now);
+            } else {
+                // The core's fax endpoint answers each packet with one of its own.
+                self.live.up_msgs[2].fetch_add(1, Ordering::Relaxed);
+                self.live
+                    .up_bytes
+                    .fetch_add(d.len() as u64, Ordering::Relaxed);
+                let seq = u16::from_be_bytes([d[0], d.get(1).copied().unwrap_or(0)]);
+                self.host.send_udp(f.core_local, from, &udptl_packet(seq));
+            }
+        }
+        if now >= f.deadline {
+            let _ = f.dtls.handle_timeout(now);
+        }
+        let mut buf = [0u8; 2048];
+        loop {
+            match f.dtls.poll(&mut buf) {
+                DtlsOutput::Transmit(d) => {
+                    let d = d.to_vec();
+                    self.host.send_udp(f.ue_local, f.gw, &d);
+                }
+                DtlsOutput::Data(d) => {
+                    self.live.down_msgs[2].fetch_add(1, Ordering::Relaxed);
+                    self.live
+                        .down_bytes
+                        .fetch_add(d.len() as u64, Ordering::Relaxed);
+                    if let Some(t0) = f.outstanding.pop_front() {
+                        let _ = self
+                            .rtt
+                            .record(now.saturating_duration_since(t0).as_nanos().max(1) as u64);
+                    }
+                }
+                DtlsOutput::Event(DtlsEvent::Established { .. }) => {
+                    f.up = true;
+                    self.live.handshakes.fetch_add(1, Ordering::Relaxed);
+                }
+                DtlsOutput::Event(DtlsEvent::Failed { .. }) => {
+                    self.live.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                DtlsOutput::Event(_) => {}
+                DtlsOutput::BufferTooSmall { .. } => break,
+                DtlsOutput::Wait(t) => {
+                    f.deadline = t;
+                    break;
+                }
+            }
+        }
+        // Page data at most every 2 ms per session, one outstanding window.
+        if traffic && f.up && f.outstanding.len() < self.window {
+            // A lost datagram is given up after 200 ms (UDPTL is not retransmitted).
+            while f
+                .outstanding
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_millis(200))
+            {
+                f.outstanding.pop_front();
+            }
+            f.seq = f.seq.wrapping_add(1);
+            if f.dtls.send(&udptl_packet(f.seq)).is_ok() {
+                f.outstanding.push_back(now);
+                while let DtlsOutput::Transmit(d) = f.dtls.poll(&mut buf) {
+                    let d = d.to_vec();
+                    self.host.send_udp(f.ue_local, f.gw, &d);
+                }
+            }
+        }
     }
 }
 
-fn peer(port: MemPort, args: &LabArgs, live: &Live, stop: &AtomicBool) -> PeerResult {
-    let mut host = Host::new(
-        port,
-        EdgeConfig::single(EthernetAddress([2, 0x6d, 0x67, 0x77, 0x64, 2]), PEER_IP, 24),
-    );
-    let mut rtt =
-        Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid histogram bounds");
-    let mut interval = rtt.clone();
-    let mut payload = vec![0u8; args.size];
-    let mut seq: u64 = 0;
-    let mut in_flight = 0usize;
-    let mut last_publish = StdInstant::now();
-    let mut last_send = monotonic_now();
-    let mut arp_resolved = false;
-    let mut last_ping: Option<dataplane::time::Instant> = None;
-    let mut ping_seq = 0u16;
-    while !stop.load(Ordering::Relaxed) {
-        let now = monotonic_now();
-        // A ping every 250 ms (the first ones also make the peer resolve the gateway by ARP).
-        if last_ping.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_millis(250))
-        {
-            ping_seq = ping_seq.wrapping_add(1);
-            host.send_ping(GW_IP, 0x6c61, ping_seq, b"mgwd lab");
-            last_ping = Some(now);
-        }
-        host.poll(now);
-        while let Some(d) = host.recv() {
-            let p = d.payload();
-            if p.len() >= 16 {
-                let sent_at = u64::from_be_bytes(p[8..16].try_into().unwrap_or([0; 8]));
-                let ns = now.as_nanos().saturating_sub(sent_at).max(1);
-                let _ = rtt.record(ns);
-                let _ = interval.record(ns);
-                live.received.fetch_add(1, Ordering::Relaxed);
-                live.bytes_in.fetch_add(p.len() as u64, Ordering::Relaxed);
-                in_flight = in_flight.saturating_sub(1);
-                arp_resolved = true;
-            }
-        }
-        // A datagram lost on the simulated link is given up after 200 ms.
-        if in_flight > 0 && now.saturating_duration_since(last_send) > Duration::from_millis(200) {
-            in_flight = 0;
-        }
-        while in_flight < args.window {
-            seq += 1;
-            payload[0..8].copy_from_slice(&seq.to_be_bytes());
-            payload[8..16].copy_from_slice(&monotonic_now().as_nanos().to_be_bytes());
-            if !host.send_udp(40000, GW_IP, ECHO_PORT, &payload) {
-                break;
-            }
-            in_flight += 1;
-            last_send = now;
-            live.sent.fetch_add(1, Ordering::Relaxed);
-            live.bytes_out
-                .fetch_add(payload.len() as u64, Ordering::Relaxed);
-        }
-        host.flush();
-        if in_flight >= args.window || seq == 0 {
+// ------------------------------------------------------------------------------------------
+
+fn spin_or_yield(idle: &mut u32, busy: bool) {
+    // Adaptive poll: spin while busy, then yield, then sleep briefly (the lab shares 2 cores
+    // between the worker, the control thread, the MGC and the peers).
+    if busy {
+        *idle = 0;
+    } else {
+        *idle += 1;
+        if *idle > 2000 {
+            std::thread::sleep(Duration::from_micros(50));
+        } else if *idle > 100 {
             std::thread::yield_now();
         }
-        if last_publish.elapsed() >= Duration::from_millis(500) {
-            live.p50_ns
-                .store(interval.value_at_quantile(0.5), Ordering::Relaxed);
-            live.p99_ns
-                .store(interval.value_at_quantile(0.99), Ordering::Relaxed);
-            live.p999_ns
-                .store(interval.value_at_quantile(0.999), Ordering::Relaxed);
-            interval.reset();
-            last_publish = StdInstant::now();
-        }
     }
-    PeerResult { rtt, arp_resolved }
 }
 
 /// Runs the lab.
 ///
 /// # Errors
-/// Bad arguments.
+/// Bad arguments, or a part of the gateway failing to start.
 pub fn run(args: &LabArgs) -> Result<()> {
-    if !(16..=1400).contains(&args.size) {
-        bail!("--size {} out of range: 16..=1400", args.size);
+    let counts = parse_sessions(&args.sessions)?;
+    if counts.msrp + counts.bfcp + counts.t38 == 0 {
+        bail!("--sessions: nothing to run");
     }
-    if !(0.0..1.0).contains(&args.loss) {
-        bail!("--loss {} out of range: 0 <= loss < 1", args.loss);
+    if !(0.0..0.5).contains(&args.loss) {
+        bail!("--loss {} out of range: 0 <= loss < 0.5", args.loss);
     }
-    if args.window == 0 || args.window > 4096 {
-        bail!("--window {} out of range: 1..=4096", args.window);
+    if args.size == 0 || args.size > 60_000 {
+        bail!("--size {} out of range: 1..=60000", args.size);
     }
-    let pool = Pool::new(16_384, 2048);
+    if args.window == 0 || args.window > 64 {
+        bail!("--window {} out of range: 1..=64", args.window);
+    }
+
+    // Identities: the MG's, and one shared by the simulated UEs.
+    let mg_id =
+        Identity::generate_self_signed("mgwd lab").context("generating the MG certificate")?;
+    let ue_id =
+        Identity::generate_self_signed("lab UE").context("generating the UE certificate")?;
+    let mg_fp = mg_id.fingerprint(HashFunction::Sha256);
+    let ue_fp = ue_id.fingerprint(HashFunction::Sha256);
+
+    // The wire between the worker's port and the peers.
+    let pool = Pool::new(32_768, 2048);
     pool.prefill();
     let model = LinkModel {
         loss: args.loss,
@@ -200,31 +715,207 @@ pub fn run(args: &LabArgs) -> Result<()> {
         mtu: 1514,
         ..LinkModel::ideal()
     };
-    let cfg = MemConfig {
+    let mem = MemConfig {
         a_to_b: model.clone(),
         b_to_a: model,
-        seed: 1,
-        ..MemConfig::default()
+        seed: 7,
+        queue_len: 16_384,
+        mac_a: EthernetAddress([2, 0x6d, 0x67, 0x77, 0x64, 1]),
+        mac_b: EthernetAddress([2, 0x6d, 0x67, 0x77, 0x64, 2]),
     };
-    let (peer_port, gw_port) = pair(&pool, &Clock::Monotonic, &cfg);
-    let stop = Arc::new(AtomicBool::new(false));
-    let live = Arc::new(Live::default());
+    let (wport, pport) = pair(&pool, &Clock::Monotonic, &mem);
 
-    let gw = {
+    // The worker.
+    let (ctl_end, w_end) = channel(4096, 8192);
+    let mut edge = EdgeConfig::single(mem.mac_a, GW_ACCESS, 16);
+    edge.addrs.push(InterfaceAddr {
+        addr: GW_CORE,
+        prefix_len: 16,
+    });
+    let mut wcfg = WorkerConfig::new(edge);
+    wcfg.max_contexts = 4096;
+    wcfg.tls = Some(TlsContext::new(TlsSettings::default(), mg_id.clone())?);
+    wcfg.dtls = Some(DtlsConfig::new(&mg_id, 1200, Duration::from_secs(10))?);
+    let worker = Worker::new(wport, wcfg, w_end).map_err(|e| anyhow!("worker: {e}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let w_thread = {
         let stop = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("mgwd-worker-0".into())
-            .spawn(move || gateway(gw_port, stop))?
-    };
-    let pr = {
-        let (stop, live, args) = (Arc::clone(&stop), Arc::clone(&live), args.clone());
-        std::thread::Builder::new()
-            .name("lab-peer".into())
-            .spawn(move || peer(peer_port, &args, &live, &stop))?
+            .spawn(move || {
+                let mut w = worker;
+                let mut idle = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let busy = w.run_once(monotonic_now());
+                    spin_or_yield(&mut idle, busy);
+                }
+                (w.stats(), w.tcp_counters())
+            })?
     };
 
+    // The control thread, bound to loopback, registered with the embedded MGC.
+    let mgc_sock = UdpSocket::bind("127.0.0.1:0")?;
+    let mgc_addr = mgc_sock.local_addr()?;
+    let mut realms = Realms::default();
+    realms.add("access", IpAddr::from(GW_ACCESS.0), 20_000, 29_999);
+    realms.add("core", IpAddr::from(GW_CORE.0), 20_000, 29_999);
+    let server = Server::bind(
+        ServerConfig {
+            bind: "127.0.0.1:0".parse()?,
+            transport: TransportKind::Udp,
+            mid: Mid::Ip {
+                addr: IpAddr::from([127, 0, 0, 1]),
+                port: None,
+            },
+            association: AssociationConfig {
+                mgcs: vec![mgc_addr],
+                max_avalanche_delay: Duration::from_millis(20),
+                ..AssociationConfig::default()
+            },
+            mg: MgConfig::default(),
+        },
+        realms,
+        mg_fp.to_string(),
+        0x6d67_7764_6c61_6221,
+    )?;
+    let mg_addr = server.local_addr()?;
+    let gateway = Arc::new(Mutex::new(Gateway::new(
+        server,
+        vec![ctl_end],
+        Awareness {
+            msrp: true,
+            bfcp: true,
+            udptl: true,
+        },
+    )));
+    let c_thread = {
+        let (stop, gw) = (Arc::clone(&stop), Arc::clone(&gateway));
+        std::thread::Builder::new()
+            .name("mgwd-control".into())
+            .spawn(move || -> Result<Vec<ServerEvent>> {
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    // The lock is only shared with the final summary; the data plane never sees it.
+                    let mut g = gw.lock().map_err(|_| anyhow!("control state poisoned"))?;
+                    seen.extend(g.poll(Duration::from_millis(2))?);
+                }
+                Ok(seen)
+            })?
+    };
+
+    // The MGC registers the MG and sets up every session.
+    let mut mgc = Mgc {
+        sock: mgc_sock,
+        mg: mg_addr,
+        mid: format!("[127.0.0.1]:{}", mgc_addr.port()),
+        next_id: 1000,
+    };
+    let setup_started = StdInstant::now();
+    mgc.accept_registration()?;
+    let ue_fp_text = ue_fp.to_string();
+    let mut contexts = Vec::new();
+    let mut streams = Vec::new();
+    let mut faxes = Vec::new();
+    let dtls_ue = DtlsConfig::new(&ue_id, 1200, Duration::from_secs(10))?;
+    let plan: Vec<Kind> = std::iter::repeat_n(Kind::Msrp, counts.msrp)
+        .chain(std::iter::repeat_n(Kind::Bfcp, counts.bfcp))
+        .chain(std::iter::repeat_n(Kind::T38, counts.t38))
+        .collect();
+    for (i, kind) in plan.iter().copied().enumerate() {
+        let (ctx, gw) = mgc
+            .add(kind, i, &ue_fp_text)
+            .with_context(|| format!("setting up {kind:?} session {i}"))?;
+        contexts.push(ctx);
+        match kind {
+            Kind::Msrp | Kind::Bfcp => streams.push(StreamSession {
+                kind,
+                gw,
+                ue_local: SocketAddr::from((UE.0, 40_000 + i as u16)),
+                core_port: 30_000 + i as u16,
+                ue_conn: None,
+                ue: None,
+                core_conn: None,
+                outstanding: VecDeque::new(),
+                seq: 0,
+                core_rx: Vec::new(),
+                core_parser: MsrpParser::new(MsrpConfig::default()),
+                ue_parser: MsrpParser::new(MsrpConfig::default()),
+                handshake_counted: false,
+            }),
+            Kind::T38 => faxes.push(FaxSession {
+                gw,
+                ue_local: SocketAddr::from((UE.0, 32_000 + i as u16)),
+                core_local: SocketAddr::from((CORE.0, 34_000 + i as u16)),
+                dtls: DtlsSession::new(
+                    &dtls_ue,
+                    Role::Client,
+                    PeerFingerprints::one(mg_fp),
+                    &format!("lab{i}"),
+                    monotonic_now(),
+                )?,
+                deadline: Instant::ZERO,
+                up: false,
+                seq: 0,
+                outstanding: VecDeque::new(),
+            }),
+        }
+    }
+    let setup_ms = setup_started.elapsed().as_secs_f64() * 1e3;
+
+    // The peers: one host holding every UE and core address.
+    let mut pedge = EdgeConfig::single(mem.mac_b, UE, 16);
+    pedge.addrs.push(InterfaceAddr {
+        addr: CORE,
+        prefix_len: 16,
+    });
+    let mut host = TcpHost::new(
+        pport,
+        pedge,
+        mgw_tcp::Config {
+            max_connections: 8192,
+            max_listeners: 4096,
+            ..mgw_tcp::Config::default()
+        },
+    )
+    .map_err(|e| anyhow!("peer stack: {e}"))?;
+    for s in &streams {
+        host.tcp
+            .listen(IpAddress::V4(CORE), s.core_port)
+            .map_err(|e| anyhow!("core listener: {e:?}"))?;
+    }
+    let live = Arc::new(Live::default());
+    let peers = Peers {
+        host,
+        streams,
+        faxes,
+        ue_tls: TlsContext::new(TlsSettings::default(), ue_id)?,
+        mg_fp: PeerFingerprints::one(mg_fp),
+        body: (0..args.size).map(|k| b"mgwd lab chat "[k % 14]).collect(),
+        window: args.window,
+        rtt: Histogram::new_with_bounds(1, 60_000_000_000, 3)?,
+        live: Arc::clone(&live),
+    };
+    let traffic = Arc::new(AtomicBool::new(true));
+    let p_thread = {
+        let (stop, traffic) = (Arc::clone(&stop), Arc::clone(&traffic));
+        std::thread::Builder::new()
+            .name("lab-peers".into())
+            .spawn(move || {
+                let mut p = peers;
+                let mut idle = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let now = monotonic_now();
+                    p.step(now, traffic.load(Ordering::Relaxed));
+                    let busy = p.host.poll_at().is_some_and(|t| t <= monotonic_now());
+                    spin_or_yield(&mut idle, busy);
+                }
+                p.rtt
+            })?
+    };
+
+    // The live view.
     let started = StdInstant::now();
-    let mut last = (0u64, 0u64, 0u64, 0u64);
+    let mut last = [0u64; 8];
     let mut out = std::io::stdout();
     while started.elapsed() < Duration::from_secs(args.seconds) {
         std::thread::sleep(
@@ -234,72 +925,116 @@ pub fn run(args: &LabArgs) -> Result<()> {
         if args.json {
             continue;
         }
-        let now = (
-            live.sent.load(Ordering::Relaxed),
-            live.received.load(Ordering::Relaxed),
-            live.bytes_out.load(Ordering::Relaxed),
-            live.bytes_in.load(Ordering::Relaxed),
-        );
-        let (dp_out, dp_in) = (now.0 - last.0, now.1 - last.1);
-        let (gb_out, gb_in) = (
-            (now.2 - last.2) as f64 * 8e-9,
-            (now.3 - last.3) as f64 * 8e-9,
-        );
+        let now = [
+            live.up_msgs[0].load(Ordering::Relaxed),
+            live.down_msgs[0].load(Ordering::Relaxed),
+            live.up_msgs[1].load(Ordering::Relaxed),
+            live.down_msgs[1].load(Ordering::Relaxed),
+            live.up_msgs[2].load(Ordering::Relaxed),
+            live.down_msgs[2].load(Ordering::Relaxed),
+            live.up_bytes.load(Ordering::Relaxed),
+            live.down_bytes.load(Ordering::Relaxed),
+        ];
+        let d: Vec<u64> = now.iter().zip(last.iter()).map(|(a, b)| a - b).collect();
         last = now;
-        let us = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1000.0;
-        // A refreshing view: clear the screen and redraw.
         let _ = write!(
             out,
-            "\x1b[2J\x1b[H mgwd lab — stage: foundation (L2/L3 edge + UDP echo over a mem link)\n\
-             MSRP/TLS, BFCP and T.38/DTLS relays: not built yet (issues 3-6)\n\n\
-             t={:>4}s   peer→gw {:>9} msg/s {:>7.3} Gbps   gw→peer {:>9} msg/s {:>7.3} Gbps\n\
-             round trip  p50 {:>8.1} µs   p99 {:>8.1} µs   p99.9 {:>8.1} µs\n",
+            "\x1b[2J\x1b[H mgwd lab  t={:>3}s   worker 1, control 1, MGC on 127.0.0.1 (H.248 text/UDP)\n\n\
+             sessions   msrp {:>4} (TLS↔TCP)   bfcp {:>4} (TLS↔TCP)   t38 {:>4} (DTLS↔UDP)\n\
+             handshakes {:>4}   errors {:>4}\n\n\
+             msg/s      msrp  UE→core {:>8}  core→UE {:>8}\n\
+             \x20          bfcp  UE→core {:>8}  core→UE {:>8}\n\
+             \x20          t38   UE→core {:>8}  core→UE {:>8}\n\
+             Gbit/s     UE→core {:>8.4}   core→UE {:>8.4}\n",
             started.elapsed().as_secs(),
-            dp_out,
-            gb_out,
-            dp_in,
-            gb_in,
-            us(&live.p50_ns),
-            us(&live.p99_ns),
-            us(&live.p999_ns),
+            counts.msrp,
+            counts.bfcp,
+            counts.t38,
+            live.handshakes.load(Ordering::Relaxed),
+            live.errors.load(Ordering::Relaxed),
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+            d[4],
+            d[5],
+            d[6] as f64 * 8e-9,
+            d[7] as f64 * 8e-9,
         );
         let _ = out.flush();
     }
+    let traffic_secs = started.elapsed().as_secs_f64();
+    traffic.store(false, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Teardown through H.248: Subtract every context.
+    let mut subtract_ok = 0usize;
+    for ctx in &contexts {
+        if mgc.subtract(*ctx).is_ok_and(|r| r.contains("Actions")) {
+            subtract_ok += 1;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
-    let g = gw
+    let rtt = p_thread
         .join()
-        .map_err(|_| anyhow::anyhow!("worker thread panicked"))?;
-    let p = pr
+        .map_err(|_| anyhow!("peer thread panicked"))?;
+    let (wstats, tcp) = w_thread
         .join()
-        .map_err(|_| anyhow::anyhow!("peer thread panicked"))?;
-    let secs = started.elapsed().as_secs_f64();
-    let sent = live.sent.load(Ordering::Relaxed);
-    let received = live.received.load(Ordering::Relaxed);
-    let bytes = live.bytes_out.load(Ordering::Relaxed) + live.bytes_in.load(Ordering::Relaxed);
-    let q = |x: f64| p.rtt.value_at_quantile(x) as f64 / 1000.0;
+        .map_err(|_| anyhow!("worker thread panicked"))?;
+    let seen = c_thread
+        .join()
+        .map_err(|_| anyhow!("control thread panicked"))??;
+    let gstats = gateway
+        .lock()
+        .map_err(|_| anyhow!("control state poisoned"))?
+        .stats();
+
+    let msgs = |a: &[AtomicU64; 3], k: usize| a[k].load(Ordering::Relaxed);
+    let up_bytes = live.up_bytes.load(Ordering::Relaxed);
+    let down_bytes = live.down_bytes.load(Ordering::Relaxed);
+    let q = |x: f64| rtt.value_at_quantile(x) as f64 / 1000.0;
+    let sessions = counts.msrp + counts.bfcp + counts.t38;
     let summary = json!({
-        "stage": "foundation: L2/L3 edge and UDP echo over a mem link; MSRP/BFCP/T.38 relays not built yet",
-        "seconds": secs,
-        "udp_echo": {
-            "payload_bytes": args.size,
-            "window": args.window,
-            "sent": sent,
-            "received": received,
-            "messages_per_s_each_way": received as f64 / secs,
-            "gbps_both_ways": bytes as f64 * 8.0 / secs / 1e9,
-            "rtt_us": { "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": p.rtt.max() as f64 / 1000.0 },
+        "seconds": traffic_secs,
+        "sessions": { "msrp": counts.msrp, "bfcp": counts.bfcp, "t38": counts.t38 },
+        "setup": { "h248_adds": contexts.len(), "ms": setup_ms },
+        "messages": {
+            "msrp": { "ue_to_core": msgs(&live.up_msgs, 0), "core_to_ue": msgs(&live.down_msgs, 0) },
+            "bfcp": { "ue_to_core": msgs(&live.up_msgs, 1), "core_to_ue": msgs(&live.down_msgs, 1) },
+            "t38": { "ue_to_core": msgs(&live.up_msgs, 2), "core_to_ue": msgs(&live.down_msgs, 2) },
         },
-        "gateway_edge": {
-            "arp_replies": g.arp_replies,
-            "echo_replies": g.echo_replies,
-            "udp_echoed": g.udp_out,
-            "dropped": g.dropped,
+        "messages_per_s": (0..3).map(|k| msgs(&live.up_msgs, k) + msgs(&live.down_msgs, k)).sum::<u64>() as f64 / traffic_secs,
+        "gbps": { "ue_to_core": up_bytes as f64 * 8.0 / traffic_secs / 1e9, "core_to_ue": down_bytes as f64 * 8.0 / traffic_secs / 1e9 },
+        "round_trip_us": { "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "samples": rtt.len() },
+        "handshakes": live.handshakes.load(Ordering::Relaxed),
+        "errors": live.errors.load(Ordering::Relaxed),
+        "gateway": {
+            "contexts_installed": gstats.installed,
+            "contexts_released": gstats.released,
+            "secure_up": gstats.secure_up,
+            "secure_failed": gstats.secure_failed,
+            "tcp_failed": gstats.tcp_failed,
+            "notifies": gstats.notifies,
+            "registered": seen.iter().any(|e| matches!(e, ServerEvent::Registered { .. })),
+        },
+        "worker": {
+            "relayed_datagrams": wstats.relayed,
+            "app_errors": wstats.app_errors,
+            "tx_failed": wstats.tx_failed,
+            "tcp_segments_in": tcp.segments_in,
+            "tcp_segments_out": tcp.segments_out,
+            "tcp_retransmits": tcp.retransmits,
         },
         "checks": {
-            "arp_resolved": p.arp_resolved && g.arp_replies > 0,
-            "ping_answered": g.echo_replies > 0,
-            "traffic_both_ways": sent > 0 && received > 0,
-            "pool_not_leaking": pool.available() == pool.capacity(),
+            "registered": seen.iter().any(|e| matches!(e, ServerEvent::Registered { .. })),
+            "all_handshakes": live.handshakes.load(Ordering::Relaxed) as usize == sessions,
+            "msrp_traffic": counts.msrp == 0 || (msgs(&live.up_msgs, 0) > 0 && msgs(&live.down_msgs, 0) > 0),
+            "bfcp_traffic": counts.bfcp == 0 || (msgs(&live.up_msgs, 1) > 0 && msgs(&live.down_msgs, 1) > 0),
+            "t38_traffic": counts.t38 == 0 || (msgs(&live.up_msgs, 2) > 0 && msgs(&live.down_msgs, 2) > 0),
+            "all_subtracted": subtract_ok == contexts.len(),
+            "all_released": gstats.released as usize == contexts.len(),
+            "no_errors": live.errors.load(Ordering::Relaxed) == 0 && gstats.secure_failed == 0 && gstats.tcp_failed == 0,
         },
     });
     if args.json {

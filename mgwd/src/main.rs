@@ -4,6 +4,7 @@
 //! - `mgwd run --config FILE` (the daemon) arrives with the relay issue; until then it is not a
 //!   subcommand, rather than a stub.
 
+mod gateway;
 mod lab;
 
 use clap::{Parser, Subcommand};

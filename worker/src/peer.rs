@@ -6,14 +6,17 @@
 //! stacks is what the kernel/openssl tests are for.
 
 use crate::stream::Sink;
+use dataplane::buf::PacketBuffer;
 use dataplane::edge::{Edge, EdgeConfig, Ingress};
 use dataplane::port::{Batch, Port, BURST};
 use dataplane::sim::Node;
 use dataplane::time::Instant;
 use dataplane::wire::tcp::ChecksumCheck;
-use dataplane::wire::{IpProtocol, TcpPacket, TcpRepr};
+use dataplane::wire::{IpAddress, IpProtocol, Ipv4Address, TcpPacket, TcpRepr, UdpPacket, UdpRepr};
 use mgw_tcp::{ConnId, Stack};
 use mgw_tls::{PeerAuth, PeerFingerprints, Record, TlsContext, TlsEvent, TlsSession};
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
 
 /// A host on one port running the TCP stack.
 pub struct TcpHost<P: Port> {
@@ -21,13 +24,64 @@ pub struct TcpHost<P: Port> {
     edge: Edge,
     /// The stack; use it to connect, listen, send and receive.
     pub tcp: Stack,
+    /// UDP datagrams received: (source, destination, payload).
+    pub udp_in: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     rx: Batch<P::Buffer>,
     tx: Batch<P::Buffer>,
     now: Instant,
     tx_failed: u64,
 }
 
+fn sock(a: IpAddress, port: u16) -> SocketAddr {
+    match a {
+        IpAddress::V4(v) => SocketAddr::new(IpAddr::from(v.0), port),
+        IpAddress::V6(v) => SocketAddr::new(IpAddr::from(v.0), port),
+    }
+}
+
 impl<P: Port> TcpHost<P> {
+    /// Sends a UDP datagram (IPv4) from `src`, one of this host's addresses. Returns false if
+    /// it could not be framed or routed.
+    pub fn send_udp(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> bool {
+        let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+            return false;
+        };
+        let (s, d) = (Ipv4Address(s.octets()), Ipv4Address(d.octets()));
+        let Some(mut b) = self.port.alloc() else {
+            return false;
+        };
+        let Some(room) = b.append(dataplane::wire::udp::HEADER_LEN + payload.len()) else {
+            return false;
+        };
+        let repr = UdpRepr {
+            src_port: src.port(),
+            dst_port: dst.port(),
+        };
+        if repr
+            .emit(
+                &mut UdpPacket::new_unchecked(room),
+                &IpAddress::V4(s),
+                &IpAddress::V4(d),
+                payload,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        if self
+            .edge
+            .encap_ipv4(self.now, &mut b, s, d, IpProtocol::Udp)
+            != dataplane::edge::Egress::Ready
+        {
+            return false;
+        }
+        if self.tx.push(b).is_err() {
+            self.port.tx_burst(&mut self.tx);
+            self.tx.clear();
+        }
+        true
+    }
+
     /// A host on `port`.
     ///
     /// # Errors
@@ -41,6 +95,7 @@ impl<P: Port> TcpHost<P> {
             port,
             edge: Edge::new(edge),
             tcp: Stack::new(tcp)?,
+            udp_in: VecDeque::new(),
             rx: Batch::new(BURST),
             tx: Batch::new(BURST * 4),
             now: Instant::ZERO,
@@ -103,6 +158,21 @@ impl<P: Port> Node for TcpHost<P> {
                             failed: &mut self.tx_failed,
                         };
                         self.tcp.on_segment(now, src, dst, &repr, &mut sink);
+                    }
+                    Ingress::Deliver {
+                        protocol: IpProtocol::Udp,
+                        src,
+                        dst,
+                        buf,
+                    } => {
+                        let Ok(p) = UdpPacket::new_checked(buf.as_ref()) else {
+                            continue;
+                        };
+                        if UdpRepr::parse(&p, &src, &dst, true).is_ok() {
+                            let from = sock(src, p.src_port());
+                            let to = sock(dst, p.dst_port());
+                            self.udp_in.push_back((from, to, p.payload().to_vec()));
+                        }
                     }
                     _ => {}
                 }

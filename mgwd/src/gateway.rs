@@ -1,0 +1,346 @@
+//! The control thread's glue between the H.248 [`Server`] and the workers.
+//!
+//! H.248 transactions become [`LegChange`]s (control crate); this module collects the two legs
+//! of a context into one [`ContextProgram`], sends it to the context's worker as a [`FlowOp`],
+//! and turns the workers' [`FlowEvent`]s back into Notify (armed events) and statistics.
+
+use control::h248::mg::{LegChange, TerminationStats};
+use control::procedures::{self, LegSpec};
+use control::server::{Server, ServerEvent};
+use mgw_tls::{Fingerprint, HashFunction, PeerFingerprints, Role};
+use mgw_worker::{
+    Application, ContextProgram, ControlEnd, FlowEvent, FlowOp, LegProgram, SecurityFailure, Side,
+    TcpFailure, TcpOpen, Transport,
+};
+use std::collections::HashMap;
+use std::io;
+use std::time::Duration;
+
+/// Counters of the glue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayStats {
+    /// Contexts programmed on a worker.
+    pub installed: u64,
+    /// Contexts a worker refused.
+    pub install_failed: u64,
+    /// Contexts released (statistics received).
+    pub released: u64,
+    /// Notifies sent for data-plane events.
+    pub notifies: u64,
+    /// Leg updates on a live context that the data plane cannot apply in place yet.
+    pub updates_ignored: u64,
+    /// Commands that found a worker's ring full.
+    pub ring_full: u64,
+    /// TLS/DTLS sessions established.
+    pub secure_up: u64,
+    /// TLS/DTLS failures.
+    pub secure_failed: u64,
+    /// TCP establishment failures.
+    pub tcp_failed: u64,
+}
+
+/// One H.248 context as the glue tracks it.
+struct Ctx {
+    legs: Vec<(String, LegSpec)>,
+    generation: u32,
+    worker: usize,
+    installed: bool,
+}
+
+/// Application-awareness policy for relays.
+#[derive(Debug, Clone, Copy)]
+pub struct Awareness {
+    /// Relay MSRP in aware mode (framing checked, messages counted).
+    pub msrp: bool,
+    /// Validate BFCP.
+    pub bfcp: bool,
+    /// Validate UDPTL and count loss.
+    pub udptl: bool,
+}
+
+/// The control thread.
+pub struct Gateway {
+    server: Server,
+    workers: Vec<ControlEnd>,
+    contexts: HashMap<u32, Ctx>,
+    generation: u32,
+    aware: Awareness,
+    stats: GatewayStats,
+}
+
+fn transport(t: procedures::Transport) -> Transport {
+    match t {
+        procedures::Transport::Tcp => Transport::Tcp,
+        procedures::Transport::TlsTcp => Transport::TlsTcp,
+        procedures::Transport::Udp => Transport::Udp,
+        procedures::Transport::DtlsUdp => Transport::DtlsUdp,
+    }
+}
+
+fn leg_program(spec: &LegSpec) -> LegProgram {
+    let mut fps = PeerFingerprints::new();
+    for fp in &spec.peer_fingerprints {
+        let parsed =
+            HashFunction::from_name(&fp.hash).and_then(|h| Fingerprint::from_digest(h, &fp.digest));
+        if let Ok(f) = parsed {
+            let _ = fps.push(f);
+        }
+    }
+    LegProgram {
+        local: spec.local,
+        remote: spec.remote,
+        transport: transport(spec.transport),
+        tcp_open: match spec.tcp_role {
+            Some(procedures::TcpRole::Active) => TcpOpen::Active,
+            _ => TcpOpen::Passive,
+        },
+        establish_now: spec.establishment == procedures::Establishment::Immediate,
+        latching: spec.latching,
+        security_role: match spec.security_role {
+            Some(procedures::SecurityRole::Client) => Role::Client,
+            _ => Role::Server,
+        },
+        peer_fingerprints: fps,
+    }
+}
+
+fn application(spec: &LegSpec) -> Application {
+    match spec.application {
+        procedures::Application::Msrp { .. } => Application::Msrp,
+        procedures::Application::Bfcp => Application::Bfcp,
+        procedures::Application::Udptl(_) => Application::Udptl,
+        procedures::Application::Opaque => Application::Opaque,
+    }
+}
+
+impl Gateway {
+    /// A control thread over `server`, programming `workers` (contexts are spread by id).
+    pub fn new(server: Server, workers: Vec<ControlEnd>, aware: Awareness) -> Gateway {
+        Gateway {
+            server,
+            workers,
+            contexts: HashMap::new(),
+            generation: 0,
+            aware,
+            stats: GatewayStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> GatewayStats {
+        self.stats
+    }
+
+    /// Runs the H.248 side for up to `max_wait`, then the workers' events. Returns the server
+    /// events that are not leg changes (registration, failover, shutdown).
+    ///
+    /// # Errors
+    /// Socket errors of the H.248 transport.
+    pub fn poll(&mut self, max_wait: Duration) -> io::Result<Vec<ServerEvent>> {
+        let events = self.server.poll(max_wait)?;
+        let mut rest = Vec::new();
+        for ev in events {
+            match ev {
+                ServerEvent::Leg(change) => self.on_leg_change(*change),
+                other => rest.push(other),
+            }
+        }
+        self.drain_workers();
+        Ok(rest)
+    }
+
+    fn send(&mut self, worker: usize, op: FlowOp) {
+        if self.workers[worker].send(op).is_err() {
+            // The worker is behind; the MGC sees the failure through the missing events, and
+            // the counter says why.
+            self.stats.ring_full += 1;
+        }
+    }
+
+    fn on_leg_change(&mut self, change: LegChange) {
+        match change {
+            LegChange::Install {
+                context,
+                termination,
+                spec,
+                ..
+            } => {
+                let n = self.workers.len().max(1);
+                let c = self.contexts.entry(context).or_insert(Ctx {
+                    legs: Vec::new(),
+                    generation: 0,
+                    worker: context as usize % n,
+                    installed: false,
+                });
+                c.legs.push((termination, spec));
+                if c.legs.len() == 2 && !c.installed {
+                    self.generation = self.generation.wrapping_add(1);
+                    let gen = self.generation;
+                    let Some(c) = self.contexts.get_mut(&context) else {
+                        return;
+                    };
+                    c.generation = gen;
+                    c.installed = true;
+                    let app = application(&c.legs[0].1);
+                    let aware = match app {
+                        Application::Msrp => self.aware.msrp,
+                        Application::Bfcp => self.aware.bfcp,
+                        Application::Udptl => self.aware.udptl,
+                        Application::Opaque => false,
+                    };
+                    let prog = ContextProgram {
+                        context,
+                        generation: gen,
+                        application: app,
+                        aware,
+                        legs: [leg_program(&c.legs[0].1), leg_program(&c.legs[1].1)],
+                    };
+                    let w = c.worker;
+                    self.stats.installed += 1;
+                    self.send(w, FlowOp::Install(prog));
+                }
+            }
+            LegChange::Update {
+                context,
+                termination,
+                spec,
+                ..
+            } => {
+                if let Some(c) = self.contexts.get_mut(&context) {
+                    if c.installed {
+                        self.stats.updates_ignored += 1;
+                    } else if let Some(l) = c.legs.iter_mut().find(|(t, _)| *t == termination) {
+                        l.1 = spec;
+                    }
+                }
+            }
+            LegChange::Release { context, .. } => {
+                if let Some(c) = self.contexts.get(&context) {
+                    if c.installed {
+                        let (w, gen) = (c.worker, c.generation);
+                        self.send(
+                            w,
+                            FlowOp::Release {
+                                context,
+                                generation: gen,
+                            },
+                        );
+                    }
+                }
+                // The statistics come back with `Released`; the entry goes then.
+                if self.contexts.get(&context).is_some_and(|c| !c.installed) {
+                    self.contexts.remove(&context);
+                }
+            }
+            LegChange::Signal {
+                context,
+                termination,
+                ..
+            } => {
+                if let Some(c) = self.contexts.get(&context) {
+                    if let Some(i) = c.legs.iter().position(|(t, _)| *t == termination) {
+                        let side = if i == 0 { Side::A } else { Side::B };
+                        let (w, gen) = (c.worker, c.generation);
+                        self.send(
+                            w,
+                            FlowOp::Establish {
+                                context,
+                                generation: gen,
+                                side,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn termination(&self, context: u32, side: Side) -> Option<(String, Transport)> {
+        let c = self.contexts.get(&context)?;
+        let (t, spec) = c.legs.get(side.index())?;
+        Some((t.clone(), transport(spec.transport)))
+    }
+
+    fn notify(&mut self, context: u32, side: Side, event: impl Fn(Transport) -> &'static str) {
+        if let Some((term, tr)) = self.termination(context, side) {
+            if self.server.observe(&term, event(tr), Vec::new()).is_some() {
+                self.stats.notifies += 1;
+            }
+        }
+    }
+
+    /// Turns worker events into Notify and statistics.
+    pub fn drain_workers(&mut self) {
+        for w in 0..self.workers.len() {
+            while let Some(ev) = self.workers[w].recv() {
+                match ev {
+                    FlowEvent::InstallFailed { context, .. } => {
+                        self.stats.install_failed += 1;
+                        self.contexts.remove(&context);
+                    }
+                    FlowEvent::TcpFailed {
+                        context,
+                        side,
+                        reason,
+                    } => {
+                        self.stats.tcp_failed += 1;
+                        let _: TcpFailure = reason;
+                        self.notify(context, side, |_| "tcp/ef");
+                    }
+                    FlowEvent::SecureUp { .. } => self.stats.secure_up += 1,
+                    FlowEvent::SecureFailed {
+                        context,
+                        side,
+                        reason,
+                    } => {
+                        self.stats.secure_failed += 1;
+                        let _: SecurityFailure = reason;
+                        self.notify(context, side, |t| {
+                            if t == Transport::DtlsUdp {
+                                "dtls/ef"
+                            } else {
+                                "tls/ef"
+                            }
+                        });
+                    }
+                    FlowEvent::PeerClosed { context, side } => {
+                        self.notify(context, side, |t| match t {
+                            Transport::TlsTcp => "tls/sr",
+                            Transport::DtlsUdp => "dtls/sr",
+                            _ => "tcp/pc",
+                        });
+                    }
+                    FlowEvent::Released {
+                        context,
+                        generation,
+                        stats,
+                    } => {
+                        if self
+                            .contexts
+                            .get(&context)
+                            .is_some_and(|c| c.generation == generation)
+                        {
+                            for side in [Side::A, Side::B] {
+                                if let Some((term, _)) = self.termination(context, side) {
+                                    let s = stats[side.index()];
+                                    self.server.update_stats(
+                                        &term,
+                                        TerminationStats {
+                                            octets_sent: s.octets_sent,
+                                            octets_received: s.octets_received,
+                                        },
+                                    );
+                                }
+                            }
+                            self.contexts.remove(&context);
+                            self.stats.released += 1;
+                        }
+                    }
+                    FlowEvent::Installed { .. }
+                    | FlowEvent::TcpUp { .. }
+                    | FlowEvent::Latched { .. } => {}
+                }
+            }
+        }
+    }
+}
