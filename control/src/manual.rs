@@ -46,10 +46,15 @@
 //! | request retransmission | 500 ms doubling to 4 s, 5 retransmissions |
 //! | wait after peer's Pending | 30 s |
 //! | max message | 65 507 bytes (510 above), 64 transactions (413 above) |
+//! | segmentation (`max_pdu`) | off |
 //!
 //! A message that fails to parse is answered per transaction ID found by a best-effort scan
 //! (`T=<n>`), else with a message-level error. Over TCP (`reliable`), requests are not
-//! retransmitted. v3 segmentation of large replies is not implemented (replies are sent whole).
+//! retransmitted. v3 segmentation (`max_pdu`, off by default) splits a reply with several action
+//! replies over numbered segments, the last marked `END`; an action reply is never split. Segment
+//! replies from the peer are counted; a lost segment is recovered when the peer repeats its
+//! request (all segments are replayed). There is no per-segment retransmission timer
+//! (`MGSegmentationTimer`).
 //!
 //! ## Association
 //!

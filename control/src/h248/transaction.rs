@@ -44,6 +44,9 @@ pub struct TransactionConfig {
     pub pending_wait: Duration,
     /// Largest message accepted; larger ones are answered with error 510.
     pub max_message: usize,
+    /// Largest reply PDU before v3 segmentation (None: never segment). Only replies with
+    /// several action replies can be segmented.
+    pub max_pdu: Option<usize>,
     /// Most transactions accepted in one message; more are answered with error 413.
     pub max_transactions: usize,
     /// Set `ImmAckRequired` on our replies (the peer then acknowledges, freeing the cache early).
@@ -65,6 +68,7 @@ impl Default for TransactionConfig {
             max_retransmissions: 5,
             pending_wait: Duration::from_secs(30),
             max_message: 65_507,
+            max_pdu: None,
             max_transactions: 64,
             request_acks: false,
             reliable: false,
@@ -146,6 +150,10 @@ pub struct Counters {
     pub unmatched: u64,
     /// Acks received for our replies.
     pub acks_received: u64,
+    /// Replies sent in segments.
+    pub segmented_replies: u64,
+    /// Segment replies received.
+    pub segment_replies: u64,
 }
 
 /// Errors of [`TransactionLayer::send_reply`].
@@ -169,7 +177,11 @@ enum InState {
     /// Being executed by the user.
     Processing { pendings: u32 },
     /// Answered; the reply is kept for duplicates.
-    Replied { bytes: Vec<u8>, expires: Instant },
+    /// `bytes` holds one message, or one per segment of a segmented reply.
+    Replied {
+        bytes: Vec<Vec<u8>>,
+        expires: Instant,
+    },
 }
 
 struct Outgoing {
@@ -259,7 +271,11 @@ impl TransactionLayer {
     }
 
     fn encode(&self, body: MessageBody) -> Vec<u8> {
-        emit_with_header(&self.header, &body, self.cfg.style).into_bytes()
+        self.encode_ref(&body)
+    }
+
+    fn encode_ref(&self, body: &MessageBody) -> Vec<u8> {
+        emit_with_header(&self.header, body, self.cfg.style).into_bytes()
     }
 
     fn send(&mut self, to: SocketAddr, body: MessageBody) -> Vec<u8> {
@@ -313,8 +329,9 @@ impl TransactionLayer {
                 Transaction::Reply(reply) => self.incoming_reply(from, version, &mid, reply),
                 Transaction::Pending(id) => self.incoming_pending(now, from, id),
                 Transaction::ResponseAck(acks) => self.incoming_ack(from, &acks),
-                // v3 segment acknowledgements: we never segment, so there is nothing to do.
-                Transaction::SegmentReply(_) => self.counters.unmatched += 1,
+                // v3 segment acknowledgements: counted. Lost segments are recovered by the
+                // peer repeating its request, which replays every segment.
+                Transaction::SegmentReply(_) => self.counters.segment_replies += 1,
             }
         }
     }
@@ -345,8 +362,13 @@ impl TransactionLayer {
                 MessageBody::Transactions(vec![Transaction::Reply(reply)]),
             );
             let expires = now + self.cfg.long_timer;
-            self.incoming
-                .insert((from, id), InState::Replied { bytes, expires });
+            self.incoming.insert(
+                (from, id),
+                InState::Replied {
+                    bytes: vec![bytes],
+                    expires,
+                },
+            );
             self.timer(expires, Timer::Expire(from, id));
         }
     }
@@ -355,8 +377,9 @@ impl TransactionLayer {
         match self.incoming.get(&(from, id)) {
             Some(InState::Replied { bytes, .. }) => {
                 self.counters.duplicate_requests += 1;
-                let bytes = bytes.clone();
-                self.transmits.push_back(Transmit { to: from, bytes });
+                let all = bytes.clone();
+                self.transmits
+                    .extend(all.into_iter().map(|bytes| Transmit { to: from, bytes }));
             }
             Some(InState::Processing { .. }) => {
                 self.counters.duplicate_in_progress += 1;
@@ -470,21 +493,81 @@ impl TransactionLayer {
             Some(InState::Processing { .. }) => {}
             _ => return Err(ReplyError::UnknownTransaction),
         }
-        let reply = TransactionReply {
-            id,
-            segment: None,
-            imm_ack_required: self.cfg.request_acks,
-            result,
+        let imm = self.cfg.request_acks;
+        let single = |result| {
+            MessageBody::Transactions(vec![Transaction::Reply(TransactionReply {
+                id,
+                segment: None,
+                imm_ack_required: imm,
+                result,
+            })])
         };
-        let bytes = self.send(
-            to,
-            MessageBody::Transactions(vec![Transaction::Reply(reply)]),
-        );
+        let body = single(result);
+        let whole = self.encode_ref(&body);
+        let bytes = match (&body, self.cfg.max_pdu) {
+            (MessageBody::Transactions(t), Some(max)) if whole.len() > max && self.version >= 3 => {
+                match t.first() {
+                    Some(Transaction::Reply(TransactionReply {
+                        result: ReplyResult::Actions(actions),
+                        ..
+                    })) if actions.len() > 1 => self.segments(id, actions, max),
+                    _ => vec![whole],
+                }
+            }
+            _ => vec![whole],
+        };
+        for b in &bytes {
+            self.transmits.push_back(Transmit {
+                to,
+                bytes: b.clone(),
+            });
+        }
         let expires = now + self.cfg.long_timer;
         self.incoming
             .insert((to, id), InState::Replied { bytes, expires });
         self.timer(expires, Timer::Expire(to, id));
         Ok(())
+    }
+
+    /// H.248.1 v3 §8.1.1 segmentation: split the action replies over as few messages as fit
+    /// in `max` bytes each (an action reply is never split; one larger than `max` goes alone).
+    /// Segments are numbered from 1; the last carries `SegmentationComplete` (`END`).
+    fn segments(&mut self, id: u32, actions: &[ActionReply], max: usize) -> Vec<Vec<u8>> {
+        let imm = self.cfg.request_acks;
+        let encode = |me: &Self, part: &[ActionReply], number: u16, complete: bool| {
+            me.encode(MessageBody::Transactions(vec![Transaction::Reply(
+                TransactionReply {
+                    id,
+                    segment: Some(Segment { number, complete }),
+                    imm_ack_required: imm,
+                    result: ReplyResult::Actions(part.to_vec()),
+                },
+            )]))
+        };
+        let mut groups: Vec<&[ActionReply]> = Vec::new();
+        let mut start = 0;
+        while start < actions.len() {
+            let mut end = start + 1;
+            // Grow the segment while it still fits (the size of a middle segment bounds the
+            // last one's: `/END` adds four bytes, allowed for here).
+            while end < actions.len()
+                && encode(self, &actions[start..=end], u16::MAX, true).len() <= max
+            {
+                end += 1;
+            }
+            groups.push(&actions[start..end]);
+            start = end;
+        }
+        self.counters.segmented_replies += 1;
+        let n = groups.len();
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let number = u16::try_from(i + 1).unwrap_or(u16::MAX);
+                encode(self, g, number, i + 1 == n)
+            })
+            .collect()
     }
 
     /// Send a new request to `to`; returns its transaction ID.
@@ -891,6 +974,93 @@ mod tests {
         let mut l = layer(TransactionConfig::default());
         l.handle_message(ms(0), mgc(), b"MEGACO/4 [127.0.0.2]:2944 T=3{C=-{}}");
         assert!(drain(&mut l)[0].contains("P=3{ER=406"));
+    }
+
+    // ---- v3 segmentation ----
+
+    #[test]
+    fn large_reply_is_segmented_and_replayed_whole() {
+        let mut l = layer(TransactionConfig {
+            max_pdu: Some(120),
+            ..TransactionConfig::default()
+        });
+        l.handle_message(ms(0), mgc(), ADD);
+        l.poll_event();
+        let action = |c| ActionReply {
+            context: ContextId::Id(c),
+            properties: ContextProperties::default(),
+            replies: vec![CommandReply::Add(AmmsReply {
+                termination: TerminationId(format!("ip/{c}")),
+                audit: TerminationAudit::default(),
+            })],
+            error: None,
+        };
+        let actions: Vec<ActionReply> = (1..=8).map(action).collect();
+        l.send_reply(ms(5), mgc(), 7, ReplyResult::Actions(actions.clone()))
+            .unwrap();
+        let out = drain(&mut l);
+        assert!(out.len() > 1, "{out:?}");
+        let mut got = Vec::new();
+        for (i, m) in out.iter().enumerate() {
+            assert!(m.len() <= 120, "{m}");
+            let msg = crate::h248::parse_message(m.as_bytes()).unwrap();
+            let MessageBody::Transactions(t) = msg.body else {
+                panic!()
+            };
+            let Transaction::Reply(r) = &t[0] else {
+                panic!()
+            };
+            assert_eq!(
+                r.segment,
+                Some(Segment {
+                    number: u16::try_from(i + 1).unwrap(),
+                    complete: i + 1 == out.len()
+                })
+            );
+            let ReplyResult::Actions(a) = &r.result else {
+                panic!()
+            };
+            got.extend(a.iter().cloned());
+        }
+        assert_eq!(got, actions, "segments carry every action reply in order");
+        l.handle_message(ms(10), mgc(), ADD);
+        assert_eq!(
+            drain(&mut l),
+            out,
+            "a repeated request replays every segment"
+        );
+        l.handle_message(ms(11), mgc(), b"!/3 [127.0.0.2]:2944 SM=7/1");
+        assert_eq!(l.counters().segment_replies, 1);
+    }
+
+    #[test]
+    fn no_segmentation_below_v3_or_for_one_action() {
+        let mut l = layer(TransactionConfig {
+            max_pdu: Some(40),
+            ..TransactionConfig::default()
+        });
+        l.handle_message(ms(0), mgc(), ADD);
+        l.poll_event();
+        l.send_reply(ms(5), mgc(), 7, ok_reply()).unwrap();
+        let out = drain(&mut l);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].contains("P=7/"), "{}", out[0]);
+        // Version 2 has no segmentation.
+        l.set_version(2);
+        l.handle_message(ms(6), mgc(), b"!/2 [127.0.0.2]:2944 T=8{C=${A=ip/$}}");
+        l.poll_event();
+        let two = match ok_reply() {
+            ReplyResult::Actions(a) => ReplyResult::Actions(vec![a[0].clone(), a[0].clone()]),
+            r => r,
+        };
+        l.send_reply(ms(7), mgc(), 8, two).unwrap();
+        let out = drain(&mut l);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].starts_with("!/2 [127.0.0.1]:2944 P=8{"),
+            "{}",
+            out[0]
+        );
     }
 
     // ---- our requests ----
