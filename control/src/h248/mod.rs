@@ -3,6 +3,10 @@
 //! - [`ast`]: the message tree.
 //! - [`parse`](mod@parse): text → AST, with error code and position on failure.
 //! - [`emit`](mod@emit): AST → text, pretty or compact.
+//! - [`transaction`]: the sans-IO transaction layer (Annex D) and TPKT framing.
+//! - [`association`]: registration with and failover between MGCs (§11).
+//! - [`mg`]: contexts, terminations and command execution.
+//! - [`packages`]: the package registry table.
 
 pub mod association;
 pub mod ast;

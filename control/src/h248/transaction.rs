@@ -6,9 +6,11 @@
 //! - `TransactionPending` when a request takes longer than the normal MG execution time (§8.2.3,
 //!   §D.1.4 `normalMGExecutionTime`), repeated while it is outstanding;
 //! - reply retention until `TransactionResponseAck` or the long timer (§D.1.4 `LONG-TIMER`);
-//! - `ImmAckRequired` on replies we receive: acknowledge at once (§7.2.? / §8.2.3);
+//! - `ImmAckRequired` on replies we receive: acknowledge at once with `TransactionResponseAck`
+//!   (H.248.1 §8.2, Annex D.1.4);
 //! - retransmission of our own requests with exponential backoff (§D.1.3), given up after a
-//!   bounded number of tries; a `Pending` from the peer stops retransmission and extends the wait.
+//!   bounded number of tries; a `Pending` from the peer stops retransmission and extends the wait;
+//! - v3 segmentation of replies larger than `max_pdu` (§8.1.1), when configured.
 //!
 //! The caller passes received bytes and `now`, then drains [`TransactionLayer::poll_transmit`]
 //! and [`TransactionLayer::poll_event`], and calls [`TransactionLayer::handle_timeout`] at
