@@ -374,6 +374,8 @@ pub struct MsrpParser {
     pending: Pending,
     /// The next byte starts a new frame (the previous head stays readable until then).
     new_frame: bool,
+    /// Report each header line as an event (off: only [`FrameHead`] records them).
+    header_events: bool,
     failed: Option<MsrpError>,
     stats: MsrpStats,
 }
@@ -397,9 +399,19 @@ impl MsrpParser {
             carried_len: 0,
             pending: Pending::None,
             new_frame: true,
+            header_events: true,
             failed: None,
             stats: MsrpStats::default(),
         }
+    }
+
+    /// Whether to report every header line as [`MsrpEvent::Header`] (the default). A relay that
+    /// only needs the paths and the counters turns it off: [`MsrpParser::frame`] still records
+    /// To-Path, From-Path, Message-ID, Byte-Range and Content-Type, and the feed returns fewer
+    /// events per frame.
+    pub fn with_header_events(mut self, on: bool) -> Self {
+        self.header_events = on;
+        self
     }
 
     /// Starts parsing the next slice of the stream. Drain the returned [`Feed`] with
@@ -633,6 +645,9 @@ impl MsrpParser {
             }
             *slot = Some(value);
         }
+        if !self.header_events {
+            return Ok(None);
+        }
         Ok(Some(MsrpEvent::Header {
             name: h,
             name_span: Span::new(start, start + colon),
@@ -758,6 +773,30 @@ impl Feed<'_, '_> {
         Ok(ev)
     }
 
+    /// The end-line is complete and ends just before `i`: report the body run before it (if
+    /// any), then the end.
+    fn complete(&mut self, i: usize) -> Result<Option<MsrpEvent>, MsrpError> {
+        let p = &mut *self.parser;
+        // Body ends where the match began (the carried part of the match lies in earlier slices).
+        let in_slice = p.match_len - p.carry_len;
+        let body_end = (i - in_slice).max(self.run_start);
+        let c = Continuation::from_byte(p.match_flag).unwrap_or(Continuation::Complete);
+        let consumed = i - self.pos;
+        let body = body_end.saturating_sub(self.run_start);
+        // Carried bytes were counted as body only if a mismatch released them.
+        p.stats.body_bytes += body as u64;
+        self.pos = i;
+        p.add_frame_bytes(consumed)?;
+        let run = Span::new(self.run_start, body_end);
+        self.run_start = i;
+        if body > 0 {
+            p.pending = Pending::End(c);
+            return Ok(Some(MsrpEvent::Body { range: run }));
+        }
+        p.finish_frame(c);
+        Ok(Some(MsrpEvent::End { continuation: c }))
+    }
+
     /// Scans body bytes for `CRLF ------- tid flag CRLF`.
     fn body_step(&mut self) -> Result<Option<MsrpEvent>, MsrpError> {
         let data = self.data;
@@ -770,7 +809,26 @@ impl Feed<'_, '_> {
             if p.match_len == 0 {
                 match memchr::memchr(b'\r', &data[i..]) {
                     Some(k) => {
-                        i += k + 1;
+                        let j = i + k;
+                        // Fast path: the whole end-line candidate lies in this slice, so compare
+                        // it at once instead of byte by byte.
+                        if let Some(cand) = data.get(j..j + plen + 3) {
+                            let tid = &p.head[p.frame.transaction_id.range()];
+                            if cand[..9] == *b"\r\n-------"
+                                && cand[9..plen] == *tid
+                                && Continuation::from_byte(cand[plen]).is_some()
+                                && cand[plen + 1..] == *b"\r\n"
+                            {
+                                p.match_flag = cand[plen];
+                                p.match_len = plen + 3;
+                                return self.complete(j + plen + 3);
+                            }
+                            // Not this frame's end-line: the CR is body (the pattern has CR only
+                            // at offset 0, so the next candidate is the next CR).
+                            i = j + 1;
+                            continue;
+                        }
+                        i = j + 1;
                         p.match_len = 1;
                     }
                     None => {
@@ -800,25 +858,7 @@ impl Feed<'_, '_> {
                 p.match_len += 1;
                 i += 1;
                 if p.match_len == plen + 3 {
-                    // The end-line is complete. Body ends where the match began.
-                    let in_slice = p.match_len - p.carry_len;
-                    let body_end = (i - in_slice).max(self.run_start);
-                    let c = Continuation::from_byte(p.match_flag).unwrap_or(Continuation::Complete);
-                    let consumed = i - self.pos;
-                    let body = body_end.saturating_sub(self.run_start);
-                    // Carried bytes were body-candidate bytes counted earlier; body_bytes counts
-                    // the data only.
-                    p.stats.body_bytes += body as u64;
-                    self.pos = i;
-                    p.add_frame_bytes(consumed)?;
-                    let run = Span::new(self.run_start, body_end);
-                    self.run_start = i;
-                    if body > 0 {
-                        p.pending = Pending::End(c);
-                        return Ok(Some(MsrpEvent::Body { range: run }));
-                    }
-                    p.finish_frame(c);
-                    return Ok(Some(MsrpEvent::End { continuation: c }));
+                    return self.complete(i);
                 }
                 continue;
             }

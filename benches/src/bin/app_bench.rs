@@ -2,6 +2,7 @@
 //!
 //! Figures (median of 3 runs of ~0.3 s each):
 //! - `msrp_parse_16k`: 300-byte-body SEND frames fed in 16 KiB slices (like TLS records);
+//! - `msrp_parse_16k_no_header_events`: the same with `with_header_events(false)`;
 //! - `msrp_parse_per_frame`: the same, one slice per frame;
 //! - `msrp_parse_rewrite`: parse + To-Path/From-Path rewrite into an output buffer + end-line;
 //! - `bfcp_parse`: `Packet::new_checked` + `Repr::parse` (attributes walked) of a FloorRequest;
@@ -85,6 +86,20 @@ fn main() {
         let mut ends = 0;
         for chunk in stream.chunks(16 * 1024) {
             let mut f = parser.feed(chunk);
+            while let Some(ev) = f.next_event().expect("valid stream") {
+                if let MsrpEvent::End { .. } = ev {
+                    ends += 1;
+                }
+            }
+        }
+        assert_eq!(ends, FRAMES);
+    });
+
+    let mut quiet = MsrpParser::new(MsrpConfig::default()).with_header_events(false);
+    let msrp_16k_quiet = rate("msrp_16k_quiet", FRAMES as u64, || {
+        let mut ends = 0;
+        for chunk in stream.chunks(16 * 1024) {
+            let mut f = quiet.feed(chunk);
             while let Some(ev) = f.next_event().expect("valid stream") {
                 if let MsrpEvent::End { .. } = ev {
                     ends += 1;
@@ -229,6 +244,7 @@ fn main() {
         "msrp_frame_bytes": frame_len,
         "msrp_parse_16k_frames_per_s": msrp_16k.round(),
         "msrp_parse_16k_gbit_per_s": msrp_16k * frame_len as f64 * 8.0 / 1e9,
+        "msrp_parse_16k_no_header_events_frames_per_s": msrp_16k_quiet.round(),
         "msrp_parse_per_frame_frames_per_s": msrp_per_frame.round(),
         "msrp_parse_rewrite_frames_per_s": msrp_rewrite.round(),
         "bfcp_message_bytes": msg.len(),
