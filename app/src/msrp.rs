@@ -612,14 +612,13 @@ impl MsrpParser {
             self.pending = Pending::End(c);
             return Ok(Some(MsrpEvent::HeadersEnd { body: false }));
         }
+        // One pass: the name is token characters up to the colon (a colon is not a token char).
         let colon = line
             .iter()
-            .position(|&b| b == b':')
+            .position(|&b| !is_token_char(b))
+            .filter(|&i| i > 0 && line[i] == b':')
             .ok_or(MsrpError::HeaderLine)?;
         let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| is_token_char(b)) {
-            return Err(MsrpError::HeaderLine);
-        }
         let mut v0 = start + colon + 1;
         let mut v1 = end;
         while v0 < v1 && (self.head[v0] == b' ' || self.head[v0] == b'\t') {
@@ -1292,7 +1291,15 @@ impl MsrpRewriter {
         let (Some(to), Some(fp)) = (frame.to_path, frame.from_path) else {
             return Err(RewriteError::MissingPath);
         };
-        if to.end as usize > head.len() || fp.end as usize > head.len() {
+        // Spans from a parser are ordered and inside `head`; refuse anything else rather than
+        // panic on a caller's mistake.
+        let ordered = |a: Span, b: Span| a.end <= b.start || b.end <= a.start;
+        if to.start > to.end
+            || fp.start > fp.end
+            || to.end as usize > head.len()
+            || fp.end as usize > head.len()
+            || !ordered(to, fp)
+        {
             return Err(RewriteError::MissingPath);
         }
         let inbound = self.leg(from);
@@ -1832,6 +1839,30 @@ mod tests {
     #[test]
     fn rewrite_refuses_foreign_frames() {
         let rw = rewriter(true);
+        // Spans that no parser produces (overlapping, reversed, out of range) are refused.
+        let head = b"MSRP abcd SEND\r\nTo-Path: x\r\nFrom-Path: y\r\n";
+        let mut out = [0u8; 256];
+        for (to, fp) in [
+            ((16, 27), (20, 30)),
+            ((27, 16), (30, 40)),
+            ((16, 27), (30, 400)),
+        ] {
+            let fh = FrameHead {
+                to_path: Some(Span {
+                    start: to.0,
+                    end: to.1,
+                }),
+                from_path: Some(Span {
+                    start: fp.0,
+                    end: fp.1,
+                }),
+                ..FrameHead::default()
+            };
+            assert_eq!(
+                rw.rewrite_head(LegSide::A, head, &fh, &mut out),
+                Err(RewriteError::MissingPath)
+            );
+        }
         // Arrived on B but addressed to gw A: not for this leg.
         let data = send("tx123456", b"x");
         assert_eq!(relay(&rw, LegSide::B, &data), Err(RewriteError::NotForUs));
