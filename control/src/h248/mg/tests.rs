@@ -319,3 +319,23 @@ fn wildcard_matching() {
     assert!(wildcard_match("ip/1", "ip/1"));
     assert!(wildcard_match("i*/1*", "ip/12"));
 }
+
+#[test]
+fn signals_are_checked_and_passed_to_the_data_plane() {
+    let mut m = mg();
+    let (c, t1, _, _) = add_call(&mut m);
+    let (a, ch) = run(&mut m, 1, &format!("C={c}{{MF={t1}{{SG{{tls/es}}}}}}"));
+    assert_eq!(a[0].error, None);
+    assert_eq!(
+        ch,
+        vec![LegChange::Signal {
+            context: c,
+            termination: t1.clone(),
+            name: "tls/es".into()
+        }]
+    );
+    let (a, _) = run(&mut m, 1, &format!("C={c}{{MF={t1}{{SG{{tls/bogus}}}}}}"));
+    assert_eq!(a[0].error.as_ref().unwrap().code, 452);
+    let (a, _) = run(&mut m, 1, &format!("C={c}{{MF={t1}{{SA{{nt/zz}}}}}}"));
+    assert_eq!(a[0].error.as_ref().unwrap().code, 453);
+}
