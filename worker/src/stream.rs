@@ -492,10 +492,11 @@ impl<P: Port> Worker<P> {
         };
         let context = ctx.prog.context;
         let leg = &mut ctx.legs[side.index()];
-        let (transport, role, fps) = (
+        let (transport, role, fps, remote) = (
             leg.prog.transport,
             leg.prog.security_role,
             leg.prog.peer_fingerprints,
+            leg.remote,
         );
         let LegKind::Stream(s) = &mut leg.kind else {
             return;
@@ -509,10 +510,17 @@ impl<P: Port> Worker<P> {
             let auth = PeerAuth::fingerprints(fps);
             let session = match role {
                 Role::Client => {
-                    // Peers are authenticated by fingerprint; the name is only for SNI.
-                    let name = mgw_tls::ServerName::try_from("mgwd.invalid").map(|n| n.to_owned());
-                    name.ok()
-                        .and_then(|n| TlsSession::client(tls_ctx, &auth, n, now).ok())
+                    // Peers are authenticated by fingerprint. The server name keys the
+                    // resumption store, so it is the peer's address: one ticket per peer.
+                    let name = remote.map_or_else(
+                        || {
+                            mgw_tls::ServerName::try_from("mgwd.invalid")
+                                .map(|n| n.to_owned())
+                                .ok()
+                        },
+                        |r| Some(mgw_tls::ServerName::from(r.ip())),
+                    );
+                    name.and_then(|n| TlsSession::client(tls_ctx, &auth, n, now).ok())
                 }
                 Role::Server => TlsSession::server(tls_ctx, &auth, now).ok(),
             };

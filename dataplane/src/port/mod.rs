@@ -9,6 +9,7 @@
 //! Wrappers stack on any port: [`pcap::PcapPort`] records what crosses it, [`fault::FaultInjector`]
 //! drops and corrupts.
 
+pub mod afpacket;
 pub mod fault;
 pub mod mem;
 pub mod pcap;
