@@ -47,7 +47,7 @@ use core::time::Duration;
 pub use conn::established::congestion::CongestionAlgorithm;
 pub use isn::FourTuple;
 pub use seq::SeqNumber;
-pub use stack::Stack;
+pub use stack::{MemoryFootprint, Stack};
 pub use state::State;
 
 use dataplane::wire::{IpAddress, TcpRepr};

@@ -21,6 +21,21 @@ use std::collections::VecDeque;
 /// rest of a burst); a connection that hits it stays queued.
 const MAX_BURST: usize = 64;
 
+/// What one connection slot costs in TCP state (its send and receive rings come on top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryFootprint {
+    /// The transmission control block.
+    pub tcb: usize,
+    /// Its share of the open-addressing table.
+    pub table: usize,
+    /// Its timer-wheel link.
+    pub timer: usize,
+    /// Its share of the free list and work queues.
+    pub queues: usize,
+    /// The sum.
+    pub total: usize,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Listener {
     addr: IpAddress,
@@ -119,6 +134,23 @@ impl Stack {
             challenge: ChallengeBudget::default(),
             cfg,
         })
+    }
+
+    /// Bytes of TCP state each connection slot costs, apart from its rings.
+    pub fn state_bytes_per_connection() -> MemoryFootprint {
+        let tcb = core::mem::size_of::<Tcb>();
+        // The table has at least 2 slots of 8 bytes per connection (load factor <= 1/2).
+        let table = 2 * core::mem::size_of::<u64>();
+        let timer = TimerWheel::link_bytes();
+        // Free list, output queue and fired list hold one u32 per slot each.
+        let queues = 3 * core::mem::size_of::<u32>();
+        MemoryFootprint {
+            tcb,
+            table,
+            timer,
+            queues,
+            total: tcb + table + timer + queues,
+        }
     }
 
     /// The configuration.
@@ -226,7 +258,7 @@ impl Stack {
     }
 
     fn tuple_hash(&self, t: &FourTuple) -> u32 {
-        hash32(isn::tuple_hash(&self.cfg.secret, isn::DOMAIN_TABLE, t, 0))
+        hash32(isn::table_hash(&self.cfg.secret, t))
     }
 
     fn check(&self, id: ConnId) -> Result<usize, ConnError> {

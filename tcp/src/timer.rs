@@ -73,6 +73,11 @@ impl TimerWheel {
         }
     }
 
+    /// Bytes of link state per entry.
+    pub const fn link_bytes() -> usize {
+        core::mem::size_of::<Link>()
+    }
+
     /// The tick an entry is armed for, if it is.
     pub fn armed_at(&self, id: u32) -> Option<u64> {
         let l = self.links.get(id as usize)?;

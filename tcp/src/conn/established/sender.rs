@@ -314,6 +314,13 @@ impl Tcb {
             }
             _ => {}
         }
+        // Fast exit for the common ACK-only case: nothing new, nothing to repeat, no ACK owed.
+        if self.flags & (flag::ACK_NOW | flag::PROBE | flag::REXMIT_UNA | flag::IN_RECOVERY) == 0
+            && self.snd_nxt == self.data_end()
+            && !self.has(flag::FIN_QUEUED)
+        {
+            return None;
+        }
         let smss = self.smss();
         // Retransmission of the first unacknowledged segment (fast retransmit, NewReno partial ACK).
         if self.has(flag::REXMIT_UNA) {
@@ -344,7 +351,10 @@ impl Tcb {
         let avail = if s < data_end { data_end.since(s) } else { 0 };
         if avail > 0 && allow > 0 {
             if let Some(p) = self.data_plan(cfg, now, s, allow, SegKind::New) {
-                let full = p.len >= self.mss_for(&p.options);
+                // A segment cut short at the send ring's wrap point counts as full: the rest
+                // follows at once from the ring's start.
+                let pos = (self.sbuf_head + s.since(self.sbuf_seq)) % cfg.send_buffer.max(1);
+                let full = p.len >= self.mss_for(&p.options) || p.len == cfg.send_buffer - pos;
                 let all = s + p.len == data_end;
                 // Sender SWS avoidance (RFC 9293 §3.8.6.2.1) and Nagle (§3.7.4): with data in
                 // flight, hold back a small segment; the next ACK releases it.
