@@ -44,7 +44,7 @@
 //! | `normalMGExecutionTime` (Pending after) | 100 ms, at most 20 Pendings |
 //! | `LONG-TIMER` (reply retention) | 30 s, or until `TransactionResponseAck` |
 //! | request retransmission | 500 ms doubling to 4 s, 5 retransmissions |
-//! | wait after peer's Pending | 30 s |
+//! | after peer's Pending | wait 2 s for more, then resend the request (UDP; TCP waits the long timer); give up after 50 Pendings |
 //! | max message | 65 507 bytes (510 above), 64 transactions (413 above) |
 //! | segmentation (`max_pdu`) | off |
 //!

@@ -42,8 +42,13 @@ pub struct TransactionConfig {
     pub max_rto: Duration,
     /// Retransmissions before a request is reported failed.
     pub max_retransmissions: u32,
-    /// How long to wait for the final reply after the peer said `Pending`.
+    /// After the peer's `Pending`, how long to wait for its next message before retransmitting
+    /// the request (over UDP the final reply may have been lost; the peer answers the
+    /// retransmission from its reply cache, or with another Pending).
     pub pending_wait: Duration,
+    /// Most `Pending`s accepted for one request (H.248.1 `MGOriginatedPendingLimit` /
+    /// `MGCOriginatedPendingLimit`) before it is reported failed.
+    pub max_pendings_received: u32,
     /// Largest message accepted; larger ones are answered with error 510.
     pub max_message: usize,
     /// Largest reply PDU before v3 segmentation (None: never segment). Only replies with
@@ -68,7 +73,8 @@ impl Default for TransactionConfig {
             initial_rto: Duration::from_millis(500),
             max_rto: Duration::from_secs(4),
             max_retransmissions: 5,
-            pending_wait: Duration::from_secs(30),
+            pending_wait: Duration::from_secs(2),
+            max_pendings_received: 50,
             max_message: 65_507,
             max_pdu: None,
             max_transactions: 64,
@@ -193,7 +199,8 @@ struct Outgoing {
     retransmissions: u32,
     /// When the next retransmission or timeout fires.
     deadline: Instant,
-    pending: bool,
+    /// Pendings received so far.
+    pendings: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -454,13 +461,28 @@ impl TransactionLayer {
     }
 
     fn incoming_pending(&mut self, now: Instant, from: SocketAddr, id: u32) {
-        let wait = self.cfg.pending_wait;
+        let (max, wait) = (
+            self.cfg.max_pendings_received,
+            if self.cfg.reliable {
+                self.cfg.long_timer
+            } else {
+                self.cfg.pending_wait
+            },
+        );
         match self.outgoing.get_mut(&id) {
             Some(o) if o.to == from => {
-                // §D.1.3: after Pending, stop retransmitting and wait for the final reply.
-                o.pending = true;
-                o.deadline = now + wait;
+                // §D.1.3: the peer is working on it. Stop the backoff (the peer showed
+                // progress), and wait; if nothing more arrives the final reply was probably
+                // lost, so the request is sent again.
+                o.pendings += 1;
+                o.retransmissions = 0;
+                o.rto = self.cfg.initial_rto;
+                o.deadline = if o.pendings > max { now } else { now + wait };
                 let d = o.deadline;
+                if o.pendings > max {
+                    // The peer exceeded the Pending limit: give up at once.
+                    o.retransmissions = u32::MAX;
+                }
                 self.timer(d, Timer::Retransmit(id));
             }
             _ => self.counters.unmatched += 1,
@@ -590,7 +612,7 @@ impl TransactionLayer {
         );
         let rto = self.cfg.initial_rto;
         let deadline = if self.cfg.reliable {
-            now + self.cfg.pending_wait
+            now + self.cfg.long_timer
         } else {
             now + rto
         };
@@ -602,7 +624,7 @@ impl TransactionLayer {
                 rto,
                 retransmissions: 0,
                 deadline,
-                pending: false,
+                pendings: 0,
             },
         );
         self.timer(deadline, Timer::Retransmit(id));
@@ -673,7 +695,7 @@ impl TransactionLayer {
             // A stale timer entry (the deadline moved).
             return;
         }
-        if o.pending || reliable || o.retransmissions >= max {
+        if reliable || o.retransmissions >= max {
             let to = o.to;
             self.outgoing.remove(&id);
             self.counters.request_timeouts += 1;
