@@ -18,6 +18,7 @@ use control::h248::association::AssociationConfig;
 use control::h248::ast::{Mid, PropertyParm};
 use control::h248::mg::{LegChange, MgConfig, TerminationStats};
 use control::h248::transaction::TransactionConfig;
+use control::h248::Style;
 use control::procedures::{Realms, Transport};
 use control::server::{Server, ServerConfig, ServerEvent, TransportKind};
 
@@ -64,7 +65,7 @@ fn free_port(transport: TransportKind) -> u16 {
     }
 }
 
-fn server(mgc: SocketAddr, transport: TransportKind) -> Server {
+fn server(mgc: SocketAddr, transport: TransportKind, style: Style) -> Server {
     let mut realms = Realms::default();
     realms.add("access", "127.0.0.1".parse().unwrap(), 40000, 40099);
     realms.add("core", "127.0.0.1".parse().unwrap(), 50000, 50099);
@@ -85,6 +86,7 @@ fn server(mgc: SocketAddr, transport: TransportKind) -> Server {
                 max_avalanche_delay: Duration::from_millis(50),
                 transaction: TransactionConfig {
                     reliable: transport == TransportKind::Tcp,
+                    style,
                     ..TransactionConfig::default()
                 },
                 ..AssociationConfig::default()
@@ -98,7 +100,8 @@ fn server(mgc: SocketAddr, transport: TransportKind) -> Server {
     .unwrap()
 }
 
-fn run_with(encoder: &str, transport: TransportKind) {
+/// `encoder`: the MGC's text encoder; `style`: ours.
+fn run_with(encoder: &str, transport: TransportKind, style: Style) {
     if !megaco_available() {
         assert!(
             !require_peers(),
@@ -147,7 +150,7 @@ fn run_with(encoder: &str, transport: TransportKind) {
         }
     }
     let mgc: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut srv = server(mgc, transport);
+    let mut srv = server(mgc, transport, style);
     let mut lines = Vec::new();
     let mut registered = false;
     let mut notified = false;
@@ -247,16 +250,16 @@ fn run_with(encoder: &str, transport: TransportKind) {
 
 #[test]
 fn erlang_megaco_mgc_pretty_text_udp() {
-    run_with("pretty", TransportKind::Udp);
+    run_with("pretty", TransportKind::Udp, Style::Compact);
 }
 
 #[test]
 fn erlang_megaco_mgc_compact_text_udp() {
-    run_with("compact", TransportKind::Udp);
+    run_with("compact", TransportKind::Udp, Style::Pretty);
 }
 
 /// H.248.1 Annex D.2: TCP with TPKT framing against Erlang's `megaco_tcp`.
 #[test]
 fn erlang_megaco_mgc_pretty_text_tcp_tpkt() {
-    run_with("pretty", TransportKind::Tcp);
+    run_with("pretty", TransportKind::Tcp, Style::Pretty);
 }
