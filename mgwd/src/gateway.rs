@@ -131,6 +131,11 @@ impl Gateway {
         self.stats
     }
 
+    /// Begins shutdown (ServiceChange Forced, or Graceful after `graceful`).
+    pub fn shutdown(&mut self, graceful: Option<Duration>) {
+        self.server.shutdown(graceful);
+    }
+
     /// Runs the H.248 side for up to `max_wait`, then the workers' events. Returns the server
     /// events that are not leg changes (registration, failover, shutdown).
     ///

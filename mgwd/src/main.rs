@@ -1,13 +1,11 @@
 //! `mgwd`: the media gateway data plane.
 //!
-//! - `mgwd lab` runs the embedded demo: a whole system in one process on in-memory ports.
-//! - `mgwd run --config FILE` (the daemon) arrives with the relay issue; until then it is not a
-//!   subcommand, rather than a stub.
-
-mod gateway;
-mod lab;
+//! - `mgwd lab` runs the embedded demo: the whole gateway and simulated peers in one process,
+//!   on in-memory ports, driven by an embedded MGC over H.248.
+//! - `mgwd run --config FILE` runs the gateway daemon.
 
 use clap::{Parser, Subcommand};
+use mgwd::{lab, run};
 
 #[derive(Parser)]
 #[command(
@@ -22,13 +20,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the embedded lab: the data plane and simulated peers in one process, on in-memory ports.
+    /// Run the embedded lab: gateway, MGC and simulated peers in one process, on in-memory ports.
     Lab(lab::LabArgs),
+    /// Run the gateway daemon from a TOML configuration file.
+    Run(run::RunArgs),
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.cmd {
+    match Cli::parse().cmd {
         Cmd::Lab(args) => lab::run(&args),
+        Cmd::Run(args) => run::run(&args),
     }
 }

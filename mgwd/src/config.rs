@@ -1,0 +1,397 @@
+//! `mgwd run`'s TOML configuration (see `deploy/mgwd.example.toml`).
+//!
+//! Parsing is strict: an unknown key, a wrong type or a value out of range fails at start with
+//! the file, the line and the field named. Keys that this build accepts but does not act on yet
+//! (DPDK, metrics) are listed by [`Config::not_yet_applied`] so the daemon can log them.
+
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[general]`.
+    #[serde(default)]
+    pub general: General,
+    /// `[control]`: the H.248 association.
+    pub control: Control,
+    /// `[tls]`: the media identity.
+    #[serde(default)]
+    pub tls: Tls,
+    /// `[dataplane]`.
+    pub dataplane: Dataplane,
+    /// `[dpdk]` (backend `dpdk`).
+    #[serde(default)]
+    pub dpdk: Option<toml::Table>,
+    /// `[[realm]]`: one per interface.
+    #[serde(rename = "realm")]
+    pub realms: Vec<Realm>,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: Limits,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
+}
+
+/// `[general]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct General {
+    /// Name in logs.
+    pub name: String,
+    /// tracing filter.
+    pub log: String,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        General {
+            name: "mgwd".into(),
+            log: "info".into(),
+        }
+    }
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Our MID, `[ip]:port`.
+    pub mid: String,
+    /// Local address of the H.248 socket.
+    pub listen: SocketAddr,
+    /// `udp` or `tcp`.
+    #[serde(default = "udp")]
+    pub transport: String,
+    /// Highest version offered.
+    #[serde(default = "three")]
+    pub version: u8,
+    /// MGCs in priority order.
+    pub mgc: Vec<SocketAddr>,
+    /// Initial request retransmission timer, ms.
+    #[serde(default = "ms500")]
+    pub retransmit_initial: u64,
+    /// Retransmission timer cap, ms.
+    #[serde(default = "ms4000")]
+    pub retransmit_max: u64,
+    /// Give up on a request after this long, ms.
+    #[serde(default = "ms30000")]
+    pub transaction_timeout: u64,
+    /// Send Pending after this long, ms.
+    #[serde(default = "ms100")]
+    pub pending_after: u64,
+    /// Inactivity timer, ms (0 = off).
+    #[serde(default)]
+    pub inactivity_timeout: u64,
+    /// Upper bound of the restart-avalanche delay, ms.
+    #[serde(default = "ms3000")]
+    pub max_avalanche_delay: u64,
+}
+
+fn udp() -> String {
+    "udp".into()
+}
+fn three() -> u8 {
+    3
+}
+fn ms100() -> u64 {
+    100
+}
+fn ms500() -> u64 {
+    500
+}
+fn ms3000() -> u64 {
+    3000
+}
+fn ms4000() -> u64 {
+    4000
+}
+fn ms30000() -> u64 {
+    30_000
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// Certificate chain (PEM); empty: a self-signed P-256 certificate is generated at start.
+    pub certificate: Option<String>,
+    /// Private key (PEM).
+    pub private_key: Option<String>,
+    /// Hash of the advertised fingerprint (`sha-256`, `sha-384`, `sha-512`).
+    pub fingerprint_hash: Option<String>,
+    /// Lowest TLS version (`1.2` or `1.3`).
+    pub min_version: Option<String>,
+    /// Handshake timeout, ms.
+    pub handshake_timeout: Option<u64>,
+}
+
+/// `[dataplane]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataplane {
+    /// `afpacket` (this build), `dpdk`, `afxdp`, `mem`.
+    pub backend: String,
+    /// Worker threads.
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// Cores to pin workers to.
+    #[serde(default)]
+    pub cores: Vec<usize>,
+    /// Core of the control thread.
+    #[serde(default)]
+    pub control_core: Option<usize>,
+    /// `auto`, `rte_flow`, `redirect`.
+    #[serde(default)]
+    pub steering: Option<String>,
+    /// Burst size.
+    #[serde(default)]
+    pub burst: Option<usize>,
+    /// Write every frame of the data-plane port to this pcap file (debugging).
+    #[serde(default)]
+    pub pcap: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// `[[realm]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Realm {
+    /// Name the MGC uses in `ipdc/realm`.
+    pub name: String,
+    /// Linux interface (backend `afpacket`).
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// PCI address (backend `dpdk`).
+    #[serde(default)]
+    pub pci: Option<String>,
+    /// Our IPv4 address and prefix, `a.b.c.d/len`.
+    pub ipv4: String,
+    /// Next hop for destinations off the subnet.
+    #[serde(default)]
+    pub gateway_v4: Option<Ipv4Addr>,
+    /// Our IPv6 address (not used by this build's edge yet).
+    #[serde(default)]
+    pub ipv6: Option<String>,
+    /// IPv6 next hop.
+    #[serde(default)]
+    pub gateway_v6: Option<String>,
+    /// VLAN id (0 = untagged).
+    #[serde(default)]
+    pub vlan: u16,
+    /// MTU.
+    #[serde(default = "mtu")]
+    pub mtu: usize,
+    /// Media port range.
+    #[serde(default = "port_min")]
+    pub port_min: u16,
+    /// Media port range.
+    #[serde(default = "port_max")]
+    pub port_max: u16,
+}
+
+fn mtu() -> usize {
+    1500
+}
+fn port_min() -> u16 {
+    20_000
+}
+fn port_max() -> u16 {
+    59_999
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Contexts.
+    pub max_contexts: usize,
+    /// Terminations.
+    pub max_terminations: usize,
+    /// TCP connections per worker.
+    pub max_connections_per_worker: u32,
+    /// Active open timeout, ms.
+    pub tcp_connect_timeout: u64,
+    /// Idle release, s (0 = never).
+    pub idle_timeout_s: u64,
+    /// SYNs per second per realm.
+    pub syn_rate_per_realm: u64,
+    /// Largest MSRP message.
+    pub max_msrp_message: usize,
+    /// Largest UDPTL datagram.
+    pub max_udptl_datagram: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_contexts: 10_000,
+            max_terminations: 20_000,
+            max_connections_per_worker: 20_000,
+            tcp_connect_timeout: 5000,
+            idle_timeout_s: 0,
+            syn_rate_per_realm: 50_000,
+            max_msrp_message: 65_536,
+            max_udptl_datagram: 1500,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Prometheus endpoint.
+    pub listen: String,
+}
+
+/// `a.b.c.d/len`.
+pub fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = s.split_once('/')?;
+    let len: u8 = l.parse().ok()?;
+    (len <= 32).then_some(())?;
+    Some((a.parse().ok()?, len))
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid TOML for this schema (the error names line and
+    /// key), or a value is out of range (the error names the field).
+    pub fn load(path: &Path) -> Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("bad configuration in {}", path.display()))
+    }
+
+    /// Parses and validates a configuration text.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn parse(text: &str) -> Result<Config> {
+        let cfg: Config = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        match self.control.transport.as_str() {
+            "udp" | "tcp" => {}
+            t => bail!("control.transport: `{t}` is neither `udp` nor `tcp`"),
+        }
+        if !(1..=3).contains(&self.control.version) {
+            bail!(
+                "control.version: {} is not an H.248 version (1-3)",
+                self.control.version
+            );
+        }
+        if self.control.mgc.is_empty() {
+            bail!("control.mgc: at least one MGC address is needed");
+        }
+        if !self.control.mid.starts_with('[') && !self.control.mid.starts_with('<') {
+            bail!(
+                "control.mid: `{}` is neither `[ip]:port` nor `<domain>`",
+                self.control.mid
+            );
+        }
+        match self.dataplane.backend.as_str() {
+            "afpacket" | "dpdk" | "afxdp" | "mem" => {}
+            b => bail!("dataplane.backend: unknown backend `{b}` (dpdk, afxdp, afpacket, mem)"),
+        }
+        if self.dataplane.workers == 0 {
+            bail!("dataplane.workers: must be at least 1");
+        }
+        if self.realms.is_empty() {
+            bail!("realm: at least one [[realm]] is needed");
+        }
+        for (i, r) in self.realms.iter().enumerate() {
+            if parse_prefix(&r.ipv4).is_none() {
+                bail!(
+                    "realm[{i}] ({}).ipv4: `{}` is not `a.b.c.d/len`",
+                    r.name,
+                    r.ipv4
+                );
+            }
+            if r.port_min == 0 || r.port_min > r.port_max {
+                bail!(
+                    "realm[{i}] ({}).port_min/port_max: {}..{} is not a port range",
+                    r.name,
+                    r.port_min,
+                    r.port_max
+                );
+            }
+            if !(576..=9000).contains(&r.mtu) {
+                bail!("realm[{i}] ({}).mtu: {} outside 576..=9000", r.name, r.mtu);
+            }
+            if self.realms[..i].iter().any(|o| o.name == r.name) {
+                bail!("realm[{i}].name: `{}` is used twice", r.name);
+            }
+        }
+        if let Some(h) = &self.tls.fingerprint_hash {
+            if mgw_tls::HashFunction::from_name(h).is_err() {
+                bail!("tls.fingerprint_hash: `{h}` is not sha-256, sha-384 or sha-512");
+            }
+        }
+        if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
+            bail!("tls.certificate and tls.private_key: give both or neither");
+        }
+        Ok(())
+    }
+
+    /// Keys accepted here that this build does not act on yet, for the start-up log.
+    pub fn not_yet_applied(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.dpdk.is_some() {
+            v.push("[dpdk]");
+        }
+        if self.metrics.is_some() {
+            v.push("metrics.listen (no Prometheus endpoint yet)");
+        }
+        if self.realms.iter().any(|r| r.ipv6.is_some()) {
+            v.push("realm.ipv6 (the edge resolves no IPv6 next hops yet)");
+        }
+        if self.limits.idle_timeout_s != 0 {
+            v.push("limits.idle_timeout_s");
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../deploy/mgwd.example.toml");
+        let cfg = Config::parse(text).expect("deploy/mgwd.example.toml is valid");
+        assert_eq!(cfg.realms.len(), 2);
+        assert_eq!(cfg.control.mgc.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_line() {
+        let base = include_str!("../../deploy/mgwd.example.toml");
+        let e = Config::parse(&base.replace("transport = \"udp\"", "transport = \"sctp\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("control.transport"), "{e}");
+        let e =
+            Config::parse(&base.replace("ipv4 = \"203.0.113.10/24\"", "ipv4 = \"203.0.113.10\""))
+                .unwrap_err();
+        assert!(e.to_string().contains("realm[0] (access).ipv4"), "{e}");
+        let e =
+            Config::parse(&base.replace("[general]", "[general]\ncolour = \"blue\"")).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("colour") && msg.contains("line"), "{msg}");
+        let e = Config::parse(&base.replace("version = 3", "version = \"three\"")).unwrap_err();
+        assert!(format!("{e:#}").contains("version"), "{e:#}");
+    }
+}
