@@ -26,9 +26,14 @@ enum Cmd {
     Run(run::RunArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
+fn main() {
+    let result = match Cli::parse().cmd {
         Cmd::Lab(args) => lab::run(&args),
         Cmd::Run(args) => run::run(&args),
+    };
+    if let Err(e) = result {
+        // One line per cause, the outermost first: "bad configuration in F: realm[0].ipv4: ...".
+        eprintln!("mgwd: {e:#}");
+        std::process::exit(1);
     }
 }
