@@ -703,7 +703,7 @@ impl TransactionLayer {
             return;
         }
         o.retransmissions += 1;
-        o.rto = (o.rto * 2).min(max_rto);
+        o.rto = o.rto.saturating_mul(2).min(max_rto);
         o.deadline = now + o.rto;
         let (to, bytes, d) = (o.to, o.bytes.clone(), o.deadline);
         self.counters.retransmissions += 1;
