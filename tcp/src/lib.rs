@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod isn;
 pub mod seq;
 mod stack;

@@ -275,6 +275,33 @@ mod listen {
     }
 
     #[test]
+    fn ipv6_handshake_and_default_mss() {
+        use dataplane::wire::Ipv6Address;
+        let l6 = IpAddress::V6(Ipv6Address([
+            0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        ]));
+        let r6 = IpAddress::V6(Ipv6Address([
+            0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        ]));
+        let mut s = Stack::new(Config { mss: 1400, ..cfg() }).unwrap();
+        let mut cap = Cap::default();
+        let now = Instant::from_millis(1);
+        s.listen(IpAddress::V6(Ipv6Address::UNSPECIFIED), LPORT)
+            .unwrap();
+        s.on_segment(now, r6, l6, &seg(RISN, 0, SYN, b""), &mut cap);
+        let sa = cap.segs.pop().expect("SYN-ACK");
+        assert_eq!(sa.flags, SYN.with(ACK));
+        assert_eq!(sa.dst, r6);
+        s.on_segment(now, r6, l6, &seg(RISN + 1, sa.seq + 1, ACK, b""), &mut cap);
+        let id = s.poll_event().expect("Accepted").conn;
+        // No MSS option from the peer: RFC 9293 §3.7.1's IPv6 default of 1220 caps segments.
+        s.send(id, &[1u8; 3000]).unwrap();
+        s.poll(now, &mut cap);
+        assert_eq!(cap.segs[0].payload.len(), 1220);
+        assert_eq!(s.tuple(id).unwrap().remote_addr, r6);
+    }
+
+    #[test]
     fn full_table_refuses_and_counts() {
         let mut h = H::new(Config {
             max_connections: 2,
@@ -544,6 +571,27 @@ mod established {
         assert_eq!(h.s.counters().retransmits, 2);
         send!(h, seg(RISN + 1, h.iss + 5, ACK, b""));
         assert_eq!(h.s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn retransmission_never_extends_past_what_was_sent() {
+        // Regression (found by the simulator): a window-limited segment's retransmission must
+        // not carry new octets, or the receiver's ACK would run ahead of snd_max.
+        let mut h = H::established(cfg());
+        let mut w = seg(RISN + 1, h.iss + 1, ACK, b"");
+        w.window = 500;
+        send!(h, w);
+        h.s.send(h.conn.unwrap(), &[3u8; 2000]).unwrap();
+        let o = recv!(h, seq = h.iss + 1);
+        assert_eq!(o.payload.len(), 500);
+        recv!(h, nothing);
+        // Three duplicate ACKs: fast retransmit of the first segment, still 500 octets.
+        for _ in 0..3 {
+            send!(h, w);
+        }
+        let o = recv!(h, seq = h.iss + 1);
+        assert_eq!(o.payload.len(), 500);
+        assert_eq!(h.s.counters().fast_retransmits, 1);
     }
 
     #[test]

@@ -23,9 +23,13 @@ impl Tcb {
     /// Applies the peer's SYN options (RFC 9293 §3.7.1 MSS; RFC 7323 §2.2, §3.2; RFC 2018 §2).
     /// Every option is used only if we offered it too (`cfg` decides what we offer).
     pub fn negotiate(&mut self, cfg: &Config, opts: &TcpOptions) {
-        // RFC 9293 §3.7.1: 536 when the peer sends none; clamp tiny values (as Linux does) so a
-        // peer cannot make us send a segment per byte.
-        let peer_mss = opts.mss.unwrap_or(536).max(64);
+        // RFC 9293 §3.7.1: 536 (IPv4) or 1220 (IPv6) when the peer sends none; clamp tiny
+        // values (as Linux does) so a peer cannot make us send a segment per byte.
+        let default_mss = match self.tuple.remote_addr {
+            dataplane::wire::IpAddress::V4(_) => 536,
+            dataplane::wire::IpAddress::V6(_) => 1220,
+        };
+        let peer_mss = opts.mss.unwrap_or(default_mss).max(64);
         self.snd_mss = peer_mss.min(cfg.mss);
         if cfg.window_scaling {
             if let Some(ws) = opts.window_scale {
