@@ -10,6 +10,8 @@
 //! drops and corrupts.
 
 pub mod afpacket;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod fault;
 pub mod mem;
 pub mod pcap;
