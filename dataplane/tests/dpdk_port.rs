@@ -100,6 +100,35 @@ fn mbuf_window_ops(pool: Mempool) {
     assert_eq!((m.len(), m.headroom()), (0, HEADROOM));
 }
 
+/// An empty pool makes `alloc` return `None` (counted by the queue); mbufs dropped on a thread
+/// EAL does not know go back to their pool.
+fn exhaustion_and_threads(eal: &'static Eal) {
+    let tiny = Mempool::new(eal, "mgw_dp_tiny", 7, 0, DEFAULT_DATA_ROOM, None).expect("pool");
+    let held: Vec<Mbuf> = (0..7).map(|_| tiny.alloc().expect("mbuf")).collect();
+    assert!(tiny.alloc().is_none());
+    assert_eq!(tiny.available(), 0);
+    let t = std::thread::spawn(move || drop(held));
+    t.join().expect("thread");
+    assert_eq!(tiny.available(), 7);
+    assert!(matches!(
+        Mempool::new(eal, "mgw_dp_bad", 7, 0, 100, None),
+        Err(DpdkError::InvalidArgument(_))
+    ));
+    let null = eal.port_by_name("net_null0").expect("net_null0");
+    assert!(matches!(
+        DpdkPort::new(eal, null, 0, tiny, DpdkPortConfig::default()),
+        Err(DpdkError::InvalidArgument(_))
+    ));
+    // A 1-queue port on the tiny pool: queue alloc fails once the pool is empty, and counts it.
+    let mut port = DpdkPort::new(eal, null, 1, tiny, DpdkPortConfig::default()).expect("port");
+    let mut q = port.take_queue(0).expect("queue");
+    let held: Vec<Mbuf> = (0..7).map(|_| q.alloc().expect("mbuf")).collect();
+    assert!(q.alloc().is_none());
+    assert_eq!(q.alloc_failures(), 1);
+    drop(held);
+    assert_eq!(tiny.available(), 7);
+}
+
 /// Frames of many lengths go out through tx_burst and come back through rx_burst of the same
 /// net_ring queue byte for byte, in order; when the ring is full, tx_burst takes what fits and
 /// leaves the rest in the batch.
@@ -338,6 +367,7 @@ fn dpdk_port_ring_edge_null() {
         Err(DpdkError::Call { errno, .. }) if errno == libc::EEXIST
     ));
     mbuf_window_ops(pool);
+    exhaustion_and_threads(eal);
 
     let ring = eal.port_by_name("net_ring0").expect("net_ring0 probed");
     let mut port = DpdkPort::new(eal, ring, 1, pool, DpdkPortConfig::default()).expect("ring port");

@@ -31,7 +31,9 @@
 use super::{Batch, Port, PortStats};
 use crate::buf::PacketBuffer;
 use crate::wire::EthernetAddress;
-use dpdk_sys as sys;
+/// The raw bindings, for DPDK calls this module does not wrap (the handles expose their raw
+/// pointers: [`Mempool::as_ptr`], [`Mbuf::as_ptr`]).
+pub use dpdk_sys as sys;
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::fmt;
 use std::ptr::{self, NonNull};
