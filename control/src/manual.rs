@@ -98,6 +98,16 @@
 //!   a realm is exhausted. The Local SDP answer fills `c=`, the `m=` port, `a=setup`,
 //!   `a=connection` and, for TLS/DTLS, `a=fingerprint` with the MG's fingerprint (passed in).
 //!
+//! ## Server
+//!
+//! [`crate::server::Server`] owns one UDP socket (or TCP connections to the MGCs, TPKT-framed),
+//! reads the clock once per `poll`, and executes requests on the model. With
+//! `defer_replies = false` replies go out at once and leg changes come back as
+//! `ServerEvent::Leg`. With `defer_replies = true` each transaction with leg changes yields
+//! `ServerEvent::Execute { token, changes }` and its reply is held (the transaction layer sends
+//! Pending after 100 ms) until `Server::complete(token, Ok(()))`; `Err(e)` answers the MGC with
+//! a transaction error instead (the model is not rolled back; the MGC subtracts).
+//!
 //! ## Unverified identifiers
 //!
 //! The package names of H.248.89 (TCP), H.248.90 (TLS) and H.248.93 (DTLS), and a few others,

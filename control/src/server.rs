@@ -18,7 +18,7 @@ use crate::h248::transaction::tpkt;
 use dataplane::time::Instant;
 
 use crate::h248::association::{AssocEvent, Association, AssociationConfig};
-use crate::h248::ast::{Mid, PropertyParm};
+use crate::h248::ast::{Mid, PropertyParm, ReplyResult};
 use crate::h248::mg::{LegChange, Mg, MgConfig, TerminationStats};
 use crate::procedures::Realms;
 
@@ -45,11 +45,27 @@ pub struct ServerConfig {
     pub association: AssociationConfig,
     /// MG model limits.
     pub mg: MgConfig,
+    /// Hold each reply until the caller confirms the data plane applied its leg changes
+    /// ([`ServerEvent::Execute`] + [`Server::complete`]); the transaction layer sends Pending
+    /// meanwhile. When false, replies go out at once and changes come as [`ServerEvent::Leg`].
+    pub defer_replies: bool,
 }
+
+/// Identifies a held reply (see [`ServerConfig::defer_replies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplyToken(u64);
 
 /// What happened during a poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
+    /// (Deferred replies) apply these leg changes, then call [`Server::complete`] with the
+    /// token. The reply to the MGC is held until then.
+    Execute {
+        /// Pass to [`Server::complete`].
+        token: ReplyToken,
+        /// Changes to apply, in order.
+        changes: Vec<LegChange>,
+    },
     /// A leg to install, update or release.
     Leg(Box<LegChange>),
     /// Registered with an MGC.
@@ -86,6 +102,9 @@ pub struct Server {
     mg: Mg,
     origin: std::time::Instant,
     buf: Vec<u8>,
+    defer: bool,
+    held: HashMap<ReplyToken, (SocketAddr, u32, ReplyResult)>,
+    next_token: u64,
 }
 
 impl Server {
@@ -114,6 +133,9 @@ impl Server {
             mg: Mg::new(cfg.mg, realms, fingerprint),
             origin,
             buf: vec![0; 65_536],
+            defer: cfg.defer_replies,
+            held: HashMap::new(),
+            next_token: 1,
         })
     }
 
@@ -273,8 +295,15 @@ impl Server {
             match ev {
                 AssocEvent::Request { from, request } => {
                     let (result, changes) = self.mg.execute(now, &request);
-                    self.assoc.reply(now, from, request.id, result);
-                    out.extend(changes.into_iter().map(|c| ServerEvent::Leg(Box::new(c))));
+                    if self.defer && !changes.is_empty() {
+                        let token = ReplyToken(self.next_token);
+                        self.next_token += 1;
+                        self.held.insert(token, (from, request.id, result));
+                        out.push(ServerEvent::Execute { token, changes });
+                    } else {
+                        self.assoc.reply(now, from, request.id, result);
+                        out.extend(changes.into_iter().map(|c| ServerEvent::Leg(Box::new(c))));
+                    }
                 }
                 AssocEvent::Registered { mgc, version } => {
                     out.push(ServerEvent::Registered { mgc, version });
@@ -302,6 +331,30 @@ impl Server {
         let id = self.assoc.send_request(now, vec![action]);
         let _ = self.flush();
         id
+    }
+
+    /// Release a held reply. `Ok(())`: the data plane applied the changes, the MG's reply goes
+    /// out as computed. `Err(e)`: it could not (e.g. no worker capacity); the MGC gets a
+    /// transaction error `e` instead. The MG model is not rolled back in that case: the MGC is
+    /// expected to Subtract what it added.
+    ///
+    /// Returns false for an unknown token.
+    pub fn complete(
+        &mut self,
+        token: ReplyToken,
+        outcome: Result<(), crate::h248::ast::ErrorDescriptor>,
+    ) -> bool {
+        let Some((to, id, result)) = self.held.remove(&token) else {
+            return false;
+        };
+        let result = match outcome {
+            Ok(()) => result,
+            Err(e) => ReplyResult::Error(e),
+        };
+        let now = self.now();
+        self.assoc.reply(now, to, id, result);
+        let _ = self.flush();
+        true
     }
 
     /// Update a termination's traffic counters.

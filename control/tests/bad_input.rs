@@ -58,6 +58,7 @@ fn start() -> Harness {
                 ..AssociationConfig::default()
             },
             mg: MgConfig::default(),
+            defer_replies: false,
         },
         realms,
         "SHA-256 AA:BB".into(),

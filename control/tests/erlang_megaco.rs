@@ -92,6 +92,7 @@ fn server(mgc: SocketAddr, transport: TransportKind, style: Style) -> Server {
                 ..AssociationConfig::default()
             },
             mg: MgConfig::default(),
+            defer_replies: false,
         },
         realms,
         FP.into(),
