@@ -700,6 +700,48 @@ mod established {
     }
 
     #[test]
+    fn reassembly_bound_per_worker_spans_connections() {
+        let mut h = H::established(Config {
+            reassembly_per_worker: 5,
+            ..cfg()
+        });
+        // A second connection from another port.
+        let mut syn = seg(RISN, 0, SYN, b"");
+        syn.src_port = RPORT + 1;
+        send!(h, syn);
+        let iss2 = recv!(h, flags = SYN.with(ACK)).seq;
+        let mut a = seg(RISN + 1, iss2 + 1, ACK, b"");
+        a.src_port = RPORT + 1;
+        send!(h, a);
+        // Three out-of-order bytes on each: the worker bound (5) lets only the first in.
+        send!(h, seg(RISN + 4, h.iss + 1, ACK, b"def"));
+        let mut o2 = seg(RISN + 4, iss2 + 1, ACK, b"def");
+        o2.src_port = RPORT + 1;
+        send!(h, o2);
+        assert_eq!(h.s.reassembly_bytes(), 3);
+        assert_eq!(h.s.counters().reassembly_drops, 1);
+        // Filling the first hole releases the worker budget.
+        send!(h, seg(RISN + 1, h.iss + 1, ACK, b"abc"));
+        assert_eq!(h.s.reassembly_bytes(), 0);
+        assert_eq!(h.s.recv_available(h.conn.unwrap()), Ok(6));
+    }
+
+    #[test]
+    fn event_queue_overflow_is_counted() {
+        let mut h = H::established(Config {
+            event_capacity: 1,
+            ..cfg()
+        });
+        let id = h.conn.unwrap();
+        send!(h, seg(RISN + 1, h.iss + 1, ACK, b"x"));
+        let mut b = [0u8; 4];
+        h.s.recv(id, &mut b).unwrap();
+        send!(h, seg(RISN + 2, h.iss + 1, ACK, b"y"));
+        assert_eq!(h.events(), vec![EventKind::Readable]);
+        assert_eq!(h.s.counters().events_dropped, 1);
+    }
+
+    #[test]
     fn window_closes_as_ring_fills_and_reopens_on_read() {
         let mut h = H::established(cfg());
         let id = h.conn.unwrap();
