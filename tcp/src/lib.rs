@@ -26,9 +26,16 @@
 //!   shrink to zero; that is the back-pressure path between legs.
 //! - **Defaults.** CUBIC, Nagle off, delayed ACK 40 ms with quick-ACK for the first 16 segments,
 //!   SACK, window scaling and timestamps on, min RTO 200 ms, SYN cookies on.
+//! - **Handles.** A [`ConnId`] stays valid until its `Closed`/`Reset`/`TimedOut`/
+//!   `ConnectFailed` event. `Closed` waits until the app has read everything received, so no
+//!   byte is lost to an early close; TIME-WAIT then continues inside the stack.
+//! - **Timers.** One wheel entry per connection (the earliest of RTO, delayed ACK, persist,
+//!   keepalive, TIME-WAIT), 1 ms ticks. [`Stack::poll_timeout`] is exact within 64 ms and a
+//!   lower bound beyond (the wheel cascades), so a caller may wake once or twice early.
 //! - **What is simplified.** RTT is measured with one timed segment per window (Karn), not from
-//!   timestamps; SACK recovery treats every un-SACKed hole below the highest SACK as lost; a
-//!   SYN-cookie connection has no window scaling, SACK or timestamps.
+//!   timestamps; SACK recovery treats every un-SACKed hole below the highest SACK as lost (no
+//!   RACK, no DSACK-based undo, so heavy reordering causes spurious retransmissions); a
+//!   SYN-cookie connection has no window scaling, SACK or timestamps; urgent data is ignored.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

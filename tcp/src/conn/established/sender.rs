@@ -220,6 +220,27 @@ impl Tcb {
         n as usize
     }
 
+    /// Bytes of options on a non-SYN segment: timestamps, then as many SACK blocks as fit
+    /// (the same arithmetic as `TcpOptions::len`, without building the options).
+    pub fn data_options_len(&self) -> u32 {
+        let ts = if self.has(flag::TS_OK) { 12 } else { 0 };
+        let blocks = if self.has(flag::SACK_OK) {
+            u32::from(self.ooo_len)
+        } else {
+            0
+        };
+        if blocks == 0 {
+            return ts;
+        }
+        let room = 40 - ts;
+        let fit = if room < 12 {
+            0
+        } else {
+            ((room - 4) / 8).min(blocks)
+        };
+        ts + if fit > 0 { 4 + 8 * fit } else { 0 }
+    }
+
     /// A data (or FIN) segment starting at `seq`, at most `max` octets of data.
     fn data_plan(
         &self,
@@ -229,11 +250,6 @@ impl Tcb {
         max: u32,
         kind: SegKind,
     ) -> Option<Plan> {
-        let mut options = TcpOptions {
-            timestamps: self.ts_option(now),
-            ..TcpOptions::default()
-        };
-        self.add_sack_blocks(&mut options);
         let data_end = self.data_end();
         // A retransmission resends only what was sent before: it must never carry new octets
         // (or a FIN) past snd_max, since commit() would not account for them.
@@ -246,7 +262,11 @@ impl Tcb {
         let off = seq.since(self.sbuf_seq);
         let pos = (self.sbuf_head + off) % cfg.send_buffer.max(1);
         let contiguous = cfg.send_buffer - pos;
-        let len = avail.min(max).min(self.mss_for(&options)).min(contiguous);
+        // The options are only built once a segment is certain (this is the hot path).
+        let mss = u32::from(self.snd_mss)
+            .saturating_sub(self.data_options_len())
+            .max(1);
+        let len = avail.min(max).min(mss).min(contiguous);
         let fin = self.has(flag::FIN_QUEUED) && fin_ok && seq + len == data_end && avail == len;
         if len == 0 && !fin {
             return None;
@@ -258,6 +278,12 @@ impl Tcb {
         if len > 0 && seq + len == data_end {
             flags = flags.with(TcpFlags::PSH);
         }
+        let mut options = TcpOptions {
+            timestamps: self.ts_option(now),
+            ..TcpOptions::default()
+        };
+        self.add_sack_blocks(&mut options);
+        debug_assert_eq!(options.len() as u32, self.data_options_len());
         Some(Plan {
             seq,
             len,
