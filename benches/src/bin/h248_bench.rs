@@ -69,7 +69,11 @@ impl Rig {
         );
         a.handle_timeout(T::ZERO);
         while a.poll_transmit().is_some() {}
-        a.handle_datagram(T::ZERO, mgc, b"!/3 [127.0.0.2]:2944 P=1{C=-{SC=ROOT{SV{V=3}}}}");
+        a.handle_datagram(
+            T::ZERO,
+            mgc,
+            b"!/3 [127.0.0.2]:2944 P=1{C=-{SC=ROOT{SV{V=3}}}}",
+        );
         while a.poll_event().is_some() {}
         let mut realms = Realms::default();
         realms.add("access", "192.0.2.1".parse().unwrap(), 1024, 65000);
