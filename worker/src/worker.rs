@@ -754,7 +754,13 @@ fn ip_to_std(a: IpAddress) -> IpAddr {
 
 impl<P: Port> Node for Worker<P> {
     fn poll(&mut self, now: Instant) {
-        while self.run_once(now) {}
+        // Run until nothing is left at this instant; bounded, so a timer that keeps coming due
+        // at the same instant cannot stall the simulation (the driver calls again).
+        for _ in 0..256 {
+            if !self.run_once(now) {
+                break;
+            }
+        }
     }
 
     fn poll_at(&self) -> Option<Instant> {
