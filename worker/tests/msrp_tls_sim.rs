@@ -56,6 +56,8 @@ struct Outcome {
     ue_failed: bool,
     ue_saw_close_notify: bool,
     core_saw_fin: bool,
+    /// Bytes the UE still could not send when the paused core resumed.
+    ue_blocked_bytes: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -64,6 +66,8 @@ enum Scenario {
     WrongUeCert,
     MalformedMsrp,
     CoreRefuses,
+    /// The core stops reading for 5 s of virtual time while the UE keeps sending.
+    SlowCore,
 }
 
 fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
@@ -197,7 +201,11 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
             out.ue_failed |= u.failure().is_some();
             out.ue_saw_close_notify |= u.is_closed();
         }
-        if let Some(c) = core_conn {
+        let core_paused = scenario == Scenario::SlowCore && round < 500;
+        if scenario == Scenario::SlowCore && round == 499 {
+            out.ue_blocked_bytes = up_queue.len();
+        }
+        if let Some(c) = core_conn.filter(|_| !core_paused) {
             let mut buf = [0u8; 16384];
             while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
                 out.to_core.extend_from_slice(&buf[..n]);
@@ -387,4 +395,24 @@ fn core_refusing_the_connection_is_reported() {
         o.events
     );
     assert!(released(&o).is_some());
+}
+
+#[test]
+fn a_slow_core_pushes_back_on_the_ue_and_nothing_is_lost() {
+    // 3,000 messages (~1.7 MB) against a core that reads nothing for 5 s: the worker's
+    // buffers are bounded, so the UE's TCP window must close and most of its data must still
+    // be waiting at the UE when the core resumes; then every byte arrives, in order.
+    let o = run(Scenario::SlowCore, 3000, 5);
+    assert!(
+        o.ue_blocked_bytes > 1_000_000,
+        "the UE was held back: {} bytes still queued",
+        o.ue_blocked_bytes
+    );
+    assert!(
+        o.to_core == o.sent_up,
+        "core got {} of {} bytes",
+        o.to_core.len(),
+        o.sent_up.len()
+    );
+    assert!(released(&o).is_some_and(|s| s[0].app_errors == 0));
 }
