@@ -68,12 +68,19 @@ enum Scenario {
     CoreRefuses,
     /// The core stops reading for 5 s of virtual time while the UE keeps sending.
     SlowCore,
+    /// The core leg is TLS too (TLS↔TLS back to back, the gateway is the core's TLS client).
+    TlsToTls,
 }
 
 fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
     let gw_id = Identity::generate_self_signed("mgwd").unwrap();
     let ue_id = Identity::generate_self_signed("ue").unwrap();
     let other = Identity::generate_self_signed("not the ue").unwrap();
+    let core_id = Identity::generate_self_signed("core").unwrap();
+    let tls_core = scenario == Scenario::TlsToTls;
+    let core_ctx = TlsContext::new(TlsSettings::default(), core_id.clone()).unwrap();
+    let gw_trust = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
+    let mut core_tls: Option<TlsPeer> = None;
     let ue_presents = if scenario == Scenario::WrongUeCert {
         other
     } else {
@@ -143,12 +150,20 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
             LegProgram {
                 local: sa(GW, 40001),
                 remote: Some(sa(CORE, 2855)),
-                transport: Transport::Tcp,
+                transport: if tls_core {
+                    Transport::TlsTcp
+                } else {
+                    Transport::Tcp
+                },
                 tcp_open: TcpOpen::Active,
                 establish_now: true,
                 latching: false,
                 security_role: Role::Client,
-                peer_fingerprints: PeerFingerprints::new(),
+                peer_fingerprints: if tls_core {
+                    PeerFingerprints::one(core_id.fingerprint(HashFunction::Sha256))
+                } else {
+                    PeerFingerprints::new()
+                },
             },
         ],
     }))
@@ -185,7 +200,12 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                     ue = Some(TlsPeer::client(&ue_ctx, ev.conn, trust, t).unwrap());
                     connected_at = Some(t);
                 }
-                EventKind::Accepted { .. } => core_conn = Some(ev.conn),
+                EventKind::Accepted { .. } => {
+                    core_conn = Some(ev.conn);
+                    if tls_core {
+                        core_tls = Some(TlsPeer::server(&core_ctx, ev.conn, gw_trust, t).unwrap());
+                    }
+                }
                 EventKind::PeerClosed if Some(ev.conn) == core_conn => out.core_saw_fin = true,
                 _ => {}
             }
@@ -205,7 +225,16 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
         if scenario == Scenario::SlowCore && round == 499 {
             out.ue_blocked_bytes = up_queue.len();
         }
-        if let Some(c) = core_conn.filter(|_| !core_paused) {
+        if let Some(ct) = core_tls.as_mut() {
+            ct.drive(&mut peers.tcp, t);
+            out.to_core.append(&mut ct.received);
+            out.core_saw_fin |= ct.is_closed();
+            if !out.to_core.is_empty() && !down_queue.is_empty() {
+                let n = ct.send(&mut peers.tcp, &down_queue[..down_queue.len().min(4000)]);
+                out.sent_down.extend_from_slice(&down_queue[..n]);
+                down_queue.drain(..n);
+            }
+        } else if let Some(c) = core_conn.filter(|_| !core_paused) {
             let mut buf = [0u8; 16384];
             while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
                 out.to_core.extend_from_slice(&buf[..n]);
@@ -264,7 +293,11 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 out.core_saw_fin = true;
             }
         }
-        if let Some(c) = core_conn {
+        if let Some(ct) = core_tls.as_mut() {
+            ct.drive(&mut peers.tcp, t);
+            out.to_core.append(&mut ct.received);
+            out.core_saw_fin |= ct.is_closed();
+        } else if let Some(c) = core_conn {
             let mut buf = [0u8; 16384];
             while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
                 out.to_core.extend_from_slice(&buf[..n]);
@@ -415,4 +448,33 @@ fn a_slow_core_pushes_back_on_the_ue_and_nothing_is_lost() {
         o.sent_up.len()
     );
     assert!(released(&o).is_some_and(|s| s[0].app_errors == 0));
+}
+
+#[test]
+fn tls_to_tls_back_to_back() {
+    // Both legs secured: the gateway opens the UE's records and seals them again for the core
+    // (it is the core's TLS client, verifying the core's fingerprint), and the reverse.
+    let o = run(Scenario::TlsToTls, 200, 6);
+    let n_secure = o
+        .events
+        .iter()
+        .filter(|e| matches!(e, FlowEvent::SecureUp { .. }))
+        .count();
+    assert_eq!(n_secure, 2, "{:?}", o.events);
+    assert!(
+        o.to_core == o.sent_up,
+        "core got {} of {} bytes",
+        o.to_core.len(),
+        o.sent_up.len()
+    );
+    assert!(
+        o.to_ue == o.sent_down,
+        "UE got {} of {} bytes",
+        o.to_ue.len(),
+        o.sent_down.len()
+    );
+    assert!(
+        o.ue_saw_close_notify && o.core_saw_fin,
+        "close_notify on both legs after Subtract"
+    );
 }
