@@ -375,12 +375,14 @@ fn run_case(
     }
     let c = stack.counters();
     eprintln!(
-        "{case:?}: {bytes} bytes in {:.2?} ({:.0} Mbit/s); segments in {} out {}, retransmits {}, bad checksums {}",
+        "{case:?}: {bytes} bytes in {:.2?} ({:.0} Mbit/s); segments in {} out {}, retransmits {} (timeouts {}, fast {}), bad checksums {}",
         started.elapsed(),
         bytes as f64 * 8.0 / started.elapsed().as_secs_f64() / 1e6,
         c.segments_in,
         c.segments_out,
         c.retransmits,
+        c.rto_expirations,
+        c.fast_retransmits,
         c.bad_checksum
     );
     Ok(())

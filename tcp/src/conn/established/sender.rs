@@ -101,10 +101,14 @@ impl Tcb {
                     // RFC 6582 §3.2 step 4: inflate by one segment per duplicate.
                     self.cc.cwnd = self.cc.cwnd.saturating_add(smss);
                 }
-            } else if (self.dupacks >= DUP_THRESH
-                || (self.has(flag::SACK_OK) && self.sacked_bytes() >= u32::from(DUP_THRESH) * smss))
-                && self.snd_una >= self.recover
+            } else if (self.dupacks >= DUP_THRESH && self.snd_una >= self.recover)
+                || (self.has(flag::SACK_OK) && self.sacked_bytes() >= u32::from(DUP_THRESH) * smss)
             {
+                // RFC 6582 §3.2 gates dupack-triggered recovery on `recover` so that the
+                // duplicates a go-back retransmission provokes do not trigger it. SACK evidence
+                // is different: the scoreboard was cleared at the timeout, so SACKed octets above
+                // snd_una mean a retransmission was lost again; waiting for another timeout
+                // would only stall.
                 self.enter_recovery(ctx);
             }
         }
@@ -360,7 +364,15 @@ impl Tcb {
         } else {
             self.snd_nxt.since(self.snd_una)
         };
-        let cwnd_allow = self.cc.cwnd.saturating_sub(flight);
+        // RFC 3042 limited transmit: the first two duplicate ACKs each let one new segment out
+        // beyond cwnd, so that a small window still produces the three duplicates fast
+        // retransmit needs instead of waiting for a timeout.
+        let limited = if self.has(flag::IN_RECOVERY) {
+            0
+        } else {
+            u32::from(self.dupacks.min(2)) * smss
+        };
+        let cwnd_allow = (self.cc.cwnd + limited).saturating_sub(flight);
         if sack_recovery && cwnd_allow >= smss {
             if let Some((hole, len)) = self.next_hole() {
                 if let Some(p) = self.data_plan(cfg, now, hole, len, SegKind::Hole) {
