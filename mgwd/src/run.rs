@@ -263,6 +263,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 max_contexts: cfg.limits.max_contexts,
                 ..MgConfig::default()
             },
+            defer_replies: false,
         },
         realms,
         fingerprint.to_string(),
@@ -301,7 +302,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 ServerEvent::Failover { from } => warn!(%from, "MGC lost, failing over"),
                 ServerEvent::NotifyFailed { id } => warn!(id, "a Notify was never answered"),
                 ServerEvent::Down => down = true,
-                ServerEvent::Leg(_) => {}
+                // Leg changes are the gateway's; held replies are not used (defer_replies off).
+                _ => {}
             }
         }
         if term.load(Ordering::Relaxed) && deadline.is_none() {
