@@ -245,6 +245,7 @@ pub struct Counters {
     pub retransmits: u64,
     pub rto_expirations: u64,
     pub fast_retransmits: u64,
+    pub spurious_retransmits: u64,
     pub dropped_out_of_window: u64,
     pub dropped_paws: u64,
     pub dropped_no_ack: u64,

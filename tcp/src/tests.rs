@@ -833,6 +833,32 @@ mod established {
     }
 
     #[test]
+    fn eifel_undoes_a_spurious_fast_retransmit() {
+        let mut h = H::syn_received_ts();
+        let id = h.conn.unwrap();
+        h.s.send(id, &[1u8; 4000]).unwrap();
+        let v = h.take();
+        assert!(v.len() >= 4);
+        let t0 = v[0].options.timestamps.unwrap().0;
+        h.advance_ms(10);
+        // The first segment is only late: three duplicates, then the fast retransmit.
+        for i in 0..3 {
+            let mut d = seg(RISN + 1, h.iss + 1, ACK, b"");
+            d.options.timestamps = Some((102 + i, t0));
+            send!(h, d);
+        }
+        let r = recv!(h, seq = h.iss + 1);
+        assert!(r.options.timestamps.unwrap().0 > t0);
+        assert_eq!(h.s.counters().fast_retransmits, 1);
+        // The original arrives: the ACK echoes its (older) TSval, so the retransmission was
+        // spurious (RFC 3522) and the reduction is undone.
+        let mut a = seg(RISN + 1, h.iss + 4001, ACK, b"");
+        a.options.timestamps = Some((110, t0));
+        send!(h, a);
+        assert_eq!(h.s.counters().spurious_retransmits, 1);
+    }
+
+    #[test]
     fn paws_drops_old_timestamps() {
         let mut h = H::syn_received_ts();
         let mut d = seg(RISN + 1, h.iss + 1, ACK, b"new");

@@ -43,6 +43,7 @@ pub(crate) mod flag {
     pub const PEER_FIN: u32 = 1 << 14;
     pub const WS_OK: u32 = 1 << 15;
     pub const CLOSE_PENDING: u32 = 1 << 16;
+    pub const UNDO: u32 = 1 << 17;
 }
 
 /// The fixed-capacity event queue (allocated once; a full queue counts and drops).
@@ -230,6 +231,13 @@ pub(crate) struct Tcb {
     pub sacked: [(SeqNumber, SeqNumber); SCOREBOARD],
     pub sacked_len: u8,
     pub dupacks: u8,
+    /// Duplicate ACKs that mean loss (RFC 5681's DupThresh, raised when reordering is seen).
+    pub dupthresh: u8,
+    /// Eifel undo state (RFC 3522): cwnd/ssthresh before the last fast retransmit and the TSval
+    /// the retransmission carried.
+    pub undo_cwnd: u32,
+    pub undo_ssthresh: u32,
+    pub retrans_ts: u32,
     pub recover: SeqNumber,
     pub high_rxt: SeqNumber,
 
@@ -303,6 +311,10 @@ impl Tcb {
             sacked: [(SeqNumber(0), SeqNumber(0)); SCOREBOARD],
             sacked_len: 0,
             dupacks: 0,
+            dupthresh: 3,
+            undo_cwnd: 0,
+            undo_ssthresh: 0,
+            retrans_ts: 0,
             recover: SeqNumber(0),
             high_rxt: SeqNumber(0),
             srtt_us: 0,

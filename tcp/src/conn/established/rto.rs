@@ -120,7 +120,7 @@ impl Tcb {
                 // RFC 6582 §3.2 step 4 (after a timeout, recover = highest sent), and RFC 2018
                 // §8: the receiver may renege, so SACK information is dropped.
                 self.recover = self.snd_max;
-                self.clear(flag::IN_RECOVERY | flag::REXMIT_UNA | flag::RTT_TIMING);
+                self.clear(flag::IN_RECOVERY | flag::REXMIT_UNA | flag::RTT_TIMING | flag::UNDO);
                 self.dupacks = 0;
                 self.sacked_len = 0;
                 self.snd_nxt = self.snd_una;

@@ -8,8 +8,8 @@ use crate::{Config, EventKind};
 use dataplane::time::Instant;
 use dataplane::wire::{TcpFlags, TcpOptions, TcpRepr};
 
-/// RFC 5681 §3.2 DupThresh.
-const DUP_THRESH: u8 = 3;
+/// The highest DupThresh reordering may raise a connection's to.
+const MAX_DUP_THRESH: u8 = 15;
 
 impl Tcb {
     /// RFC 9293 §3.10.7.4 fifth check for the synchronized states. Returns false when the
@@ -56,6 +56,22 @@ impl Tcb {
             self.prune_scoreboard();
             self.retries = 0;
             self.persist_backoff = 0;
+            if self.has(flag::UNDO) {
+                self.clear(flag::UNDO);
+                // RFC 3522 Eifel detection: the first new ACK after a fast retransmit echoes a
+                // TSval older than the retransmission's, so the original arrived: the
+                // "loss" was reordering. Undo the reduction and expect more reordering.
+                if let Some((_, ecr)) = seg.options.timestamps {
+                    #[allow(clippy::cast_possible_wrap)]
+                    if (ecr.wrapping_sub(self.retrans_ts) as i32) < 0 {
+                        self.cc.cwnd = self.cc.cwnd.max(self.undo_cwnd);
+                        self.cc.ssthresh = self.undo_ssthresh;
+                        self.clear(flag::IN_RECOVERY | flag::REXMIT_UNA);
+                        self.dupthresh = (self.dupthresh + 1).min(MAX_DUP_THRESH);
+                        ctx.counters.spurious_retransmits += 1;
+                    }
+                }
+            }
             if self.has(flag::IN_RECOVERY) {
                 if ack >= self.recover {
                     // Full acknowledgment: leave recovery (RFC 6582 §3.2 step 3; RFC 6675 §5).
@@ -101,8 +117,9 @@ impl Tcb {
                     // RFC 6582 §3.2 step 4: inflate by one segment per duplicate.
                     self.cc.cwnd = self.cc.cwnd.saturating_add(smss);
                 }
-            } else if (self.dupacks >= DUP_THRESH && self.snd_una >= self.recover)
-                || (self.has(flag::SACK_OK) && self.sacked_bytes() >= u32::from(DUP_THRESH) * smss)
+            } else if (self.dupacks >= self.dupthresh && self.snd_una >= self.recover)
+                || (self.has(flag::SACK_OK)
+                    && self.sacked_bytes() >= u32::from(self.dupthresh) * smss)
             {
                 // RFC 6582 §3.2 gates dupack-triggered recovery on `recover` so that the
                 // duplicates a go-back retransmission provokes do not trigger it. SACK evidence
@@ -126,6 +143,12 @@ impl Tcb {
         let smss = self.smss();
         let flight = self.snd_max.since(self.snd_una);
         self.recover = self.snd_max;
+        if self.has(flag::TS_OK) {
+            self.set(flag::UNDO);
+            self.undo_cwnd = self.cc.cwnd;
+            self.undo_ssthresh = self.cc.ssthresh;
+            self.retrans_ts = self.ts_val(ctx.now);
+        }
         self.cc.on_loss(flight, smss);
         if self.has(flag::SACK_OK) {
             // RFC 6675 §5 step 4.2: cwnd = ssthresh; the pipe decides what may be sent.
