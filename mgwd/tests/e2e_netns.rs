@@ -512,7 +512,8 @@ fn tshark_checks(pcap: &Path, core_port: u16, access: SocketAddr, dtls: Option<S
         decode.extend(["-d".to_string(), format!("udp.port=={},dtls", d.port())]);
     }
     let p = pcap.to_string_lossy();
-    let mut args = vec!["tshark", "-n", "-r", &p];
+    // `timeout`: every child is bounded in time.
+    let mut args = vec!["timeout", "30", "tshark", "-n", "-r", &p];
     args.extend(decode.iter().map(String::as_str));
     let mut malformed = args.clone();
     malformed.extend(["-Y", "_ws.malformed"]);

@@ -327,6 +327,8 @@ pub fn make_cert(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf, String), S
     let key = dir.join(format!("{name}.key"));
     let (c, k) = (crt.to_string_lossy(), key.to_string_lossy());
     run(&[
+        "timeout",
+        "30",
         "openssl",
         "req",
         "-x509",
@@ -345,6 +347,8 @@ pub fn make_cert(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf, String), S
         &format!("/CN={name}"),
     ])?;
     let fp = run(&[
+        "timeout",
+        "30",
         "openssl",
         "x509",
         "-in",
