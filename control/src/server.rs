@@ -18,7 +18,7 @@ use crate::h248::transaction::tpkt;
 use dataplane::time::Instant;
 
 use crate::h248::association::{AssocEvent, Association, AssociationConfig};
-use crate::h248::ast::{Mid, PropertyParm, ReplyResult};
+use crate::h248::ast::{CommandReply, Mid, PropertyParm, ReplyResult};
 use crate::h248::mg::{LegChange, Mg, MgConfig, TerminationStats};
 use crate::procedures::Realms;
 
@@ -355,6 +355,37 @@ impl Server {
         self.assoc.reply(now, to, id, result);
         let _ = self.flush();
         true
+    }
+
+    /// Like [`Server::complete`] with `Ok(())`, after writing the data plane's final counters
+    /// into the held reply: the `nt/os` and `nt/or` statistics of each Subtract whose
+    /// termination is named in `stats`. A Subtract's counters only exist once the data plane has
+    /// released the legs, which is after the MG model built the reply.
+    ///
+    /// Returns false for an unknown token.
+    pub fn complete_with_stats(
+        &mut self,
+        token: ReplyToken,
+        stats: &[(String, TerminationStats)],
+    ) -> bool {
+        if let Some((_, _, ReplyResult::Actions(actions))) = self.held.get_mut(&token) {
+            for reply in actions.iter_mut().flat_map(|a| a.replies.iter_mut()) {
+                let CommandReply::Subtract(x) = reply else {
+                    continue;
+                };
+                let Some((_, s)) = stats.iter().find(|(t, _)| *t == x.termination.0) else {
+                    continue;
+                };
+                for p in x.audit.statistics.iter_mut().flatten() {
+                    match p.name.as_str() {
+                        "nt/os" => p.values = vec![s.octets_sent.to_string()],
+                        "nt/or" => p.values = vec![s.octets_received.to_string()],
+                        _ => {}
+                    }
+                }
+            }
+        }
+        self.complete(token, Ok(()))
     }
 
     /// Update a termination's traffic counters.

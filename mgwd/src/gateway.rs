@@ -3,14 +3,20 @@
 //! H.248 transactions become [`LegChange`]s (control crate); this module collects the two legs
 //! of a context into one [`ContextProgram`], sends it to the context's worker as a [`FlowOp`],
 //! and turns the workers' [`FlowEvent`]s back into Notify (armed events) and statistics.
+//!
+//! With the server's `defer_replies` on, a transaction's reply is held until every worker
+//! command it caused is acknowledged (Installed, InstallFailed, Released): the MGC hears "done"
+//! only when the data plane is, an install the worker refuses becomes error 510, and a Subtract
+//! reply carries the final counters the worker reports on release.
 
+use control::h248::ast::ErrorDescriptor;
 use control::h248::mg::{LegChange, TerminationStats};
 use control::procedures::{self, LegSpec};
-use control::server::{Server, ServerEvent};
+use control::server::{ReplyToken, Server, ServerEvent};
 use mgw_tls::{Fingerprint, HashFunction, PeerFingerprints, Role};
 use mgw_worker::{
-    Application, ContextProgram, ControlEnd, FlowEvent, FlowOp, LegProgram, SecurityFailure, Side,
-    TcpFailure, TcpOpen, Transport,
+    Application, ContextProgram, ControlEnd, FlowEvent, FlowOp, LegProgram, Side, TcpOpen,
+    Transport,
 };
 use std::collections::HashMap;
 use std::io;
@@ -45,6 +51,7 @@ struct Ctx {
     generation: u32,
     worker: usize,
     installed: bool,
+    releasing: bool,
 }
 
 /// Application-awareness policy for relays.
@@ -58,6 +65,17 @@ pub struct Awareness {
     pub udptl: bool,
 }
 
+/// An H.248 reply held until the workers have done what its transaction asked.
+#[derive(Default)]
+struct Held {
+    /// Worker acknowledgements still awaited.
+    waiting: usize,
+    /// Final counters of released terminations, for the Subtract replies.
+    stats: Vec<(String, TerminationStats)>,
+    /// A context of this transaction could not be installed.
+    failed: bool,
+}
+
 /// The control thread.
 pub struct Gateway {
     server: Server,
@@ -66,6 +84,9 @@ pub struct Gateway {
     generation: u32,
     aware: Awareness,
     stats: GatewayStats,
+    held: HashMap<ReplyToken, Held>,
+    /// Which held reply waits for which context.
+    waiter: HashMap<u32, ReplyToken>,
 }
 
 fn transport(t: procedures::Transport) -> Transport {
@@ -123,6 +144,8 @@ impl Gateway {
             generation: 0,
             aware,
             stats: GatewayStats::default(),
+            held: HashMap::new(),
+            waiter: HashMap::new(),
         }
     }
 
@@ -146,7 +169,29 @@ impl Gateway {
         let mut rest = Vec::new();
         for ev in events {
             match ev {
-                ServerEvent::Leg(change) => self.on_leg_change(*change),
+                ServerEvent::Leg(change) => {
+                    self.on_leg_change(*change);
+                }
+                ServerEvent::Execute { token, changes } => {
+                    let mut waiting = 0;
+                    for change in changes {
+                        if let Some(context) = self.on_leg_change(change) {
+                            self.waiter.insert(context, token);
+                            waiting += 1;
+                        }
+                    }
+                    if waiting == 0 {
+                        self.server.complete(token, Ok(()));
+                    } else {
+                        self.held.insert(
+                            token,
+                            Held {
+                                waiting,
+                                ..Held::default()
+                            },
+                        );
+                    }
+                }
                 other => rest.push(other),
             }
         }
@@ -154,15 +199,19 @@ impl Gateway {
         Ok(rest)
     }
 
-    fn send(&mut self, worker: usize, op: FlowOp) {
+    /// Sends a command; false if the worker's ring is full (then no acknowledgement will come,
+    /// so nothing waits for one; the counter says why).
+    fn send(&mut self, worker: usize, op: FlowOp) -> bool {
         if self.workers[worker].send(op).is_err() {
-            // The worker is behind; the MGC sees the failure through the missing events, and
-            // the counter says why.
             self.stats.ring_full += 1;
+            return false;
         }
+        true
     }
 
-    fn on_leg_change(&mut self, change: LegChange) {
+    /// Applies one leg change. Returns the context when a worker command was sent whose
+    /// acknowledgement is to be awaited.
+    fn on_leg_change(&mut self, change: LegChange) -> Option<u32> {
         match change {
             LegChange::Install {
                 context,
@@ -176,34 +225,32 @@ impl Gateway {
                     generation: 0,
                     worker: context as usize % n,
                     installed: false,
+                    releasing: false,
                 });
                 c.legs.push((termination, spec));
-                if c.legs.len() == 2 && !c.installed {
-                    self.generation = self.generation.wrapping_add(1);
-                    let gen = self.generation;
-                    let Some(c) = self.contexts.get_mut(&context) else {
-                        return;
-                    };
-                    c.generation = gen;
-                    c.installed = true;
-                    let app = application(&c.legs[0].1);
-                    let aware = match app {
-                        Application::Msrp => self.aware.msrp,
-                        Application::Bfcp => self.aware.bfcp,
-                        Application::Udptl => self.aware.udptl,
-                        Application::Opaque => false,
-                    };
-                    let prog = ContextProgram {
-                        context,
-                        generation: gen,
-                        application: app,
-                        aware,
-                        legs: [leg_program(&c.legs[0].1), leg_program(&c.legs[1].1)],
-                    };
-                    let w = c.worker;
-                    self.stats.installed += 1;
-                    self.send(w, FlowOp::Install(prog));
+                if c.legs.len() != 2 || c.installed {
+                    return None;
                 }
+                self.generation = self.generation.wrapping_add(1);
+                c.generation = self.generation;
+                c.installed = true;
+                let app = application(&c.legs[0].1);
+                let aware = match app {
+                    Application::Msrp => self.aware.msrp,
+                    Application::Bfcp => self.aware.bfcp,
+                    Application::Udptl => self.aware.udptl,
+                    Application::Opaque => false,
+                };
+                let prog = ContextProgram {
+                    context,
+                    generation: c.generation,
+                    application: app,
+                    aware,
+                    legs: [leg_program(&c.legs[0].1), leg_program(&c.legs[1].1)],
+                };
+                let w = c.worker;
+                self.stats.installed += 1;
+                self.send(w, FlowOp::Install(prog)).then_some(context)
             }
             LegChange::Update {
                 context,
@@ -218,45 +265,77 @@ impl Gateway {
                         l.1 = spec;
                     }
                 }
+                None
             }
             LegChange::Release { context, .. } => {
-                if let Some(c) = self.contexts.get(&context) {
-                    if c.installed {
-                        let (w, gen) = (c.worker, c.generation);
-                        self.send(
-                            w,
-                            FlowOp::Release {
-                                context,
-                                generation: gen,
-                            },
-                        );
-                    }
-                }
-                // The statistics come back with `Released`; the entry goes then.
-                if self.contexts.get(&context).is_some_and(|c| !c.installed) {
+                // One command releases both legs (a Subtract of either ends the relay); a second
+                // Release of the same context finds it already on its way.
+                let c = self.contexts.get_mut(&context)?;
+                if !c.installed {
                     self.contexts.remove(&context);
+                    return None;
                 }
+                if c.releasing {
+                    return None;
+                }
+                c.releasing = true;
+                let (w, gen) = (c.worker, c.generation);
+                self.send(
+                    w,
+                    FlowOp::Release {
+                        context,
+                        generation: gen,
+                    },
+                )
+                .then_some(context)
             }
             LegChange::Signal {
                 context,
                 termination,
                 ..
             } => {
-                if let Some(c) = self.contexts.get(&context) {
-                    if let Some(i) = c.legs.iter().position(|(t, _)| *t == termination) {
-                        let side = if i == 0 { Side::A } else { Side::B };
-                        let (w, gen) = (c.worker, c.generation);
-                        self.send(
-                            w,
-                            FlowOp::Establish {
-                                context,
-                                generation: gen,
-                                side,
-                            },
-                        );
-                    }
-                }
+                let c = self.contexts.get(&context)?;
+                let i = c.legs.iter().position(|(t, _)| *t == termination)?;
+                let side = if i == 0 { Side::A } else { Side::B };
+                let (w, gen) = (c.worker, c.generation);
+                self.send(
+                    w,
+                    FlowOp::Establish {
+                        context,
+                        generation: gen,
+                        side,
+                    },
+                );
+                None
             }
+        }
+    }
+
+    /// One awaited acknowledgement for `context` arrived.
+    fn acknowledge(&mut self, context: u32, failed: bool, stats: Vec<(String, TerminationStats)>) {
+        let Some(token) = self.waiter.remove(&context) else {
+            return;
+        };
+        let Some(h) = self.held.get_mut(&token) else {
+            return;
+        };
+        h.waiting = h.waiting.saturating_sub(1);
+        h.failed |= failed;
+        h.stats.extend(stats);
+        if h.waiting > 0 {
+            return;
+        }
+        let Some(h) = self.held.remove(&token) else {
+            return;
+        };
+        if h.failed {
+            let e = ErrorDescriptor {
+                code: 510,
+                text: Some("insufficient resources in the data plane".into()),
+            };
+            self.server.complete(token, Err(e));
+        } else {
+            self.server.complete_with_stats(token, &h.stats);
         }
     }
 
@@ -274,78 +353,76 @@ impl Gateway {
         }
     }
 
-    /// Turns worker events into Notify and statistics.
+    /// Turns worker events into Notify, statistics and held replies.
     pub fn drain_workers(&mut self) {
         for w in 0..self.workers.len() {
             while let Some(ev) = self.workers[w].recv() {
-                match ev {
-                    FlowEvent::InstallFailed { context, .. } => {
-                        self.stats.install_failed += 1;
-                        self.contexts.remove(&context);
-                    }
-                    FlowEvent::TcpFailed {
-                        context,
-                        side,
-                        reason,
-                    } => {
-                        self.stats.tcp_failed += 1;
-                        let _: TcpFailure = reason;
-                        self.notify(context, side, |_| "tcp/ef");
-                    }
-                    FlowEvent::SecureUp { .. } => self.stats.secure_up += 1,
-                    FlowEvent::SecureFailed {
-                        context,
-                        side,
-                        reason,
-                    } => {
-                        self.stats.secure_failed += 1;
-                        let _: SecurityFailure = reason;
-                        self.notify(context, side, |t| {
-                            if t == Transport::DtlsUdp {
-                                "dtls/ef"
-                            } else {
-                                "tls/ef"
-                            }
-                        });
-                    }
-                    FlowEvent::PeerClosed { context, side } => {
-                        self.notify(context, side, |t| match t {
-                            Transport::TlsTcp => "tls/sr",
-                            Transport::DtlsUdp => "dtls/sr",
-                            _ => "tcp/pc",
-                        });
-                    }
-                    FlowEvent::Released {
-                        context,
-                        generation,
-                        stats,
-                    } => {
-                        if self
-                            .contexts
-                            .get(&context)
-                            .is_some_and(|c| c.generation == generation)
-                        {
-                            for side in [Side::A, Side::B] {
-                                if let Some((term, _)) = self.termination(context, side) {
-                                    let s = stats[side.index()];
-                                    self.server.update_stats(
-                                        &term,
-                                        TerminationStats {
-                                            octets_sent: s.octets_sent,
-                                            octets_received: s.octets_received,
-                                        },
-                                    );
-                                }
-                            }
-                            self.contexts.remove(&context);
-                            self.stats.released += 1;
-                        }
-                    }
-                    FlowEvent::Installed { .. }
-                    | FlowEvent::TcpUp { .. }
-                    | FlowEvent::Latched { .. } => {}
-                }
+                self.on_event(ev);
             }
+        }
+    }
+
+    fn on_event(&mut self, ev: FlowEvent) {
+        match ev {
+            FlowEvent::Installed { context, .. } => self.acknowledge(context, false, Vec::new()),
+            FlowEvent::InstallFailed { context, .. } => {
+                self.stats.install_failed += 1;
+                self.contexts.remove(&context);
+                self.acknowledge(context, true, Vec::new());
+            }
+            FlowEvent::TcpFailed { context, side, .. } => {
+                self.stats.tcp_failed += 1;
+                self.notify(context, side, |_| "tcp/ef");
+            }
+            FlowEvent::SecureUp { .. } => self.stats.secure_up += 1,
+            FlowEvent::SecureFailed { context, side, .. } => {
+                self.stats.secure_failed += 1;
+                self.notify(context, side, |t| {
+                    if t == Transport::DtlsUdp {
+                        "dtls/ef"
+                    } else {
+                        "tls/ef"
+                    }
+                });
+            }
+            FlowEvent::PeerClosed { context, side } => {
+                self.notify(context, side, |t| match t {
+                    Transport::TlsTcp => "tls/sr",
+                    Transport::DtlsUdp => "dtls/sr",
+                    _ => "tcp/pc",
+                });
+            }
+            FlowEvent::Released {
+                context,
+                generation,
+                stats,
+            } => {
+                if !self
+                    .contexts
+                    .get(&context)
+                    .is_some_and(|c| c.generation == generation)
+                {
+                    return;
+                }
+                let mut finals = Vec::new();
+                for side in [Side::A, Side::B] {
+                    if let Some((term, _)) = self.termination(context, side) {
+                        let s = stats[side.index()];
+                        let t = TerminationStats {
+                            octets_sent: s.octets_sent,
+                            octets_received: s.octets_received,
+                        };
+                        // For audits while the termination lives on in the model (a release the
+                        // data plane started), and for a held Subtract reply.
+                        self.server.update_stats(&term, t);
+                        finals.push((term, t));
+                    }
+                }
+                self.contexts.remove(&context);
+                self.stats.released += 1;
+                self.acknowledge(context, false, finals);
+            }
+            FlowEvent::TcpUp { .. } | FlowEvent::Latched { .. } => {}
         }
     }
 }

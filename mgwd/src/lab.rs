@@ -773,7 +773,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
                 ..AssociationConfig::default()
             },
             mg: MgConfig::default(),
-            defer_replies: false,
+            defer_replies: true,
         },
         realms,
         mg_fp.to_string(),

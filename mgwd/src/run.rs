@@ -263,7 +263,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 max_contexts: cfg.limits.max_contexts,
                 ..MgConfig::default()
             },
-            defer_replies: false,
+            defer_replies: true,
         },
         realms,
         fingerprint.to_string(),
@@ -302,7 +302,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 ServerEvent::Failover { from } => warn!(%from, "MGC lost, failing over"),
                 ServerEvent::NotifyFailed { id } => warn!(id, "a Notify was never answered"),
                 ServerEvent::Down => down = true,
-                // Leg changes are the gateway's; held replies are not used (defer_replies off).
+                // Leg changes and held replies are the gateway's.
                 _ => {}
             }
         }

@@ -317,6 +317,11 @@ fn msrp_relay(lab: &mut Lab) -> (u16, SocketAddr) {
         "e2e case 1 (MSRP TLS<->TCP): {} bytes relayed; Subtract statistics {stats:?}",
         sent.len()
     );
+    // The Subtract reply is held until the worker released the legs, so it carries their
+    // final counters: everything the UE sent came in on the access leg and left on the core leg.
+    let n = sent.len() as u64;
+    assert_eq!(stat(&stats, &added.access, "nt/or"), n, "{stats:?}");
+    assert_eq!(stat(&stats, &added.core, "nt/os"), n, "{stats:?}");
     assert!(
         ue.wait_exit(Duration::from_secs(5)).is_some(),
         "the UE's TLS session ends after Subtract"
