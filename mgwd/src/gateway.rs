@@ -397,11 +397,7 @@ impl Gateway {
                 generation,
                 stats,
             } => {
-                if !self
-                    .contexts
-                    .get(&context)
-                    .is_some_and(|c| c.generation == generation)
-                {
+                if self.contexts.get(&context).map(|c| c.generation) != Some(generation) {
                     return;
                 }
                 let mut finals = Vec::new();
