@@ -51,8 +51,8 @@ cargo fmt --all -- --check
 # Everything builds in the `ci` profile so build-script outputs (aws-lc, bindgen) are compiled once.
 step "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --profile ci -- -D warnings
-step "cargo clippy (dpdk-sys with DPDK)"
-cargo clippy -p dpdk-sys --features dpdk --all-targets --profile ci -- -D warnings
+step "cargo clippy (DPDK parts: dpdk-sys, the dataplane port, the DPDK bench)"
+cargo clippy -p dpdk-sys -p dataplane -p mgwbench --features dpdk-sys/dpdk,dataplane/dpdk,mgwbench/dpdk --all-targets --profile ci -- -D warnings
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet --profile ci
@@ -63,8 +63,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet --profile ci
 step "cargo test (workspace, profile ci)"
 cargo test --workspace --profile ci
 
-step "cargo test (dpdk-sys on DPDK virtual devices)"
+step "cargo test (dpdk-sys and the DPDK port on virtual devices)"
 cargo test -p dpdk-sys --features dpdk --profile ci
+cargo test -p dataplane --features dpdk --profile ci --test dpdk_port
 
 # ---------------------------------------------------------------------------------------------
 step "mgwd lab smoke run"
