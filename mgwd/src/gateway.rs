@@ -33,8 +33,8 @@ pub struct GatewayStats {
     pub released: u64,
     /// Notifies sent for data-plane events.
     pub notifies: u64,
-    /// Leg updates on a live context that the data plane cannot apply in place yet.
-    pub updates_ignored: u64,
+    /// Leg updates (Modify) sent to a worker.
+    pub updates: u64,
     /// Commands that found a worker's ring full.
     pub ring_full: u64,
     /// TLS/DTLS sessions established.
@@ -258,12 +258,25 @@ impl Gateway {
                 spec,
                 ..
             } => {
-                if let Some(c) = self.contexts.get_mut(&context) {
-                    if c.installed {
-                        self.stats.updates_ignored += 1;
-                    } else if let Some(l) = c.legs.iter_mut().find(|(t, _)| *t == termination) {
-                        l.1 = spec;
-                    }
+                let c = self.contexts.get_mut(&context)?;
+                let i = c.legs.iter().position(|(t, _)| *t == termination)?;
+                let prog = leg_program(&spec);
+                c.legs[i].1 = spec;
+                if c.installed {
+                    // The worker applies it to a leg not yet connected (the Remote SDP came
+                    // with a Modify) and refuses, counting, a change to a live one.
+                    let side = if i == 0 { Side::A } else { Side::B };
+                    let (w, generation) = (c.worker, c.generation);
+                    self.stats.updates += 1;
+                    self.send(
+                        w,
+                        FlowOp::Update {
+                            context,
+                            generation,
+                            side,
+                            leg: prog,
+                        },
+                    );
                 }
                 None
             }

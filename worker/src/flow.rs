@@ -140,6 +140,19 @@ pub enum FlowOp {
         /// Which leg.
         side: Side,
     },
+    /// Update a leg that is not connected yet (H.248 Modify that brings the Remote SDP): its
+    /// peer address and fingerprints are replaced and an active leg connects now. A live leg
+    /// keeps its connection (`a=connection:existing`); changing its transport is not supported.
+    Update {
+        /// Context.
+        context: ContextId,
+        /// Generation.
+        generation: u32,
+        /// Which leg.
+        side: Side,
+        /// The leg's new program.
+        leg: LegProgram,
+    },
     /// Release a context: close_notify, FIN, drain, then report [`FlowEvent::Released`]
     /// (H.248 Subtract).
     Release {

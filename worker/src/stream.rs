@@ -81,6 +81,11 @@ impl StreamLeg {
         }
     }
 
+    /// True once the leg has a TCP connection (or is connecting).
+    pub(crate) fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
     fn staged_room(&self) -> usize {
         self.staged.len() - self.st_off - self.st_len
     }

@@ -90,6 +90,8 @@ pub struct WorkerStats {
     pub installs: u64,
     /// Contexts released.
     pub releases: u64,
+    /// Leg updates refused because the leg is live or its transport or address would change.
+    pub updates_refused: u64,
 }
 
 /// What a leg runs.
@@ -307,6 +309,16 @@ impl<P: Port> Worker<P> {
                     self.establish_stream(slot, side);
                 }
             }
+            FlowOp::Update {
+                context,
+                generation,
+                side,
+                leg,
+            } => {
+                if let Some(slot) = self.slot_of(context, generation) {
+                    self.update_leg(slot, side, leg);
+                }
+            }
             FlowOp::Release {
                 context,
                 generation,
@@ -436,6 +448,34 @@ impl<P: Port> Worker<P> {
         self.drain_dtls(slot, Side::B);
         self.close_streams(slot);
         self.remove(slot);
+    }
+
+    /// Applies a Modify to a leg that has no live connection or session yet; a live leg keeps
+    /// what it has (counted).
+    fn update_leg(&mut self, slot: usize, side: Side, new: LegProgram) {
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let leg = &mut ctx.legs[side.index()];
+        let live = match &leg.kind {
+            LegKind::Stream(s) => s.is_connected(),
+            _ => leg.up,
+        };
+        if live || new.transport != leg.prog.transport || new.local != leg.prog.local {
+            self.stats.updates_refused += 1;
+            return;
+        }
+        leg.prog.remote = new.remote;
+        leg.prog.peer_fingerprints = new.peer_fingerprints;
+        leg.prog.establish_now = new.establish_now;
+        leg.prog.latching = new.latching;
+        if new.remote.is_some() {
+            leg.remote = new.remote;
+        }
+        if new.establish_now {
+            self.establish_stream(slot, side);
+            self.drain_dtls(slot, side);
+        }
     }
 
     /// Takes a free slot for `prog` with `legs`, indexes it and reports it installed.

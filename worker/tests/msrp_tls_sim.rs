@@ -70,6 +70,8 @@ enum Scenario {
     SlowCore,
     /// The core leg is TLS too (TLS↔TLS back to back, the gateway is the core's TLS client).
     TlsToTls,
+    /// The core's address is not known at Add; a Modify (FlowOp::Update) brings it later.
+    CoreAddressLater,
 }
 
 fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
@@ -149,7 +151,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
             },
             LegProgram {
                 local: sa(GW, 40001),
-                remote: Some(sa(CORE, 2855)),
+                remote: (scenario != Scenario::CoreAddressLater).then(|| sa(CORE, 2855)),
                 transport: if tls_core {
                     Transport::TlsTcp
                 } else {
@@ -185,6 +187,25 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
     let mut t = Instant::ZERO;
     for round in 0..3000u32 {
         vc.set(t);
+        if scenario == Scenario::CoreAddressLater && round == 100 {
+            let leg = LegProgram {
+                local: sa(GW, 40001),
+                remote: Some(sa(CORE, 2855)),
+                transport: Transport::Tcp,
+                tcp_open: TcpOpen::Active,
+                establish_now: true,
+                latching: false,
+                security_role: Role::Client,
+                peer_fingerprints: PeerFingerprints::new(),
+            };
+            ctl.send(FlowOp::Update {
+                context: 42,
+                generation: 1,
+                side: Side::B,
+                leg,
+            })
+            .unwrap();
+        }
         if round == 1 {
             ue_conn = Some(
                 peers
@@ -477,4 +498,23 @@ fn tls_to_tls_back_to_back() {
         o.ue_saw_close_notify && o.core_saw_fin,
         "close_notify on both legs after Subtract"
     );
+}
+
+#[test]
+fn core_address_from_a_later_modify() {
+    // Add without the core's address (no Remote SDP yet): nothing connects; the Modify that
+    // brings it makes the gateway connect, and the relay runs as usual.
+    let o = run(Scenario::CoreAddressLater, 50, 7);
+    let tcp_up_b = o
+        .events
+        .iter()
+        .position(|e| matches!(e, FlowEvent::TcpUp { side: Side::B, .. }));
+    assert!(tcp_up_b.is_some(), "{:?}", o.events);
+    assert!(
+        o.to_core == o.sent_up && !o.sent_up.is_empty(),
+        "core got {} of {} bytes",
+        o.to_core.len(),
+        o.sent_up.len()
+    );
+    assert!(o.to_ue == o.sent_down);
 }
