@@ -58,6 +58,8 @@ struct Outcome {
     core_saw_fin: bool,
     /// Bytes the UE still could not send when the paused core resumed.
     ue_blocked_bytes: usize,
+    /// The core had a connection before the establish signal (must not).
+    core_connected_before_signal: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -72,6 +74,8 @@ enum Scenario {
     TlsToTls,
     /// The core's address is not known at Add; a Modify (FlowOp::Update) brings it later.
     CoreAddressLater,
+    /// Delayed establishment: the core leg connects only on the MGC's signal (FlowOp::Establish).
+    DelayedCore,
 }
 
 fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
@@ -158,7 +162,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                     Transport::Tcp
                 },
                 tcp_open: TcpOpen::Active,
-                establish_now: true,
+                establish_now: scenario != Scenario::DelayedCore,
                 latching: false,
                 security_role: Role::Client,
                 peer_fingerprints: if tls_core {
@@ -187,6 +191,15 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
     let mut t = Instant::ZERO;
     for round in 0..3000u32 {
         vc.set(t);
+        if scenario == Scenario::DelayedCore && round == 100 {
+            out.core_connected_before_signal = core_conn.is_some();
+            ctl.send(FlowOp::Establish {
+                context: 42,
+                generation: 1,
+                side: Side::B,
+            })
+            .unwrap();
+        }
         if scenario == Scenario::CoreAddressLater && round == 100 {
             let leg = LegProgram {
                 local: sa(GW, 40001),
@@ -517,4 +530,25 @@ fn core_address_from_a_later_modify() {
         o.sent_up.len()
     );
     assert!(o.to_ue == o.sent_down);
+}
+
+#[test]
+fn delayed_establishment_waits_for_the_signal() {
+    // The core leg is programmed for delayed establishment: no SYN leaves until the MGC's
+    // signal (FlowOp::Establish), after which the relay runs as usual.
+    let o = run(Scenario::DelayedCore, 50, 8);
+    assert!(
+        !o.core_connected_before_signal,
+        "the core leg connected before the signal"
+    );
+    assert!(o
+        .events
+        .iter()
+        .any(|e| matches!(e, FlowEvent::TcpUp { side: Side::B, .. })));
+    assert!(
+        o.to_core == o.sent_up && !o.sent_up.is_empty(),
+        "core got {} of {} bytes",
+        o.to_core.len(),
+        o.sent_up.len()
+    );
 }
