@@ -34,10 +34,38 @@ struct Peers {
     ue_failed: bool,
     ue_received: Vec<Vec<u8>>,
     core_received: Vec<Vec<u8>>,
+    /// The core's DTLS session, when the core leg is DTLS too.
+    core: Option<DtlsSession>,
+    core_deadline: Instant,
+    core_up: bool,
     now: Instant,
 }
 
 impl Peers {
+    fn pump_core(&mut self) {
+        let mut buf = [0u8; 2048];
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        loop {
+            match core.poll(&mut buf) {
+                DtlsOutput::Transmit(d) => {
+                    let d = d.to_vec();
+                    self.host.send_udp_from(CORE, 7000, GW, 5002, &d);
+                }
+                DtlsOutput::Data(d) => self.core_received.push(d.to_vec()),
+                DtlsOutput::Event(DtlsEvent::Established { .. }) => self.core_up = true,
+                DtlsOutput::Event(_) => {}
+                DtlsOutput::BufferTooSmall { .. } => panic!("2 KiB is enough for a DTLS datagram"),
+                DtlsOutput::Wait(t) => {
+                    self.core_deadline = t;
+                    break;
+                }
+            }
+        }
+        self.host.flush();
+    }
+
     fn pump_ue(&mut self) {
         let mut buf = [0u8; 2048];
         loop {
@@ -69,6 +97,8 @@ impl Node for Peers {
             let to = d.dst.0;
             if to == dataplane::wire::IpAddress::V4(UE) {
                 let _ = self.ue.handle_datagram(d.payload(), now);
+            } else if let Some(core) = self.core.as_mut() {
+                let _ = core.handle_datagram(d.payload(), now);
             } else {
                 self.core_received.push(d.payload().to_vec());
             }
@@ -76,15 +106,23 @@ impl Node for Peers {
         if now >= self.ue_deadline {
             let _ = self.ue.handle_timeout(now);
         }
+        if now >= self.core_deadline {
+            if let Some(core) = self.core.as_mut() {
+                let _ = core.handle_timeout(now);
+            }
+        }
         self.pump_ue();
+        self.pump_core();
     }
 
     fn poll_at(&self) -> Option<Instant> {
         let h = self.host.poll_at();
-        Some(
-            h.map_or(self.ue_deadline, |h| h.min(self.ue_deadline))
-                .max(self.now),
-        )
+        let timers = if self.core.is_some() {
+            self.ue_deadline.min(self.core_deadline)
+        } else {
+            self.ue_deadline
+        };
+        Some(h.map_or(timers, |h| h.min(timers)).max(self.now))
     }
 }
 
@@ -115,7 +153,12 @@ struct Run {
 }
 
 fn run(wrong_fingerprint: bool, seed: u64) -> Run {
+    run_with(wrong_fingerprint, false, seed)
+}
+
+fn run_with(wrong_fingerprint: bool, dtls_core: bool, seed: u64) -> Run {
     let gw_id = Identity::generate_self_signed("mgwd").unwrap();
+    let core_id = Identity::generate_self_signed("core fax").unwrap();
     let ue_id = Identity::generate_self_signed("ue").unwrap();
     let other = Identity::generate_self_signed("somebody else").unwrap();
     let pool = Pool::new(4096, 2048);
@@ -164,6 +207,18 @@ fn run(wrong_fingerprint: bool, seed: u64) -> Run {
         ue_failed: false,
         ue_received: Vec::new(),
         core_received: Vec::new(),
+        core: dtls_core.then(|| {
+            DtlsSession::new(
+                &dtls_cfg(&core_id),
+                Role::Server,
+                PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256)),
+                "core-1",
+                Instant::ZERO,
+            )
+            .unwrap()
+        }),
+        core_deadline: Instant::ZERO,
+        core_up: false,
         now: Instant::ZERO,
     };
     let leg = |local, remote, transport, role| LegProgram {
@@ -183,7 +238,21 @@ fn run(wrong_fingerprint: bool, seed: u64) -> Run {
         aware: true,
         legs: [
             leg(sa(GW, 5000), sa(UE, 6000), Transport::DtlsUdp, Role::Server),
-            leg(sa(GW, 5002), sa(CORE, 7000), Transport::Udp, Role::Server),
+            if dtls_core {
+                LegProgram {
+                    peer_fingerprints: PeerFingerprints::one(
+                        core_id.fingerprint(HashFunction::Sha256),
+                    ),
+                    ..leg(
+                        sa(GW, 5002),
+                        sa(CORE, 7000),
+                        Transport::DtlsUdp,
+                        Role::Client,
+                    )
+                }
+            } else {
+                leg(sa(GW, 5002), sa(CORE, 7000), Transport::Udp, Role::Server)
+            },
         ],
     }))
     .unwrap();
@@ -196,17 +265,24 @@ fn run(wrong_fingerprint: bool, seed: u64) -> Run {
         let t = Instant::from_millis(round * 50);
         vc.set(t);
         // From round 20 on (the handshake has had a second), a page of IFPs each way.
-        if round >= 20 && peers.ue_up && seq < 60 {
+        if round >= 20 && peers.ue_up && (!dtls_core || peers.core_up) && seq < 60 {
             let up = udptl(seq, format!("ifp-up-{seq:04}").as_bytes(), b"prev");
             let _ = peers.ue.send(&up);
             sent_up.push(up);
             let down = udptl(seq, format!("ifp-down-{seq:04}").as_bytes(), b"prev");
-            peers.host.send_udp_from(CORE, 7000, GW, 5002, &down);
+            match peers.core.as_mut() {
+                Some(core) => {
+                    let _ = core.send(&down);
+                }
+                None => {
+                    peers.host.send_udp_from(CORE, 7000, GW, 5002, &down);
+                }
+            }
             sent_down.push(down);
             seq += 1;
         }
         // Before the UE is up, the core peer already sends: nothing may reach the UE in clear.
-        if round == 5 {
+        if round == 5 && !dtls_core {
             peers
                 .host
                 .send_udp_from(CORE, 7000, GW, 5002, b"early core datagram");
@@ -328,4 +404,27 @@ fn fingerprint_mismatch_fails_the_context_and_relays_nothing() {
         .events
         .iter()
         .any(|e| matches!(e, FlowEvent::Released { context: 7, .. })));
+}
+
+#[test]
+fn dtls_to_dtls_back_to_back() {
+    // Both legs DTLS: the gateway is the UE's DTLS server and the core's DTLS client, each leg
+    // authenticated by its own fingerprint; UDPTL crosses decrypted and re-encrypted.
+    let r = run_with(false, true, 9);
+    let ups = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, FlowEvent::SecureUp { context: 7, .. }))
+        .count();
+    assert_eq!(ups, 2, "{:?}", r.events);
+    assert!(r.sent_up.len() >= 50);
+    assert!(
+        r.core_received.len() >= r.sent_up.len() * 9 / 10,
+        "{} of {}",
+        r.core_received.len(),
+        r.sent_up.len()
+    );
+    check_subsequence(&r.sent_up, &r.core_received);
+    assert!(r.ue_received.len() >= r.sent_down.len() * 9 / 10);
+    check_subsequence(&r.sent_down, &r.ue_received);
 }
