@@ -189,6 +189,17 @@ pub enum SecurityFailure {
     Protocol,
 }
 
+impl From<mgw_tls::FailReason> for SecurityFailure {
+    fn from(r: mgw_tls::FailReason) -> Self {
+        match r {
+            mgw_tls::FailReason::Alert(a) => SecurityFailure::Alert(a),
+            mgw_tls::FailReason::FingerprintMismatch => SecurityFailure::FingerprintMismatch,
+            mgw_tls::FailReason::Timeout => SecurityFailure::Timeout,
+            mgw_tls::FailReason::ProtocolError { .. } => SecurityFailure::Protocol,
+        }
+    }
+}
+
 /// Why a context was not installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstallFailure {

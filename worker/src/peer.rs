@@ -32,13 +32,6 @@ pub struct TcpHost<P: Port> {
     tx_failed: u64,
 }
 
-fn sock(a: IpAddress, port: u16) -> SocketAddr {
-    match a {
-        IpAddress::V4(v) => SocketAddr::new(IpAddr::from(v.0), port),
-        IpAddress::V6(v) => SocketAddr::new(IpAddr::from(v.0), port),
-    }
-}
-
 impl<P: Port> TcpHost<P> {
     /// Sends a UDP datagram (IPv4) from `src`, one of this host's addresses. Returns false if
     /// it could not be framed or routed.
@@ -103,6 +96,18 @@ impl<P: Port> TcpHost<P> {
         })
     }
 
+    /// The TCP stack and the IP layer under it, borrowed together (disjoint fields).
+    fn tcp_io(&mut self) -> (&mut Stack, Sink<'_, P>) {
+        let sink = Sink {
+            port: &mut self.port,
+            edge: &mut self.edge,
+            tx: &mut self.tx,
+            now: self.now,
+            failed: &mut self.tx_failed,
+        };
+        (&mut self.tcp, sink)
+    }
+
     /// The time of the last poll.
     pub fn now(&self) -> Instant {
         self.now
@@ -110,14 +115,9 @@ impl<P: Port> TcpHost<P> {
 
     /// Sends what the stack has queued (call after `send`).
     pub fn flush(&mut self) {
-        let mut sink = Sink {
-            port: &mut self.port,
-            edge: &mut self.edge,
-            tx: &mut self.tx,
-            now: self.now,
-            failed: &mut self.tx_failed,
-        };
-        self.tcp.poll(self.now, &mut sink);
+        let now = self.now;
+        let (tcp, mut sink) = self.tcp_io();
+        tcp.poll(now, &mut sink);
         if !self.tx.is_empty() {
             self.port.tx_burst(&mut self.tx);
             self.tx.clear();
@@ -150,14 +150,8 @@ impl<P: Port> Node for TcpHost<P> {
                         let Ok(repr) = TcpRepr::parse(&p, &src, &dst, ChecksumCheck::Verify) else {
                             continue;
                         };
-                        let mut sink = Sink {
-                            port: &mut self.port,
-                            edge: &mut self.edge,
-                            tx: &mut self.tx,
-                            now,
-                            failed: &mut self.tx_failed,
-                        };
-                        self.tcp.on_segment(now, src, dst, &repr, &mut sink);
+                        let (tcp, mut sink) = self.tcp_io();
+                        tcp.on_segment(now, src, dst, &repr, &mut sink);
                     }
                     Ingress::Deliver {
                         protocol: IpProtocol::Udp,
@@ -169,8 +163,8 @@ impl<P: Port> Node for TcpHost<P> {
                             continue;
                         };
                         if UdpRepr::parse(&p, &src, &dst, true).is_ok() {
-                            let from = sock(src, p.src_port());
-                            let to = sock(dst, p.dst_port());
+                            let from = SocketAddr::new(IpAddr::from(src), p.src_port());
+                            let to = SocketAddr::new(IpAddr::from(dst), p.dst_port());
                             self.udp_in.push_back((from, to, p.payload().to_vec()));
                         }
                     }

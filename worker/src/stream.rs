@@ -158,20 +158,19 @@ impl<P: Port> SegmentSink for Sink<'_, P> {
     }
 }
 
-fn tls_failure(r: mgw_tls::FailReason) -> SecurityFailure {
-    match r {
-        mgw_tls::FailReason::Alert(a) => SecurityFailure::Alert(a),
-        mgw_tls::FailReason::FingerprintMismatch => SecurityFailure::FingerprintMismatch,
-        mgw_tls::FailReason::Timeout => SecurityFailure::Timeout,
-        mgw_tls::FailReason::ProtocolError { .. } => SecurityFailure::Protocol,
-    }
-}
-
-fn ip(a: std::net::IpAddr) -> IpAddress {
-    IpAddress::from(a)
-}
-
 impl<P: Port> Worker<P> {
+    /// The TCP stack and the IP layer under it, borrowed together (disjoint fields).
+    fn tcp_io(&mut self) -> (&mut mgw_tcp::Stack, Sink<'_, P>) {
+        let sink = Sink {
+            port: &mut self.port,
+            edge: &mut self.edge,
+            tx: &mut self.tx,
+            now: self.now,
+            failed: &mut self.stats.tx_failed,
+        };
+        (&mut self.tcp, sink)
+    }
+
     fn stream(&mut self, slot: usize, side: Side) -> Option<&mut StreamLeg> {
         match &mut self.slots.get_mut(slot)?.as_mut()?.legs[side.index()].kind {
             LegKind::Stream(s) => Some(s),
@@ -208,7 +207,10 @@ impl<P: Port> Worker<P> {
         let mut listeners = [None, None];
         for (i, l) in p.legs.iter().enumerate() {
             if l.tcp_open == TcpOpen::Passive {
-                match self.tcp.listen(ip(l.local.ip()), l.local.port()) {
+                match self
+                    .tcp
+                    .listen(IpAddress::from(l.local.ip()), l.local.port())
+                {
                     Ok(id) => listeners[i] = Some(id),
                     Err(_) => {
                         for id in listeners.iter().flatten() {
@@ -271,8 +273,8 @@ impl<P: Port> Worker<P> {
         let Some(remote) = remote else { return };
         match self.tcp.connect(
             now,
-            (ip(local.ip()), local.port()),
-            (ip(remote.ip()), remote.port()),
+            (IpAddress::from(local.ip()), local.port()),
+            (IpAddress::from(remote.ip()), remote.port()),
         ) {
             Ok(id) => {
                 if let Some(s) = self.stream(slot, side) {
@@ -302,14 +304,9 @@ impl<P: Port> Worker<P> {
             self.stats.bad_l4 += 1;
             return;
         };
-        let mut sink = Sink {
-            port: &mut self.port,
-            edge: &mut self.edge,
-            tx: &mut self.tx,
-            now: self.now,
-            failed: &mut self.stats.tx_failed,
-        };
-        self.tcp.on_segment(self.now, src, dst, &repr, &mut sink);
+        let now = self.now;
+        let (tcp, mut sink) = self.tcp_io();
+        tcp.on_segment(now, src, dst, &repr, &mut sink);
     }
 
     /// TCP events, the relay over dirty legs, then TCP output. Returns true if anything ran.
@@ -331,14 +328,9 @@ impl<P: Port> Worker<P> {
             }
             self.dirty.drain(..n);
             any |= n > 0;
-            let mut sink = Sink {
-                port: &mut self.port,
-                edge: &mut self.edge,
-                tx: &mut self.tx,
-                now: self.now,
-                failed: &mut self.stats.tx_failed,
-            };
-            self.tcp.poll(self.now, &mut sink);
+            let now = self.now;
+            let (tcp, mut sink) = self.tcp_io();
+            tcp.poll(now, &mut sink);
             busy |= any;
             if !any {
                 break;
@@ -352,14 +344,8 @@ impl<P: Port> Worker<P> {
         match ev.kind {
             EventKind::Accepted { listener } => {
                 let Some(&(slot, side)) = self.listeners.get(&listener) else {
-                    let mut sink = Sink {
-                        port: &mut self.port,
-                        edge: &mut self.edge,
-                        tx: &mut self.tx,
-                        now: self.now,
-                        failed: &mut self.stats.tx_failed,
-                    };
-                    let _ = self.tcp.abort(ev.conn, &mut sink);
+                    let (tcp, mut sink) = self.tcp_io();
+                    let _ = tcp.abort(ev.conn, &mut sink);
                     return;
                 };
                 self.accepted(slot, side, ev.conn, listener);
@@ -441,13 +427,7 @@ impl<P: Port> Worker<P> {
         let Some(leg) = self.leg(slot, side) else {
             return;
         };
-        let from = tuple.map(|t| {
-            let a = match t.remote_addr {
-                IpAddress::V4(v) => std::net::IpAddr::from(v.0),
-                IpAddress::V6(v) => std::net::IpAddr::from(v.0),
-            };
-            std::net::SocketAddr::new(a, t.remote_port)
-        });
+        let from = tuple.map(|t| std::net::SocketAddr::new(t.remote_addr.into(), t.remote_port));
         let expected = leg.remote;
         let latching = leg.prog.latching || leg.prog.remote.is_none();
         let ok = match (expected, from) {
@@ -458,14 +438,8 @@ impl<P: Port> Worker<P> {
         if !ok {
             // Not the programmed peer (gate): refuse this connection, keep listening.
             self.stats.wrong_source += 1;
-            let mut sink = Sink {
-                port: &mut self.port,
-                edge: &mut self.edge,
-                tx: &mut self.tx,
-                now: self.now,
-                failed: &mut self.stats.tx_failed,
-            };
-            let _ = self.tcp.abort(conn, &mut sink);
+            let (tcp, mut sink) = self.tcp_io();
+            let _ = tcp.abort(conn, &mut sink);
             return;
         }
         let context = self.slots[slot].as_ref().map_or(0, |c| c.prog.context);
@@ -677,7 +651,7 @@ impl<P: Port> Worker<P> {
                         return self.app_failure(slot, side);
                     }
                 }
-                Err(mgw_tls::TlsError::Failed(r)) => failed = Some(tls_failure(r)),
+                Err(mgw_tls::TlsError::Failed(r)) => failed = Some(SecurityFailure::from(r)),
                 Err(_) => failed = Some(SecurityFailure::Protocol),
             }
             if overflow {
@@ -716,7 +690,7 @@ impl<P: Port> Worker<P> {
                         moved = true;
                     }
                     Err(mgw_tls::TlsError::Failed(r)) => {
-                        failed = Some(tls_failure(r));
+                        failed = Some(SecurityFailure::from(r));
                         break;
                     }
                     Err(_) => {
@@ -748,7 +722,7 @@ impl<P: Port> Worker<P> {
         while let Some(e) = tls.poll_event() {
             match e {
                 TlsEvent::Established { .. } => established = true,
-                TlsEvent::Failed { reason } => failed = Some(tls_failure(reason)),
+                TlsEvent::Failed { reason } => failed = Some(SecurityFailure::from(reason)),
                 TlsEvent::CloseNotify | TlsEvent::Closed => closed = true,
             }
         }

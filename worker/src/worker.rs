@@ -20,7 +20,7 @@ use dataplane::time::Instant;
 use dataplane::wire::{udp, IpAddress, IpProtocol, Ipv4Address, UdpPacket, UdpRepr};
 use mgw_app::udptl::{UdptlConfig, UdptlFlow};
 use mgw_tls::dtls::DtlsOutput;
-use mgw_tls::{DtlsConfig, DtlsEvent, DtlsSession, FailReason};
+use mgw_tls::{DtlsConfig, DtlsEvent, DtlsSession};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -145,19 +145,6 @@ pub struct Worker<P: Port> {
     pub(crate) now: Instant,
     pub(crate) next_timer: Instant,
     pub(crate) stats: WorkerStats,
-}
-
-fn ip_of(a: IpAddr) -> IpAddress {
-    IpAddress::from(a)
-}
-
-fn security_failure(r: FailReason) -> SecurityFailure {
-    match r {
-        FailReason::Alert(a) => SecurityFailure::Alert(a),
-        FailReason::FingerprintMismatch => SecurityFailure::FingerprintMismatch,
-        FailReason::Timeout => SecurityFailure::Timeout,
-        FailReason::ProtocolError { .. } => SecurityFailure::Protocol,
-    }
 }
 
 impl<P: Port> Worker<P> {
@@ -346,7 +333,9 @@ impl<P: Port> Worker<P> {
         if mismatch {
             return fail(self, InstallFailure::Unsupported);
         }
-        let keys = p.legs.map(|l| (ip_of(l.local.ip()), l.local.port()));
+        let keys = p
+            .legs
+            .map(|l| (IpAddress::from(l.local.ip()), l.local.port()));
         if keys[0] == keys[1] || keys.iter().any(|k| self.udp_flows.contains_key(k)) {
             return fail(self, InstallFailure::AddressInUse);
         }
@@ -510,7 +499,7 @@ impl<P: Port> Worker<P> {
         };
         for l in &ctx.legs {
             self.udp_flows
-                .remove(&(ip_of(l.prog.local.ip()), l.prog.local.port()));
+                .remove(&(IpAddress::from(l.prog.local.ip()), l.prog.local.port()));
         }
         self.by_id.remove(&ctx.prog.context);
         self.free.push(slot);
@@ -535,7 +524,7 @@ impl<P: Port> Worker<P> {
             self.stats.no_flow += 1;
             return;
         };
-        let from = SocketAddr::new(ip_to_std(src), sport);
+        let from = SocketAddr::new(IpAddr::from(src), sport);
         let Some(ctx) = self.slots[slot].as_mut() else {
             return;
         };
@@ -731,7 +720,7 @@ impl<P: Port> Worker<P> {
                             self.ring.send(FlowEvent::SecureFailed {
                                 context: id,
                                 side,
-                                reason: security_failure(reason),
+                                reason: SecurityFailure::from(reason),
                             });
                             return self.close_context(slot);
                         }
@@ -782,13 +771,6 @@ impl<P: Port> Worker<P> {
                 }
             }
         }
-    }
-}
-
-fn ip_to_std(a: IpAddress) -> IpAddr {
-    match a {
-        IpAddress::V4(v) => IpAddr::from(v.0),
-        IpAddress::V6(v) => IpAddr::from(v.0),
     }
 }
 

@@ -90,6 +90,15 @@ impl From<std::net::IpAddr> for IpAddress {
     }
 }
 
+impl From<IpAddress> for std::net::IpAddr {
+    fn from(a: IpAddress) -> Self {
+        match a {
+            IpAddress::V4(v4) => std::net::IpAddr::from(v4.0),
+            IpAddress::V6(v6) => std::net::IpAddr::from(v6.0),
+        }
+    }
+}
+
 impl fmt::Display for IpAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
