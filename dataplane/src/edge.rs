@@ -187,6 +187,8 @@ pub struct Edge {
     mask: usize,
     stats: EdgeStats,
     ident: u16,
+    /// The neighbour the last ARP frame taught or refreshed, until taken.
+    learned: Option<(Ipv4Address, EthernetAddress)>,
 }
 
 impl Edge {
@@ -199,6 +201,7 @@ impl Edge {
             cfg,
             stats: EdgeStats::default(),
             ident: 0,
+            learned: None,
         }
     }
 
@@ -276,13 +279,14 @@ impl Edge {
         // RFC 826 "merge": refresh a sender we already know; add it if the packet is for us.
         if repr.source_hardware_addr.is_unicast()
             && repr.source_protocol_addr != Ipv4Address::UNSPECIFIED
-        {
-            self.learn(
+            && self.learn(
                 now,
                 repr.source_protocol_addr,
                 repr.source_hardware_addr,
                 for_us,
-            );
+            )
+        {
+            self.learned = Some((repr.source_protocol_addr, repr.source_hardware_addr));
         }
         if !(for_us && repr.operation == ArpOperation::Request) {
             return self.drop(DropReason::Ignored);
@@ -461,10 +465,11 @@ impl Edge {
         (candidate.unwrap_or(oldest.0), false)
     }
 
-    fn learn(&mut self, now: Instant, ip: Ipv4Address, mac: EthernetAddress, create: bool) {
+    /// Stores or refreshes `ip`'s MAC; returns false if it was not known and `create` is false.
+    fn learn(&mut self, now: Instant, ip: Ipv4Address, mac: EthernetAddress, create: bool) -> bool {
         let (s, found) = self.find(now, ip);
         if !found && !create {
-            return;
+            return false;
         }
         let n = &mut self.neighbors[s];
         if !found && n.expires > now {
@@ -478,15 +483,25 @@ impl Edge {
             asked: n.asked,
             want: false,
         };
+        true
     }
 
     fn refresh(&mut self, now: Instant, ip: Ipv4Address, mac: EthernetAddress) {
         self.learn(now, ip, mac, false);
     }
 
-    /// Adds a permanent-until-expiry neighbour (static configuration, tests).
+    /// Adds a permanent-until-expiry neighbour (static configuration, tests, and neighbours
+    /// another worker of the same port learned).
     pub fn add_neighbor(&mut self, now: Instant, ip: Ipv4Address, mac: EthernetAddress) {
         self.learn(now, ip, mac, true);
+    }
+
+    /// The neighbour the last received ARP frame taught or refreshed, once: the workers of a
+    /// port share it, since the ARP reply to one worker's request may be received by another
+    /// (multi-queue receive spreads frames by hash). Only ARP sets it, never
+    /// [`Edge::add_neighbor`], so sharing does not echo.
+    pub fn take_learned(&mut self) -> Option<(Ipv4Address, EthernetAddress)> {
+        self.learned.take()
     }
 
     /// The next hop for `dst`: on-link if a connected subnet or an on-link route covers it, else
@@ -706,6 +721,11 @@ mod tests {
             (IP_B, MAC_B)
         );
         assert_eq!(e.resolve(Instant::ZERO, IP_A), Some(MAC_A));
+        // Reported once, for the other workers of the port; a static entry is not reported.
+        assert_eq!(e.take_learned(), Some((IP_A, MAC_A)));
+        assert_eq!(e.take_learned(), None);
+        e.add_neighbor(Instant::ZERO, Ipv4Address([192, 0, 2, 7]), MAC_A);
+        assert_eq!(e.take_learned(), None);
         assert!(matches!(
             e.ingress(
                 Instant::ZERO,

@@ -8,6 +8,7 @@
 
 pub mod flow;
 pub mod peer;
+pub mod steer;
 mod stream;
 pub mod worker;
 
@@ -15,4 +16,5 @@ pub use flow::{
     channel, Application, ContextId, ContextProgram, ControlEnd, FlowEvent, FlowOp, InstallFailure,
     LegProgram, LegStats, SecurityFailure, Side, TcpFailure, TcpOpen, Transport, WorkerEnd,
 };
+pub use steer::{ClaimError, Redirect, Steering};
 pub use worker::{Worker, WorkerConfig, WorkerStats};

@@ -92,6 +92,14 @@ pub struct WorkerStats {
     pub releases: u64,
     /// Leg updates refused because the leg is live or its transport or address would change.
     pub updates_refused: u64,
+    /// Frames received here for a leg another worker owns, handed to it (see [`crate::steer`]).
+    pub redirected_out: u64,
+    /// Frames another worker handed here.
+    pub redirected_in: u64,
+    /// Redirects (frames or neighbours) dropped because the other worker's inbox was full.
+    pub redirect_dropped: u64,
+    /// Neighbours learned here from ARP and handed to the other workers.
+    pub neighbors_shared: u64,
 }
 
 /// What a leg runs.
@@ -145,6 +153,8 @@ pub struct Worker<P: Port> {
     pub(crate) now: Instant,
     pub(crate) next_timer: Instant,
     pub(crate) stats: WorkerStats,
+    /// Context affinity with the other workers of this port; `None`: this worker is alone.
+    pub(crate) steer: Option<crate::steer::WorkerSteer<P::Buffer>>,
 }
 
 impl<P: Port> Worker<P> {
@@ -177,6 +187,7 @@ impl<P: Port> Worker<P> {
             now: Instant::ZERO,
             next_timer: Instant::FAR_FUTURE,
             stats: WorkerStats::default(),
+            steer: None,
             cfg,
         })
     }
@@ -215,6 +226,7 @@ impl<P: Port> Worker<P> {
             busy = true;
             self.on_op(op);
         }
+        busy |= self.steer_poll();
         loop {
             if self.port.rx_burst(&mut self.rx) == 0 {
                 break;
@@ -224,22 +236,9 @@ impl<P: Port> Worker<P> {
             // allocate), so the handlers can borrow the rest of the worker.
             let mut rx = std::mem::replace(&mut self.rx, Batch::new(0));
             for f in rx.drain() {
-                match self.edge.ingress(now, f) {
-                    Ingress::Reply(b) => self.queue(b),
-                    Ingress::Deliver {
-                        protocol: IpProtocol::Udp,
-                        src,
-                        dst,
-                        buf,
-                    } => self.on_udp(src, dst, buf),
-                    Ingress::Deliver {
-                        protocol: IpProtocol::Tcp,
-                        src,
-                        dst,
-                        buf,
-                    } => self.on_tcp(src, dst, buf),
-                    Ingress::Deliver { .. } => self.stats.no_flow += 1,
-                    Ingress::Dropped(_) => {}
+                // A frame for a leg another worker owns goes there untouched.
+                if let Some(f) = self.steer_frame(f) {
+                    self.on_frame(f);
                 }
             }
             self.rx = rx;
@@ -260,6 +259,30 @@ impl<P: Port> Worker<P> {
             self.stats.busy_polls += 1;
         }
         busy
+    }
+
+    /// Handles one received Ethernet frame (from the port, or redirected by another worker).
+    pub(crate) fn on_frame(&mut self, f: P::Buffer) {
+        match self.edge.ingress(self.now, f) {
+            Ingress::Reply(b) => self.queue(b),
+            Ingress::Deliver {
+                protocol: IpProtocol::Udp,
+                src,
+                dst,
+                buf,
+            } => self.on_udp(src, dst, buf),
+            Ingress::Deliver {
+                protocol: IpProtocol::Tcp,
+                src,
+                dst,
+                buf,
+            } => self.on_tcp(src, dst, buf),
+            Ingress::Deliver { .. } => self.stats.no_flow += 1,
+            Ingress::Dropped(_) => {}
+        }
+        if let Some((ip, mac)) = self.edge.take_learned() {
+            self.share_neighbor(ip, mac);
+        }
     }
 
     pub(crate) fn queue(&mut self, b: P::Buffer) {
@@ -314,6 +337,26 @@ impl<P: Port> Worker<P> {
     }
 
     fn install(&mut self, p: ContextProgram) {
+        if self.steer.is_none() || self.by_id.contains_key(&p.context) {
+            return self.install_legs(p);
+        }
+        // Steered: the legs' ports become this worker's first, so frames for them that land
+        // on other workers come here; refused if another worker holds one.
+        let Some(fresh) = self.claim_legs(&p) else {
+            self.ring.send(FlowEvent::InstallFailed {
+                context: p.context,
+                generation: p.generation,
+                reason: InstallFailure::AddressInUse,
+            });
+            return;
+        };
+        self.install_legs(p);
+        if !self.by_id.contains_key(&p.context) {
+            self.unclaim(fresh);
+        }
+    }
+
+    fn install_legs(&mut self, p: ContextProgram) {
         let fail = |w: &mut Self, reason| {
             w.ring.send(FlowEvent::InstallFailed {
                 context: p.context,
@@ -501,6 +544,7 @@ impl<P: Port> Worker<P> {
             self.udp_flows
                 .remove(&(IpAddress::from(l.prog.local.ip()), l.prog.local.port()));
         }
+        self.release_legs(&ctx.legs);
         self.by_id.remove(&ctx.prog.context);
         self.free.push(slot);
         self.stats.releases += 1;
@@ -790,6 +834,7 @@ impl<P: Port> Node for Worker<P> {
             self.port.poll_at(),
             self.edge.poll_at(),
             (self.next_timer != Instant::FAR_FUTURE).then_some(self.next_timer),
+            self.steer_poll_at(),
         ]
         .into_iter()
         .flatten()

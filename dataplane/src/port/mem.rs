@@ -194,6 +194,160 @@ impl Port for MemPort {
     }
 }
 
+/// Receive-side scaling over a mem wire: `queues` receive queues at end A, like a multi-queue
+/// NIC with RSS (or AF_PACKET fanout by hash) and no flow rules. Each frame arriving at A goes
+/// to queue `rss(frame) % queues`; every queue transmits onto the one wire. End B is a plain
+/// [`MemPort`]. Queues may be polled from different threads (the hand-off is lock-free).
+///
+/// Each queue's transmit direction has its own link (seeded `cfg.seed + 2 × index`).
+pub fn pair_multiqueue(
+    pool: &Pool,
+    clock: &Clock,
+    cfg: &MemConfig,
+    queues: usize,
+    rss: fn(&[u8]) -> usize,
+) -> (Vec<MemQueue>, MemPort) {
+    let queues = queues.max(1);
+    let (first, b) = pair(pool, clock, cfg);
+    let rings: Arc<[ArrayQueue<PktBuf>]> = (0..queues)
+        .map(|_| ArrayQueue::new(cfg.queue_len.max(1)))
+        .collect();
+    let mut out = Vec::with_capacity(queues);
+    for index in 0..queues {
+        let seed = cfg.seed.wrapping_add(2 * index as u64);
+        let port = MemPort {
+            pool: pool.clone(),
+            clock: clock.clone(),
+            link: (!is_ideal(&cfg.a_to_b))
+                .then(|| Link::with_pool(cfg.a_to_b.clone(), seed, pool.clone())),
+            mtu: cfg.a_to_b.mtu,
+            to_peer: Arc::clone(&first.to_peer),
+            from_peer: Arc::clone(&first.from_peer),
+            mac: cfg.mac_a,
+            stats: PortStats::default(),
+        };
+        out.push(MemQueue {
+            port,
+            index,
+            rings: Arc::clone(&rings),
+            rss,
+        });
+    }
+    (out, b)
+}
+
+/// A hash of an Ethernet frame's IPv4 source, destination, protocol and TCP/UDP ports, as RSS
+/// computes one (not symmetric: the two directions of a connection may differ, and a
+/// connection's frames and those of the other leg of its context land on unrelated queues).
+/// Frames that are not IPv4 TCP/UDP (ARP, ICMP, fragments) hash to 0.
+pub fn rss_4tuple(frame: &[u8]) -> usize {
+    use crate::wire::{IpProtocol, Ipv4Packet};
+    if frame.get(12..14) != Some(&[0x08, 0x00][..]) {
+        return 0;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(&frame[14..]) else {
+        return 0;
+    };
+    if ip.is_fragment() || !matches!(ip.protocol(), IpProtocol::Tcp | IpProtocol::Udp) {
+        return 0;
+    }
+    let Some(ports) = ip.payload().get(..4) else {
+        return 0;
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ip
+        .src_addr()
+        .0
+        .iter()
+        .chain(ip.dst_addr().0.iter())
+        .chain(ports.iter())
+        .chain(std::iter::once(&u8::from(ip.protocol())))
+    {
+        // FNV-1a.
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) as usize
+}
+
+/// One receive queue of [`pair_multiqueue`]'s end A.
+#[derive(Debug)]
+pub struct MemQueue {
+    port: MemPort,
+    index: usize,
+    rings: Arc<[ArrayQueue<PktBuf>]>,
+    rss: fn(&[u8]) -> usize,
+}
+
+impl MemQueue {
+    /// This queue's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Moves what arrived on the wire into the queues its hash picks (bounded by one queue's
+    /// capacity per call).
+    fn spread(&mut self) {
+        let n = self.rings.len();
+        for _ in 0..self.port.from_peer.capacity() {
+            let Some(b) = self.port.from_peer.pop() else {
+                break;
+            };
+            let q = (self.rss)(b.as_ref()) % n;
+            if self.rings[q].push(b).is_err() {
+                self.port.stats.dropped += 1;
+            }
+        }
+    }
+}
+
+impl Port for MemQueue {
+    type Buffer = PktBuf;
+
+    fn rx_burst(&mut self, batch: &mut Batch<PktBuf>) -> usize {
+        let now = self.port.clock.now();
+        self.port.pump(now);
+        self.spread();
+        let mut n = 0;
+        while !batch.is_full() {
+            let Some(b) = self.rings[self.index].pop() else {
+                break;
+            };
+            self.port.stats.rx_packets += 1;
+            self.port.stats.rx_bytes += b.as_ref().len() as u64;
+            let _ = batch.push(b);
+            n += 1;
+        }
+        n
+    }
+
+    fn tx_burst(&mut self, batch: &mut Batch<PktBuf>) -> usize {
+        self.port.tx_burst(batch)
+    }
+
+    fn alloc(&mut self) -> Option<PktBuf> {
+        self.port.alloc()
+    }
+
+    fn mac(&self) -> EthernetAddress {
+        self.port.mac
+    }
+
+    fn max_frame(&self) -> usize {
+        self.port.mtu
+    }
+
+    fn stats(&self) -> PortStats {
+        self.port.stats
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        if !self.rings[self.index].is_empty() {
+            return Some(Instant::ZERO);
+        }
+        self.port.poll_at()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +399,59 @@ mod tests {
         assert_eq!(a.tx_burst(&mut batch), 3);
         assert_eq!(batch.len(), 2);
         assert_eq!(a.stats().tx_full, 2);
+    }
+
+    #[test]
+    fn multiqueue_spreads_by_hash_and_shares_the_wire() {
+        let pool = Pool::new(64, 2048);
+        let clock = Clock::Virtual(VirtualClock::new());
+        let (mut qs, mut b) = pair_multiqueue(&pool, &clock, &MemConfig::default(), 2, |f| {
+            usize::from(f[0])
+        });
+        let mut batch = Batch::new(8);
+        for i in 0..6u8 {
+            batch.push(pool.alloc_from(&[i; 60]).unwrap()).unwrap();
+        }
+        assert_eq!(b.tx_burst(&mut batch), 6);
+        let mut rx = Batch::new(8);
+        // Whichever queue polls first spreads for both.
+        assert_eq!(qs[1].rx_burst(&mut rx), 3);
+        assert!(rx.iter().all(|f| f.as_ref()[0] % 2 == 1));
+        rx.clear();
+        assert_eq!(qs[0].poll_at(), Some(Instant::ZERO));
+        assert_eq!(qs[0].rx_burst(&mut rx), 3);
+        assert!(rx.iter().all(|f| f.as_ref()[0] % 2 == 0));
+        rx.clear();
+        // Both queues send on the one wire.
+        for q in qs.iter_mut() {
+            batch
+                .push(pool.alloc_from(&[q.index() as u8; 60]).unwrap())
+                .unwrap();
+            assert_eq!(q.tx_burst(&mut batch), 1);
+        }
+        assert_eq!(b.rx_burst(&mut rx), 2);
+    }
+
+    #[test]
+    fn rss_4tuple_hashes_ports_and_sends_the_rest_to_queue_0() {
+        let mut f = [0u8; 14 + 20 + 8];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[17] = 28;
+        f[23] = 17;
+        f[34..38].copy_from_slice(&[0x13, 0x88, 0x17, 0x70]);
+        let h = rss_4tuple(&f);
+        let spread: std::collections::HashSet<usize> = (0..64u8)
+            .map(|p| {
+                f[37] = p;
+                rss_4tuple(&f) % 4
+            })
+            .collect();
+        assert_eq!(spread.len(), 4, "ports move frames between queues");
+        f[37] = 0x70;
+        assert_eq!(rss_4tuple(&f), h);
+        f[13] = 0x06; // ARP
+        assert_eq!(rss_4tuple(&f), 0);
     }
 
     #[test]
