@@ -1,0 +1,533 @@
+//! Two workers on two receive queues of one port, with context affinity by software redirect
+//! (issue 7). The "NIC" spreads received frames over the queues by a hash of their IPv4
+//! addresses, protocol and ports (as RSS or PACKET_FANOUT_HASH do, with no flow rules), so the
+//! frames of a leg often land on the worker that does not own its context. Contexts are put on
+//! both workers (context i on worker i % 2); every byte must still arrive exactly, the redirect
+//! counters must show the hand-offs, ARP replies (all hashed to queue 0) must reach worker 1 as
+//! shared neighbours, and after release no port may stay claimed.
+//!
+//! The workers are polled alternately in one thread with a virtual clock; the hand-off between
+//! them is the same lock-free inbox threads use.
+
+use dataplane::buf::{PktBuf, Pool};
+use dataplane::edge::{EdgeConfig, InterfaceAddr};
+use dataplane::host::Host;
+use dataplane::port::mem::{pair_multiqueue, rss_4tuple, MemConfig, MemPort, MemQueue};
+use dataplane::sim::{Clock, LinkModel, Node, Sim, VirtualClock};
+use dataplane::time::Instant;
+use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
+use mgw_tcp::EventKind;
+use mgw_tls::dtls::DtlsOutput;
+use mgw_tls::{
+    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role,
+    TlsContext, TlsSettings,
+};
+use mgw_worker::peer::{TcpHost, TlsPeer};
+use mgw_worker::*;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+const GW: Ipv4Address = Ipv4Address([10, 6, 0, 1]);
+const UE: Ipv4Address = Ipv4Address([10, 6, 0, 2]);
+const CORE: Ipv4Address = Ipv4Address([10, 6, 0, 3]);
+const MAC_GW: EthernetAddress = EthernetAddress([2, 0, 0, 0, 6, 1]);
+const MAC_PEERS: EthernetAddress = EthernetAddress([2, 0, 0, 0, 6, 2]);
+const WORKERS: usize = 2;
+
+fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
+    SocketAddr::from((ip.0, port))
+}
+
+/// The gateway side: the workers on the queues of one port, sharing one steering table.
+struct Gateway {
+    vc: VirtualClock,
+    steering: Arc<Steering<PktBuf>>,
+    workers: Vec<Worker<MemQueue>>,
+    ctls: Vec<ControlEnd>,
+    events: Vec<(usize, FlowEvent)>,
+}
+
+impl Gateway {
+    /// Workers configured by `cfg`, and the peers' end of the wire.
+    fn new(
+        pool: &Pool,
+        link: LinkModel,
+        seed: u64,
+        cfg: impl Fn() -> WorkerConfig,
+    ) -> (Gateway, MemPort) {
+        let vc = VirtualClock::new();
+        let mem = MemConfig {
+            a_to_b: link.clone(),
+            b_to_a: link,
+            seed,
+            mac_a: MAC_GW,
+            mac_b: MAC_PEERS,
+            ..MemConfig::default()
+        };
+        let (queues, peer_port) =
+            pair_multiqueue(pool, &Clock::Virtual(vc.clone()), &mem, WORKERS, rss_4tuple);
+        let steering = Steering::new(&[GW], WORKERS, 1024);
+        let mut workers = Vec::new();
+        let mut ctls = Vec::new();
+        for (i, q) in queues.into_iter().enumerate() {
+            let (ctl, wend) = channel(64, 256);
+            let mut w = Worker::new(q, cfg(), wend).unwrap();
+            w.set_steering(i, Arc::clone(&steering)).unwrap();
+            workers.push(w);
+            ctls.push(ctl);
+        }
+        (
+            Gateway {
+                vc,
+                steering,
+                workers,
+                ctls,
+                events: Vec::new(),
+            },
+            peer_port,
+        )
+    }
+
+    fn edge(mac: EthernetAddress) -> EdgeConfig {
+        EdgeConfig::single(mac, GW, 24)
+    }
+
+    /// Installs context `id` on worker `id % WORKERS`.
+    fn install(&mut self, p: ContextProgram) {
+        self.ctls[p.context as usize % WORKERS]
+            .send(FlowOp::Install(p))
+            .unwrap();
+    }
+
+    fn release(&mut self, context: ContextId) {
+        self.ctls[context as usize % WORKERS]
+            .send(FlowOp::Release {
+                context,
+                generation: 1,
+            })
+            .unwrap();
+    }
+
+    /// Runs the workers and `peers` from the clock's time for `d` of virtual time.
+    fn run(&mut self, peers: &mut dyn Node, d: Duration) {
+        let end = self.vc.now() + d;
+        {
+            let mut nodes: Vec<&mut dyn Node> = self
+                .workers
+                .iter_mut()
+                .map(|w| w as &mut dyn Node)
+                .collect();
+            nodes.push(peers);
+            let mut sim = Sim::new(self.vc.clone(), nodes);
+            sim.run(end, 1_000_000, || false);
+        }
+        self.vc.set(end);
+        for (i, c) in self.ctls.iter().enumerate() {
+            while let Some(e) = c.recv() {
+                self.events.push((i, e));
+            }
+        }
+    }
+
+    fn stats(&self) -> Vec<WorkerStats> {
+        self.workers.iter().map(Worker::stats).collect()
+    }
+
+    /// Asserts the hand-offs balance and that some happened.
+    fn assert_redirects(&mut self) {
+        let s = self.stats();
+        eprintln!("worker stats: {s:#?}");
+        let out: u64 = s.iter().map(|s| s.redirected_out).sum();
+        let inn: u64 = s.iter().map(|s| s.redirected_in).sum();
+        assert!(out > 0, "the hash put some frames on the wrong worker: {s:?}");
+        assert_eq!(out, inn, "every redirect was taken: {s:?}");
+        assert!(s.iter().all(|s| s.redirect_dropped == 0), "{s:?}");
+        assert!(
+            s.iter().all(|s| s.redirected_out > 0),
+            "both workers handed frames over: {s:?}"
+        );
+        // ARP frames hash to queue 0: worker 1 sends only because worker 0 shares neighbours.
+        assert!(s[0].neighbors_shared > 0, "{s:?}");
+        let e1 = self.workers[1].edge().stats();
+        assert_eq!((e1.arp_replies, e1.ignored), (0, 0), "{e1:?}");
+    }
+
+    fn released(&self) -> BTreeMap<ContextId, [LegStats; 2]> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                FlowEvent::Released { context, stats, .. } => Some((*context, *stats)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn installed(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|(_, e)| matches!(e, FlowEvent::Installed { .. }))
+            .count()
+    }
+}
+
+fn ideal_link() -> LinkModel {
+    LinkModel {
+        delay: Duration::from_millis(1),
+        mtu: 1514,
+        ..LinkModel::ideal()
+    }
+}
+
+fn udp_leg(local: SocketAddr, remote: Option<SocketAddr>, transport: Transport) -> LegProgram {
+    LegProgram {
+        local,
+        remote,
+        transport,
+        tcp_open: TcpOpen::Passive,
+        establish_now: true,
+        latching: remote.is_none(),
+        security_role: Role::Server,
+        peer_fingerprints: PeerFingerprints::new(),
+        msrp: None,
+    }
+}
+
+fn peer_edge() -> EdgeConfig {
+    let mut e = EdgeConfig::single(MAC_PEERS, UE, 24);
+    e.addrs.push(InterfaceAddr {
+        addr: CORE,
+        prefix_len: 24,
+    });
+    e
+}
+
+/// Ports: context i has GW:20000+2i (UE side) and GW:20001+2i (core side); the UE sends from
+/// UE:40000+i, the core from CORE:30000+i.
+fn ue_port(i: u16) -> u16 {
+    40000 + i
+}
+fn core_port(i: u16) -> u16 {
+    30000 + i
+}
+fn gw_a(i: u16) -> u16 {
+    20000 + 2 * i
+}
+fn gw_b(i: u16) -> u16 {
+    20001 + 2 * i
+}
+
+#[test]
+fn udp_to_udp_on_two_workers_every_datagram_arrives() {
+    const CONTEXTS: u16 = 8;
+    const ROUNDS: usize = 20;
+    let pool = Pool::new(4096, 2048);
+    let (mut gw, pport) = Gateway::new(&pool, ideal_link(), 1, || {
+        WorkerConfig::new(Gateway::edge(MAC_GW))
+    });
+    let mut peers = Host::new(pport, peer_edge());
+    for i in 0..CONTEXTS {
+        gw.install(ContextProgram {
+            context: u32::from(i),
+            generation: 1,
+            application: Application::Opaque,
+            aware: false,
+            legs: [
+                // The UE's address is latched from its first datagram.
+                udp_leg(sa(GW, gw_a(i)), None, Transport::Udp),
+                udp_leg(
+                    sa(GW, gw_b(i)),
+                    Some(sa(CORE, core_port(i))),
+                    Transport::Udp,
+                ),
+            ],
+        });
+    }
+    gw.run(&mut peers, Duration::from_millis(10));
+    assert_eq!(gw.installed(), usize::from(CONTEXTS));
+    assert_eq!(gw.steering.claimed(), 2 * usize::from(CONTEXTS));
+    // Warm-up: the first datagrams make the peers ARP for the gateway and the workers ARP for
+    // the core (the edge drops, rather than queues, what it cannot send yet).
+    for _ in 0..3 {
+        for i in 0..CONTEXTS {
+            peers.send_udp_from(UE, ue_port(i), GW, gw_a(i), b"warm-up");
+        }
+        gw.run(&mut peers, Duration::from_millis(500));
+    }
+    while peers.recv().is_some() {}
+    let before = gw.stats();
+
+    let mut at_core: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut at_ue: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut take = |peers: &mut Host<MemPort>| {
+        while let Some(d) = peers.recv() {
+            let (ip, port) = d.dst;
+            let to = if ip == IpAddress::V4(CORE) {
+                at_core.entry(port - 30000)
+            } else {
+                at_ue.entry(port - 40000)
+            };
+            to.or_default().push(d.payload().to_vec());
+        }
+    };
+    for k in 0..ROUNDS {
+        for i in 0..CONTEXTS {
+            let up = format!("up c{i} s{k}");
+            assert!(peers.send_udp_from(UE, ue_port(i), GW, gw_a(i), up.as_bytes()));
+            let down = format!("down c{i} s{k}");
+            assert!(peers.send_udp_from(CORE, core_port(i), GW, gw_b(i), down.as_bytes()));
+        }
+        gw.run(&mut peers, Duration::from_millis(10));
+        take(&mut peers);
+    }
+    gw.run(&mut peers, Duration::from_millis(50));
+    take(&mut peers);
+    for i in 0..CONTEXTS {
+        let want = |dir: &str| -> Vec<Vec<u8>> {
+            (0..ROUNDS)
+                .map(|k| format!("{dir} c{i} s{k}").into_bytes())
+                .collect()
+        };
+        assert_eq!(at_core.get(&i), Some(&want("up")), "context {i} uplink");
+        assert_eq!(at_ue.get(&i), Some(&want("down")), "context {i} downlink");
+    }
+    let after = gw.stats();
+    let relayed: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a.relayed - b.relayed)
+        .sum();
+    assert_eq!(relayed, 2 * ROUNDS as u64 * u64::from(CONTEXTS));
+    assert!(
+        after.iter().all(|s| s.relayed > 0),
+        "both workers relay: {after:?}"
+    );
+    assert!(after.iter().all(|s| s.no_flow == 0), "{after:?}");
+    gw.assert_redirects();
+
+    for i in 0..CONTEXTS {
+        gw.release(u32::from(i));
+    }
+    gw.run(&mut peers, Duration::from_millis(10));
+    let released = gw.released();
+    assert_eq!(released.len(), usize::from(CONTEXTS));
+    for (c, s) in &released {
+        // Warm-up datagrams count as received too (some were relayed, some dropped unresolved).
+        assert!(s[0].messages_received >= ROUNDS as u64, "context {c}: {s:?}");
+        assert_eq!(s[1].messages_received, ROUNDS as u64, "context {c}: {s:?}");
+    }
+    assert_eq!(gw.steering.claimed(), 0, "every port given back");
+    assert!(gw.workers.iter().all(|w| w.contexts() == 0));
+}
+
+fn udptl(seq: u16, ifp: &[u8]) -> Vec<u8> {
+    let r = mgw_app::udptl::UdptlRepr {
+        seq_number: seq,
+        primary_ifp: ifp,
+        error_recovery: mgw_app::udptl::ErrorRecovery::Redundancy(
+            mgw_app::udptl::IfpList::Items(&[]),
+        ),
+    };
+    let mut out = vec![0u8; r.buffer_len()];
+    let n = r.emit(&mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+/// One DTLS UE per context, and the plain-UDPTL core, all on one host.
+struct FaxPeers {
+    host: Host<MemPort>,
+    ues: Vec<FaxUe>,
+    /// Per context: datagrams the core received.
+    core_received: BTreeMap<u16, Vec<Vec<u8>>>,
+    now: Instant,
+}
+
+struct FaxUe {
+    session: DtlsSession,
+    deadline: Instant,
+    up: bool,
+    received: Vec<Vec<u8>>,
+}
+
+impl FaxPeers {
+    fn pump(&mut self) {
+        let mut buf = [0u8; 2048];
+        for (i, ue) in self.ues.iter_mut().enumerate() {
+            let i = i as u16;
+            loop {
+                match ue.session.poll(&mut buf) {
+                    DtlsOutput::Transmit(d) => {
+                        let d = d.to_vec();
+                        self.host.send_udp_from(UE, ue_port(i), GW, gw_a(i), &d);
+                    }
+                    DtlsOutput::Data(d) => ue.received.push(d.to_vec()),
+                    DtlsOutput::Event(DtlsEvent::Established { .. }) => ue.up = true,
+                    DtlsOutput::Event(_) => {}
+                    DtlsOutput::BufferTooSmall { .. } => panic!("2 KiB holds a DTLS datagram"),
+                    DtlsOutput::Wait(t) => {
+                        ue.deadline = t;
+                        break;
+                    }
+                }
+            }
+        }
+        self.host.flush();
+    }
+}
+
+impl Node for FaxPeers {
+    fn poll(&mut self, now: Instant) {
+        self.now = now;
+        self.host.poll(now);
+        while let Some(d) = self.host.recv() {
+            let (ip, port) = d.dst;
+            if ip == IpAddress::V4(UE) {
+                if let Some(ue) = self.ues.get_mut(usize::from(port - 40000)) {
+                    let _ = ue.session.handle_datagram(d.payload(), now);
+                }
+            } else {
+                self.core_received
+                    .entry(port - 30000)
+                    .or_default()
+                    .push(d.payload().to_vec());
+            }
+        }
+        for ue in &mut self.ues {
+            if now >= ue.deadline {
+                let _ = ue.session.handle_timeout(now);
+            }
+        }
+        self.pump();
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        let timers = self.ues.iter().map(|u| u.deadline).min();
+        [self.host.poll_at(), timers]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.max(self.now))
+    }
+}
+
+#[test]
+fn t38_dtls_to_udp_on_two_workers_every_ifp_arrives() {
+    const CONTEXTS: u16 = 4;
+    const PAGES: u16 = 30;
+    let gw_id = Identity::generate_self_signed("mgwd").unwrap();
+    let ue_id = Identity::generate_self_signed("ue").unwrap();
+    let dtls_cfg = |id: &Identity| DtlsConfig::new(id, 1200, Duration::from_secs(20)).unwrap();
+    let pool = Pool::new(4096, 2048);
+    let (mut gw, pport) = Gateway::new(&pool, ideal_link(), 2, || {
+        let mut c = WorkerConfig::new(Gateway::edge(MAC_GW));
+        c.max_contexts = 16;
+        c.dtls = Some(dtls_cfg(&gw_id));
+        c
+    });
+    let ue_fp = PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256));
+    for i in 0..CONTEXTS {
+        gw.install(ContextProgram {
+            context: u32::from(i),
+            generation: 1,
+            application: Application::Udptl,
+            aware: true,
+            legs: [
+                LegProgram {
+                    peer_fingerprints: ue_fp,
+                    ..udp_leg(
+                        sa(GW, gw_a(i)),
+                        Some(sa(UE, ue_port(i))),
+                        Transport::DtlsUdp,
+                    )
+                },
+                udp_leg(
+                    sa(GW, gw_b(i)),
+                    Some(sa(CORE, core_port(i))),
+                    Transport::Udp,
+                ),
+            ],
+        });
+    }
+    let gw_fp = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
+    let mut peers = FaxPeers {
+        host: Host::new(pport, peer_edge()),
+        ues: (0..CONTEXTS)
+            .map(|i| FaxUe {
+                session: DtlsSession::new(
+                    &dtls_cfg(&ue_id),
+                    Role::Client,
+                    gw_fp,
+                    &format!("ue-{i}"),
+                    Instant::ZERO,
+                )
+                .unwrap(),
+                deadline: Instant::ZERO,
+                up: false,
+                received: Vec::new(),
+            })
+            .collect(),
+        core_received: BTreeMap::new(),
+        now: Instant::ZERO,
+    };
+    // Handshakes (the first ClientHellos wait for ARP and are retransmitted), then one
+    // warm-up IFP each way so the workers resolve the core.
+    gw.run(&mut peers, Duration::from_secs(4));
+    assert!(peers.ues.iter().all(|u| u.up), "every DTLS UE is up");
+    for (i, ue) in peers.ues.iter_mut().enumerate() {
+        let _ = ue.session.send(&udptl(0, b"warm-up"));
+        let i = i as u16;
+        peers
+            .host
+            .send_udp_from(CORE, core_port(i), GW, gw_b(i), &udptl(0, b"warm-up"));
+    }
+    peers.pump();
+    gw.run(&mut peers, Duration::from_secs(1));
+    let warm = udptl(0, b"warm-up");
+    let mut sent_up = vec![Vec::new(); usize::from(CONTEXTS)];
+    let mut sent_down = vec![Vec::new(); usize::from(CONTEXTS)];
+    for seq in 1..=PAGES {
+        for i in 0..CONTEXTS {
+            let up = udptl(seq, format!("ifp-up c{i} s{seq}").as_bytes());
+            let _ = peers.ues[usize::from(i)].session.send(&up);
+            sent_up[usize::from(i)].push(up);
+            let down = udptl(seq, format!("ifp-down c{i} s{seq}").as_bytes());
+            peers
+                .host
+                .send_udp_from(CORE, core_port(i), GW, gw_b(i), &down);
+            sent_down[usize::from(i)].push(down);
+        }
+        peers.pump();
+        gw.run(&mut peers, Duration::from_millis(20));
+    }
+    gw.run(&mut peers, Duration::from_millis(100));
+    for i in 0..CONTEXTS {
+        let up: Vec<_> = peers.core_received[&i]
+            .iter()
+            .filter(|d| **d != warm)
+            .cloned()
+            .collect();
+        assert_eq!(up, sent_up[usize::from(i)], "context {i} uplink");
+        let down: Vec<_> = peers.ues[usize::from(i)]
+            .received
+            .iter()
+            .filter(|d| **d != warm)
+            .cloned()
+            .collect();
+        assert_eq!(down, sent_down[usize::from(i)], "context {i} downlink");
+    }
+    gw.assert_redirects();
+    let ups = gw
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, FlowEvent::SecureUp { side: Side::A, .. }))
+        .count();
+    assert_eq!(ups, usize::from(CONTEXTS));
+    for i in 0..CONTEXTS {
+        gw.release(u32::from(i));
+    }
+    gw.run(&mut peers, Duration::from_millis(100));
+    assert_eq!(gw.released().len(), usize::from(CONTEXTS));
+    assert_eq!(gw.steering.claimed(), 0, "every port given back");
+}
