@@ -19,8 +19,8 @@ use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_tcp::EventKind;
 use mgw_tls::dtls::DtlsOutput;
 use mgw_tls::{
-    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role,
-    TlsContext, TlsSettings,
+    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role, TlsContext,
+    TlsSettings,
 };
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
@@ -141,7 +141,10 @@ impl Gateway {
         eprintln!("worker stats: {s:#?}");
         let out: u64 = s.iter().map(|s| s.redirected_out).sum();
         let inn: u64 = s.iter().map(|s| s.redirected_in).sum();
-        assert!(out > 0, "the hash put some frames on the wrong worker: {s:?}");
+        assert!(
+            out > 0,
+            "the hash put some frames on the wrong worker: {s:?}"
+        );
         assert_eq!(out, inn, "every redirect was taken: {s:?}");
         assert!(s.iter().all(|s| s.redirect_dropped == 0), "{s:?}");
         assert!(
@@ -314,7 +317,10 @@ fn udp_to_udp_on_two_workers_every_datagram_arrives() {
     assert_eq!(released.len(), usize::from(CONTEXTS));
     for (c, s) in &released {
         // Warm-up datagrams count as received too (some were relayed, some dropped unresolved).
-        assert!(s[0].messages_received >= ROUNDS as u64, "context {c}: {s:?}");
+        assert!(
+            s[0].messages_received >= ROUNDS as u64,
+            "context {c}: {s:?}"
+        );
         assert_eq!(s[1].messages_received, ROUNDS as u64, "context {c}: {s:?}");
     }
     assert_eq!(gw.steering.claimed(), 0, "every port given back");
@@ -325,9 +331,9 @@ fn udptl(seq: u16, ifp: &[u8]) -> Vec<u8> {
     let r = mgw_app::udptl::UdptlRepr {
         seq_number: seq,
         primary_ifp: ifp,
-        error_recovery: mgw_app::udptl::ErrorRecovery::Redundancy(
-            mgw_app::udptl::IfpList::Items(&[]),
-        ),
+        error_recovery: mgw_app::udptl::ErrorRecovery::Redundancy(mgw_app::udptl::IfpList::Items(
+            &[],
+        )),
     };
     let mut out = vec![0u8; r.buffer_len()];
     let n = r.emit(&mut out).unwrap();
@@ -530,4 +536,238 @@ fn t38_dtls_to_udp_on_two_workers_every_ifp_arrives() {
     gw.run(&mut peers, Duration::from_millis(100));
     assert_eq!(gw.released().len(), usize::from(CONTEXTS));
     assert_eq!(gw.steering.claimed(), 0, "every port given back");
+}
+
+fn msrp_send(c: u16, i: usize) -> Vec<u8> {
+    let tid = format!("c{c}t{i:05}");
+    let body: String = (0..40 + (i * 37) % 600)
+        .map(|k| char::from(b'a' + ((i + k) % 26) as u8))
+        .collect();
+    format!(
+        "MSRP {tid} SEND\r\nTo-Path: msrps://10.6.0.1:{gp}/gw;tcp\r\nFrom-Path: msrps://10.6.0.2:{up}/ue;tcp\r\n\
+         Message-ID: m{i}\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n",
+        gp = gw_a(c),
+        up = ue_port(c),
+        n = body.len(),
+    )
+    .into_bytes()
+}
+
+fn msrp_ok(c: u16, i: usize) -> Vec<u8> {
+    let tid = format!("c{c}t{i:05}");
+    format!(
+        "MSRP {tid} 200 OK\r\nTo-Path: msrps://10.6.0.2:{up}/ue;tcp\r\nFrom-Path: msrps://10.6.0.1:{gp}/gw;tcp\r\n-------{tid}$\r\n",
+        gp = gw_a(c),
+        up = ue_port(c),
+    )
+    .into_bytes()
+}
+
+/// One MSRP session: a TLS UE and a plain-TCP core connection.
+#[derive(Default)]
+struct Session {
+    ue: Option<TlsPeer>,
+    core: Option<mgw_tcp::ConnId>,
+    up: Vec<u8>,
+    down: Vec<u8>,
+    sent_up: usize,
+    sent_down: usize,
+    at_core: Vec<u8>,
+    at_ue: Vec<u8>,
+    ue_saw_close_notify: bool,
+    core_saw_fin: bool,
+}
+
+#[test]
+fn msrp_tls_to_tcp_on_two_workers_byte_exact_and_ports_linger_until_closed() {
+    const CONTEXTS: u16 = 4;
+    const MESSAGES: usize = 60;
+    let gw_id = Identity::generate_self_signed("mgwd").unwrap();
+    let ue_id = Identity::generate_self_signed("ue").unwrap();
+    let pool = Pool::new(8192, 2048);
+    let link = LinkModel {
+        delay: Duration::from_millis(2),
+        loss: 0.005,
+        mtu: 1514,
+        ..LinkModel::ideal()
+    };
+    let (mut gw, pport) = Gateway::new(&pool, link, 3, || {
+        let mut c = WorkerConfig::new(Gateway::edge(MAC_GW));
+        c.max_contexts = 16;
+        c.tls = Some(TlsContext::new(TlsSettings::default(), gw_id.clone()).unwrap());
+        // Short TIME-WAIT so the test sees the lingering ports given back.
+        c.tcp.time_wait = Duration::from_secs(1);
+        c.tcp.max_rto = Duration::from_secs(2);
+        c
+    });
+    let mut peers = TcpHost::new(
+        pport,
+        peer_edge(),
+        mgw_tcp::Config {
+            max_connections: 64,
+            ..mgw_tcp::Config::default()
+        },
+    )
+    .unwrap();
+    peers.tcp.listen(IpAddress::V4(CORE), 2855).unwrap();
+    let ue_fp = PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256));
+    let ue_ctx = TlsContext::new(TlsSettings::default(), ue_id.clone()).unwrap();
+    let gw_fp = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
+    let mut sessions: Vec<Session> = (0..CONTEXTS)
+        .map(|c| Session {
+            up: (0..MESSAGES).flat_map(|i| msrp_send(c, i)).collect(),
+            down: (0..MESSAGES).flat_map(|i| msrp_ok(c, i)).collect(),
+            ..Session::default()
+        })
+        .collect();
+    for i in 0..CONTEXTS {
+        gw.install(ContextProgram {
+            context: u32::from(i),
+            generation: 1,
+            application: Application::Msrp,
+            aware: true,
+            legs: [
+                LegProgram {
+                    tcp_open: TcpOpen::Passive,
+                    peer_fingerprints: ue_fp,
+                    ..udp_leg(sa(GW, gw_a(i)), None, Transport::TlsTcp)
+                },
+                LegProgram {
+                    tcp_open: TcpOpen::Active,
+                    security_role: Role::Client,
+                    ..udp_leg(sa(GW, gw_b(i)), Some(sa(CORE, 2855)), Transport::Tcp)
+                },
+            ],
+        });
+    }
+    gw.run(&mut peers, Duration::from_millis(10));
+    let mut ue_conns = std::collections::HashMap::new();
+    for i in 0..CONTEXTS {
+        let t = peers.now();
+        let c = peers
+            .tcp
+            .connect(
+                t,
+                (IpAddress::V4(UE), ue_port(i)),
+                (IpAddress::V4(GW), gw_a(i)),
+            )
+            .unwrap();
+        ue_conns.insert(c, i);
+    }
+    let mut resets = 0;
+    let step = |gw: &mut Gateway,
+                peers: &mut TcpHost<MemPort>,
+                sessions: &mut [Session],
+                resets: &mut usize| {
+        let t = peers.now();
+        while let Some(ev) = peers.tcp.poll_event() {
+            match ev.kind {
+                EventKind::Connected => {
+                    if let Some(&i) = ue_conns.get(&ev.conn) {
+                        sessions[usize::from(i)].ue =
+                            Some(TlsPeer::client(&ue_ctx, ev.conn, gw_fp, t).unwrap());
+                    }
+                }
+                EventKind::Accepted { .. } => {
+                    let tuple = peers.tcp.tuple(ev.conn).unwrap();
+                    let i = (tuple.remote_port - 20001) / 2;
+                    sessions[usize::from(i)].core = Some(ev.conn);
+                }
+                EventKind::PeerClosed => {
+                    if let Some(s) = sessions.iter_mut().find(|s| s.core == Some(ev.conn)) {
+                        s.core_saw_fin = true;
+                    }
+                    // Both peers close their side too: the gateway's connections finish.
+                    let _ = peers.tcp.close(ev.conn);
+                }
+                EventKind::Reset => *resets += 1,
+                _ => {}
+            }
+        }
+        for s in sessions.iter_mut() {
+            if let Some(u) = s.ue.as_mut() {
+                u.drive(&mut peers.tcp, t);
+                if u.is_established() && s.sent_up < s.up.len() {
+                    let end = s.up.len().min(s.sent_up + 4000);
+                    s.sent_up += u.send(&mut peers.tcp, &s.up[s.sent_up..end]);
+                }
+                s.at_ue.append(&mut u.received);
+                s.ue_saw_close_notify |= u.is_closed();
+            }
+            if let Some(c) = s.core {
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
+                    s.at_core.extend_from_slice(&buf[..n]);
+                }
+                if !s.at_core.is_empty() && s.sent_down < s.down.len() {
+                    let end = s.down.len().min(s.sent_down + 4000);
+                    s.sent_down += peers.tcp.send(c, &s.down[s.sent_down..end]).unwrap_or(0);
+                }
+            }
+        }
+        peers.flush();
+        gw.run(peers, Duration::from_millis(10));
+    };
+    for _ in 0..2000 {
+        step(&mut gw, &mut peers, &mut sessions, &mut resets);
+        let done = sessions.iter().all(|s| {
+            s.at_core.len() == s.up.len()
+                && s.at_ue.len() == s.down.len()
+                && s.sent_up == s.up.len()
+                && s.sent_down == s.down.len()
+        });
+        if done {
+            break;
+        }
+    }
+    for (i, s) in sessions.iter().enumerate() {
+        assert!(
+            s.at_core == s.up,
+            "context {i}: core got {} of {} bytes",
+            s.at_core.len(),
+            s.up.len()
+        );
+        assert!(
+            s.at_ue == s.down,
+            "context {i}: UE got {} of {} bytes",
+            s.at_ue.len(),
+            s.down.len()
+        );
+    }
+    gw.assert_redirects();
+    assert_eq!(resets, 0);
+
+    for i in 0..CONTEXTS {
+        gw.release(u32::from(i));
+    }
+    for _ in 0..100 {
+        step(&mut gw, &mut peers, &mut sessions, &mut resets);
+    }
+    let released = gw.released();
+    assert_eq!(released.len(), usize::from(CONTEXTS));
+    for (c, st) in &released {
+        assert_eq!(st[0].messages_received, MESSAGES as u64, "context {c}");
+        assert_eq!(st[1].messages_received, MESSAGES as u64, "context {c}");
+    }
+    assert!(sessions
+        .iter()
+        .all(|s| s.ue_saw_close_notify && s.core_saw_fin));
+    // One second after release the TCP ports are still held (TIME-WAIT); the peers' last
+    // segments reached the stacks holding the connections: no RST anywhere.
+    assert_eq!(resets, 0);
+    let lingering: usize = gw.workers.iter().map(Worker::lingering_ports).sum();
+    assert_eq!(lingering, 2 * usize::from(CONTEXTS));
+    assert_eq!(gw.steering.claimed(), 2 * usize::from(CONTEXTS));
+    for _ in 0..300 {
+        step(&mut gw, &mut peers, &mut sessions, &mut resets);
+    }
+    assert_eq!(
+        gw.steering.claimed(),
+        0,
+        "every port given back after TIME-WAIT"
+    );
+    assert!(gw.workers.iter().all(|w| w.lingering_ports() == 0));
+    assert_eq!(resets, 0);
+    let rst: u64 = gw.workers.iter().map(|w| w.tcp_counters().rst_out).sum();
+    assert_eq!(rst, 0, "no worker answered a stranger's segment with RST");
 }
