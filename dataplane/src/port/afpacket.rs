@@ -30,25 +30,35 @@ pub struct AfPacketPort {
     stats: PortStats,
 }
 
-/// Reads the interface's MAC and MTU from sysfs.
-fn link_info(ifname: &str) -> io::Result<(EthernetAddress, usize)> {
-    let base = format!("/sys/class/net/{ifname}");
-    let mac_text = std::fs::read_to_string(format!("{base}/address"))?;
+/// The interface's MAC and MTU, asked of the kernel through the packet socket `fd`. Not from
+/// sysfs: `/sys/class/net` shows the network namespace sysfs was mounted in, not the calling
+/// thread's, so after `setns(2)` into another namespace it would name the wrong (or no) device.
+fn link_info(fd: libc::c_int, ifname: &str) -> io::Result<(EthernetAddress, usize)> {
+    let name = ifname.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value (and NUL-terminates the name).
+    let mut req: libc::ifreq = unsafe { core::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: `fd` is an open socket; `req` is a valid ifreq with a NUL-terminated name.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &raw mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a successful SIOCGIFHWADDR filled the ifru_hwaddr member.
+    let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
     let mut mac = [0u8; 6];
-    let parts: Vec<&str> = mac_text.trim().split(':').collect();
-    if parts.len() != 6 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{ifname}: bad MAC `{}`", mac_text.trim()),
-        ));
+    for (m, b) in mac.iter_mut().zip(hw.sa_data) {
+        *m = b as u8;
     }
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad MAC"))?;
+    // SAFETY: as above; SIOCGIFMTU reads the name and fills ifru_mtu.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &raw mut req) } < 0 {
+        return Err(io::Error::last_os_error());
     }
-    let mtu: usize = std::fs::read_to_string(format!("{base}/mtu"))?
-        .trim()
-        .parse()
+    // SAFETY: a successful SIOCGIFMTU filled the ifru_mtu member.
+    let mtu = usize::try_from(unsafe { req.ifr_ifru.ifru_mtu })
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad MTU"))?;
     Ok((EthernetAddress(mac), mtu))
 }
@@ -61,22 +71,18 @@ impl AfPacketPort {
     /// The interface does not exist, the process may not open raw sockets (needs CAP_NET_RAW),
     /// or the pool's buffers are too small for the MTU.
     pub fn open(ifname: &str, pool: Pool) -> io::Result<AfPacketPort> {
-        let (mac, mtu) = link_info(ifname)?;
-        let max_frame = mtu + crate::wire::ethernet::HEADER_LEN;
-        if pool.data_room() < max_frame + crate::buf::DEFAULT_HEADROOM {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{ifname}: MTU {mtu} needs buffers of {} bytes",
-                    max_frame + crate::buf::DEFAULT_HEADROOM
-                ),
-            ));
-        }
         let cname = std::ffi::CString::new(ifname).map_err(|_| io::ErrorKind::InvalidInput)?;
         // SAFETY: `cname` is a valid NUL-terminated string for the duration of the call.
         let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
         if ifindex == 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::ENODEV) => io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{ifname}: no such interface"),
+                ),
+                _ => e,
+            });
         }
         // SAFETY: socket(2) with constant arguments; the result is checked.
         let fd = unsafe {
@@ -89,14 +95,28 @@ impl AfPacketPort {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let port = AfPacketPort {
+        // From here on, dropping `port` (on any error) closes the socket.
+        let mut port = AfPacketPort {
             fd,
             ifindex: ifindex as libc::c_int,
-            mac,
-            max_frame,
+            mac: EthernetAddress([0; 6]),
+            max_frame: 0,
             pool,
             stats: PortStats::default(),
         };
+        let (mac, mtu) = link_info(fd, ifname)?;
+        let max_frame = mtu + crate::wire::ethernet::HEADER_LEN;
+        if port.pool.data_room() < max_frame + crate::buf::DEFAULT_HEADROOM {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{ifname}: MTU {mtu} needs buffers of {} bytes",
+                    max_frame + crate::buf::DEFAULT_HEADROOM
+                ),
+            ));
+        }
+        port.mac = mac;
+        port.max_frame = max_frame;
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { core::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;

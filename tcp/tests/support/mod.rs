@@ -1,4 +1,5 @@
-//! Shared test support: framing TCP segments in IPv4 for links and raw sockets.
+//! Shared test support: framing TCP segments in IPv4, the two-namespace lab, and the kernel
+//! interop cases that run over any `dataplane::port::Port`.
 #![allow(dead_code)]
 
 pub mod wire {
@@ -39,5 +40,5 @@ pub mod wire {
     }
 }
 
-pub mod afpacket;
+pub mod interop;
 pub mod netns;
