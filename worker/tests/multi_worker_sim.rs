@@ -7,7 +7,8 @@
 //! shared neighbours, and after release no port may stay claimed.
 //!
 //! The workers are polled alternately in one thread with a virtual clock; the hand-off between
-//! them is the same lock-free inbox threads use.
+//! them is the same lock-free inbox threads use. A counting allocator checks that redirecting
+//! allocates nothing once the flows are up.
 
 use dataplane::buf::{PktBuf, Pool};
 use dataplane::edge::{EdgeConfig, InterfaceAddr};
@@ -24,10 +25,66 @@ use mgw_tls::{
 };
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+struct Counting;
+thread_local! {
+    /// Count allocations on this thread (on while a worker polls).
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// Allocations counted on this thread (tests run in parallel threads: each its own count).
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread while
+// counting is on.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A worker whose polls are counted by the allocator.
+struct Counted<'a>(&'a mut Worker<MemQueue>);
+
+impl Node for Counted<'_> {
+    fn poll(&mut self, now: Instant) {
+        COUNTING.with(|c| c.set(true));
+        self.0.poll(now);
+        COUNTING.with(|c| c.set(false));
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        self.0.poll_at()
+    }
+}
+
+/// Allocations made inside worker polls on this thread so far.
+fn worker_allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
 
 const GW: Ipv4Address = Ipv4Address([10, 6, 0, 1]);
 const UE: Ipv4Address = Ipv4Address([10, 6, 0, 2]);
@@ -57,6 +114,18 @@ impl Gateway {
         seed: u64,
         cfg: impl Fn() -> WorkerConfig,
     ) -> (Gateway, MemPort) {
+        Gateway::with(pool, link, seed, cfg, rss_4tuple, 1024)
+    }
+
+    /// As [`Gateway::new`], with the NIC's hash and the inbox size given.
+    fn with(
+        pool: &Pool,
+        link: LinkModel,
+        seed: u64,
+        cfg: impl Fn() -> WorkerConfig,
+        rss: fn(&[u8]) -> usize,
+        inbox: usize,
+    ) -> (Gateway, MemPort) {
         let vc = VirtualClock::new();
         let mem = MemConfig {
             a_to_b: link.clone(),
@@ -67,8 +136,8 @@ impl Gateway {
             ..MemConfig::default()
         };
         let (queues, peer_port) =
-            pair_multiqueue(pool, &Clock::Virtual(vc.clone()), &mem, WORKERS, rss_4tuple);
-        let steering = Steering::new(&[GW], WORKERS, 1024);
+            pair_multiqueue(pool, &Clock::Virtual(vc.clone()), &mem, WORKERS, rss);
+        let steering = Steering::new(&[GW], WORKERS, inbox);
         let mut workers = Vec::new();
         let mut ctls = Vec::new();
         for (i, q) in queues.into_iter().enumerate() {
@@ -114,11 +183,9 @@ impl Gateway {
     fn run(&mut self, peers: &mut dyn Node, d: Duration) {
         let end = self.vc.now() + d;
         {
-            let mut nodes: Vec<&mut dyn Node> = self
-                .workers
-                .iter_mut()
-                .map(|w| w as &mut dyn Node)
-                .collect();
+            let mut counted: Vec<Counted<'_>> = self.workers.iter_mut().map(Counted).collect();
+            let mut nodes: Vec<&mut dyn Node> =
+                counted.iter_mut().map(|w| w as &mut dyn Node).collect();
             nodes.push(peers);
             let mut sim = Sim::new(self.vc.clone(), nodes);
             sim.run(end, 1_000_000, || false);
@@ -226,6 +293,7 @@ fn udp_to_udp_on_two_workers_every_datagram_arrives() {
     const CONTEXTS: u16 = 8;
     const ROUNDS: usize = 20;
     let pool = Pool::new(4096, 2048);
+    pool.prefill();
     let (mut gw, pport) = Gateway::new(&pool, ideal_link(), 1, || {
         WorkerConfig::new(Gateway::edge(MAC_GW))
     });
@@ -260,6 +328,7 @@ fn udp_to_udp_on_two_workers_every_datagram_arrives() {
     }
     while peers.recv().is_some() {}
     let before = gw.stats();
+    let allocs = worker_allocs();
 
     let mut at_core: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
     let mut at_ue: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
@@ -286,6 +355,11 @@ fn udp_to_udp_on_two_workers_every_datagram_arrives() {
     }
     gw.run(&mut peers, Duration::from_millis(50));
     take(&mut peers);
+    assert_eq!(
+        worker_allocs() - allocs,
+        0,
+        "relaying and redirecting allocate nothing"
+    );
     for i in 0..CONTEXTS {
         let want = |dir: &str| -> Vec<Vec<u8>> {
             (0..ROUNDS)
@@ -426,6 +500,7 @@ fn t38_dtls_to_udp_on_two_workers_every_ifp_arrives() {
     let ue_id = Identity::generate_self_signed("ue").unwrap();
     let dtls_cfg = |id: &Identity| DtlsConfig::new(id, 1200, Duration::from_secs(20)).unwrap();
     let pool = Pool::new(4096, 2048);
+    pool.prefill();
     let (mut gw, pport) = Gateway::new(&pool, ideal_link(), 2, || {
         let mut c = WorkerConfig::new(Gateway::edge(MAC_GW));
         c.max_contexts = 16;
@@ -508,6 +583,8 @@ fn t38_dtls_to_udp_on_two_workers_every_ifp_arrives() {
         gw.run(&mut peers, Duration::from_millis(20));
     }
     gw.run(&mut peers, Duration::from_millis(100));
+    // (No allocation check here: the DTLS sessions themselves allocate per record, with or
+    // without steering; the UDP and MSRP cases check that steering adds none.)
     for i in 0..CONTEXTS {
         let up: Vec<_> = peers.core_received[&i]
             .iter()
@@ -708,8 +785,16 @@ fn msrp_tls_to_tcp_on_two_workers_byte_exact_and_ports_linger_until_closed() {
         peers.flush();
         gw.run(peers, Duration::from_millis(10));
     };
+    let mut allocs = None;
     for _ in 0..2000 {
         step(&mut gw, &mut peers, &mut sessions, &mut resets);
+        // Steady state: every session up and already carrying data both ways.
+        let flowing = sessions
+            .iter()
+            .all(|s| s.at_core.len() > 4000 && !s.at_ue.is_empty());
+        if flowing && allocs.is_none() {
+            allocs = Some(worker_allocs());
+        }
         let done = sessions.iter().all(|s| {
             s.at_core.len() == s.up.len()
                 && s.at_ue.len() == s.down.len()
@@ -736,6 +821,8 @@ fn msrp_tls_to_tcp_on_two_workers_byte_exact_and_ports_linger_until_closed() {
     }
     gw.assert_redirects();
     assert_eq!(resets, 0);
+    let allocs = worker_allocs() - allocs.expect("a steady state was reached");
+    assert_eq!(allocs, 0, "steady relay with redirects allocates nothing");
 
     for i in 0..CONTEXTS {
         gw.release(u32::from(i));
@@ -770,4 +857,93 @@ fn msrp_tls_to_tcp_on_two_workers_byte_exact_and_ports_linger_until_closed() {
     assert_eq!(resets, 0);
     let rst: u64 = gw.workers.iter().map(|w| w.tcp_counters().rst_out).sum();
     assert_eq!(rst, 0, "no worker answered a stranger's segment with RST");
+}
+
+#[test]
+fn a_port_held_by_one_worker_is_refused_to_another() {
+    let pool = Pool::new(256, 2048);
+    let (mut gw, pport) = Gateway::new(&pool, ideal_link(), 4, || {
+        WorkerConfig::new(Gateway::edge(MAC_GW))
+    });
+    let mut peers = Host::new(pport, peer_edge());
+    let ctx = |context, b_port| ContextProgram {
+        context,
+        generation: 1,
+        application: Application::Opaque,
+        aware: false,
+        legs: [
+            udp_leg(sa(GW, 20000), None, Transport::Udp),
+            udp_leg(sa(GW, b_port), Some(sa(CORE, 30000)), Transport::Udp),
+        ],
+    };
+    // Context 0 on worker 0 holds GW:20000; context 1 (worker 1) wants it too.
+    gw.install(ctx(0, 20001));
+    gw.run(&mut peers, Duration::from_millis(10));
+    gw.install(ctx(1, 20003));
+    gw.run(&mut peers, Duration::from_millis(10));
+    assert!(
+        gw.events.iter().any(|(w, e)| *w == 1
+            && matches!(
+                e,
+                FlowEvent::InstallFailed {
+                    context: 1,
+                    reason: InstallFailure::AddressInUse,
+                    ..
+                }
+            )),
+        "{:?}",
+        gw.events
+    );
+    // Nothing of the refused install stays claimed: only context 0's two ports.
+    assert_eq!(gw.steering.owner(GW, 20003), None);
+    assert_eq!(gw.steering.owner(GW, 20000), Some(0));
+    assert_eq!(gw.steering.claimed(), 2);
+    gw.release(0);
+    gw.run(&mut peers, Duration::from_millis(10));
+    assert_eq!(gw.steering.claimed(), 0);
+    // Now worker 1 may have it.
+    gw.install(ctx(1, 20003));
+    gw.run(&mut peers, Duration::from_millis(10));
+    assert_eq!(gw.steering.owner(GW, 20000), Some(1));
+    assert_eq!(gw.workers[1].contexts(), 1);
+}
+
+#[test]
+fn a_full_inbox_drops_and_counts() {
+    let pool = Pool::new(256, 2048);
+    // Every frame lands on queue 0; worker 1's inbox holds 4.
+    let (mut gw, pport) = Gateway::with(
+        &pool,
+        ideal_link(),
+        5,
+        || WorkerConfig::new(Gateway::edge(MAC_GW)),
+        |_| 0,
+        4,
+    );
+    let mut peers = Host::new(pport, peer_edge());
+    gw.install(ContextProgram {
+        context: 1,
+        generation: 1,
+        application: Application::Opaque,
+        aware: false,
+        legs: [
+            udp_leg(sa(GW, 20000), None, Transport::Udp),
+            udp_leg(sa(GW, 20001), Some(sa(CORE, 30000)), Transport::Udp),
+        ],
+    });
+    gw.run(&mut peers, Duration::from_millis(10));
+    peers.edge().add_neighbor(gw.vc.now(), GW, MAC_GW);
+    for i in 0..10u8 {
+        assert!(peers.send_udp_from(UE, 40000, GW, 20000, &[i]));
+    }
+    peers.flush();
+    // Only worker 0 runs: it takes the burst and can hand worker 1 only what its inbox holds.
+    let t = gw.vc.now() + Duration::from_millis(5);
+    gw.vc.set(t);
+    peers.poll(t); // the peers' link delivers onto the wire
+    gw.workers[0].poll(t);
+    let s = gw.workers[0].stats();
+    assert_eq!((s.redirected_out, s.redirect_dropped), (4, 6), "{s:?}");
+    gw.run(&mut peers, Duration::from_millis(10));
+    assert_eq!(gw.workers[1].stats().redirected_in, 4);
 }
