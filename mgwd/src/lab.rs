@@ -11,7 +11,14 @@
 //!   core peers on the same TCP stack: MSRP chat over TLS (UE) ↔ plain TCP (core), BFCP over TLS
 //!   ↔ TCP, and T.38 UDPTL over DTLS ↔ plain UDP.
 //!
+//! With `--netns` (`lab/netns.rs`) the worker drives one end of a veth through AF_PACKET and the peers
+//! are the Linux kernel's TCP and UDP sockets in a network namespace on the other end: the UEs
+//! speak TLS with rustls and DTLS with dimpl over them. Everything else (MGC, H.248, view,
+//! summary and its checks) is the same code.
+//!
 //! It shows a live view once a second and ends with a summary (`--json` for JSON only).
+
+mod netns;
 
 use crate::gateway::{Awareness, Gateway};
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -24,6 +31,7 @@ use control::server::{Server, ServerConfig, ServerEvent, TransportKind};
 use dataplane::buf::Pool;
 use dataplane::edge::{EdgeConfig, InterfaceAddr};
 use dataplane::port::mem::{pair, MemConfig, MemPort};
+use dataplane::port::Port;
 use dataplane::sim::{Clock, LinkModel, Node};
 use dataplane::time::{monotonic_now, Instant};
 use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
@@ -36,7 +44,7 @@ use mgw_tls::{
     TlsSettings,
 };
 use mgw_worker::peer::{TcpHost, TlsPeer};
-use mgw_worker::{channel, Worker, WorkerConfig};
+use mgw_worker::{channel, Worker, WorkerConfig, WorkerEnd, WorkerStats};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::io::Write;
@@ -74,6 +82,10 @@ pub struct LabArgs {
     /// One-way delay of the simulated wire, in microseconds.
     #[arg(long, default_value_t = 0)]
     pub delay_us: u64,
+    /// Put the peers in a network namespace on the Linux kernel's TCP/UDP stack, reached over
+    /// a veth that the worker drives through AF_PACKET (needs root).
+    #[arg(long)]
+    pub netns: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -324,48 +336,7 @@ fn local_addr(sdp: &str) -> Result<SocketAddr> {
 }
 
 // ------------------------------------------------------------------------------------------
-// The simulated peers.
-
-struct StreamSession {
-    kind: Kind,
-    gw: SocketAddr,
-    ue_local: SocketAddr,
-    core_port: u16,
-    ue_conn: Option<ConnId>,
-    ue: Option<TlsPeer>,
-    core_conn: Option<ConnId>,
-    /// Send times of requests not yet answered, oldest first.
-    outstanding: VecDeque<Instant>,
-    seq: u64,
-    /// Core side: received bytes not yet framed.
-    core_rx: Vec<u8>,
-    core_parser: MsrpParser,
-    ue_parser: MsrpParser,
-    handshake_counted: bool,
-}
-
-struct FaxSession {
-    gw: SocketAddr,
-    ue_local: SocketAddr,
-    core_local: SocketAddr,
-    dtls: DtlsSession,
-    deadline: Instant,
-    up: bool,
-    seq: u16,
-    outstanding: VecDeque<Instant>,
-}
-
-struct Peers {
-    host: TcpHost<MemPort>,
-    streams: Vec<StreamSession>,
-    faxes: Vec<FaxSession>,
-    ue_tls: TlsContext,
-    mg_fp: PeerFingerprints,
-    body: Vec<u8>,
-    window: usize,
-    rtt: Histogram<u64>,
-    live: Arc<Live>,
-}
+// What the peers say, whatever carries it.
 
 fn msrp_send(tid: &str, i: usize, body: &[u8]) -> Vec<u8> {
     let mut m = format!(
@@ -401,6 +372,16 @@ fn bfcp_status(conf: u32, tid: u16, user: u16) -> Vec<u8> {
     m
 }
 
+/// The length of the BFCP message at the front of `b` (RFC 8855 §5.1: 12-byte common header,
+/// Payload Length in 4-octet units), if all of it is there.
+fn bfcp_frame_len(b: &[u8]) -> Option<usize> {
+    if b.len() < 12 {
+        return None;
+    }
+    let len = 12 + 4 * usize::from(u16::from_be_bytes([b[2], b[3]]));
+    (b.len() >= len).then_some(len)
+}
+
 fn udptl_packet(seq: u16) -> Vec<u8> {
     use mgw_app::udptl::{ErrorRecovery, IfpList, UdptlRepr};
     let ifp = [0x00u8, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70].repeat(20);
@@ -419,6 +400,305 @@ fn udptl_packet(seq: u16) -> Vec<u8> {
     let n = r.emit(&mut out).unwrap_or(0);
     out.truncate(n);
     out
+}
+
+fn record_rtt(rtt: &mut Histogram<u64>, now: Instant, t0: Instant) {
+    let _ = rtt.record(now.saturating_duration_since(t0).as_nanos().max(1) as u64);
+}
+
+/// The application side of one MSRP or BFCP session, the same on every wire: the core frames
+/// each request and answers it (MSRP 200 OK, BFCP FloorRequestStatus); the UE keeps `window`
+/// requests outstanding, counts the answers and measures round trips.
+struct Exchange {
+    kind: Kind,
+    i: usize,
+    /// Core side: BFCP bytes not yet framed.
+    core_rx: Vec<u8>,
+    core_parser: MsrpParser,
+    /// UE side: BFCP bytes not yet framed.
+    ue_rx: Vec<u8>,
+    ue_parser: MsrpParser,
+    /// Send times of requests not yet answered, oldest first.
+    outstanding: VecDeque<Instant>,
+    seq: u64,
+}
+
+impl Exchange {
+    fn new(kind: Kind, i: usize) -> Self {
+        Exchange {
+            kind,
+            i,
+            core_rx: Vec::new(),
+            core_parser: MsrpParser::new(MsrpConfig::default()),
+            ue_rx: Vec::new(),
+            ue_parser: MsrpParser::new(MsrpConfig::default()),
+            outstanding: VecDeque::new(),
+            seq: 0,
+        }
+    }
+
+    /// The core received `data` from the gateway; returns the answers it sends back (each one
+    /// a request that made it UE→core).
+    fn core_received(&mut self, data: &[u8], live: &Live) -> Vec<Vec<u8>> {
+        let i = self.i;
+        live.up_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let mut answers = Vec::new();
+        match self.kind {
+            Kind::Msrp => {
+                let mut feed = self.core_parser.feed(data);
+                loop {
+                    match feed.next_event() {
+                        Ok(Some(MsrpEvent::End { .. })) => {
+                            let tid = String::from_utf8_lossy(feed.parser().transaction_id())
+                                .into_owned();
+                            answers.push(
+                                format!("MSRP {tid} 200 OK\r\nTo-Path: msrps://{UE}:9/ue{i};tcp\r\nFrom-Path: msrps://{GW_ACCESS}/s{i};tcp\r\n-------{tid}$\r\n")
+                                    .into_bytes(),
+                            );
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => {
+                            live.errors.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                }
+            }
+            Kind::Bfcp => {
+                self.core_rx.extend_from_slice(data);
+                while let Some(len) = bfcp_frame_len(&self.core_rx) {
+                    let r = &self.core_rx;
+                    let conf = u32::from_be_bytes([r[4], r[5], r[6], r[7]]);
+                    let tid = u16::from_be_bytes([r[8], r[9]]);
+                    let user = u16::from_be_bytes([r[10], r[11]]);
+                    answers.push(bfcp_status(conf, tid, user));
+                    self.core_rx.drain(..len);
+                }
+            }
+            Kind::T38 => {}
+        }
+        live.up_msgs[kind_index(self.kind)].fetch_add(answers.len() as u64, Ordering::Relaxed);
+        answers
+    }
+
+    /// The UE received plaintext `data`: counts the answers in it and their round trips.
+    fn ue_received(&mut self, data: &[u8], now: Instant, rtt: &mut Histogram<u64>, live: &Live) {
+        if data.is_empty() {
+            return;
+        }
+        live.down_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let mut answered = 0u64;
+        match self.kind {
+            Kind::Msrp => {
+                let mut feed = self.ue_parser.feed(data);
+                while let Ok(Some(ev)) = feed.next_event() {
+                    if matches!(ev, MsrpEvent::End { .. }) {
+                        answered += 1;
+                    }
+                }
+            }
+            Kind::Bfcp => {
+                self.ue_rx.extend_from_slice(data);
+                while let Some(len) = bfcp_frame_len(&self.ue_rx) {
+                    self.ue_rx.drain(..len);
+                    answered += 1;
+                }
+            }
+            Kind::T38 => {}
+        }
+        for _ in 0..answered {
+            if let Some(t0) = self.outstanding.pop_front() {
+                record_rtt(rtt, now, t0);
+            }
+        }
+        live.down_msgs[kind_index(self.kind)].fetch_add(answered, Ordering::Relaxed);
+    }
+
+    /// The next request, if fewer than `window` are outstanding; call [`Exchange::sent`] once
+    /// it is on its way.
+    fn next_request(&mut self, window: usize, body: &[u8]) -> Option<Vec<u8>> {
+        if self.outstanding.len() >= window {
+            return None;
+        }
+        self.seq += 1;
+        Some(match self.kind {
+            Kind::Msrp => msrp_send(&format!("s{}m{}", self.i, self.seq), self.i, body),
+            _ => bfcp_floor_request(1, self.seq as u16, self.i as u16, 1),
+        })
+    }
+
+    fn sent(&mut self, now: Instant) {
+        self.outstanding.push_back(now);
+    }
+}
+
+/// The application side of one T.38 session: the UE sends UDPTL pages over DTLS, the core's
+/// fax endpoint answers each packet with one of its own.
+struct FaxApp {
+    up: bool,
+    seq: u16,
+    outstanding: VecDeque<Instant>,
+    deadline: Instant,
+}
+
+impl FaxApp {
+    fn new() -> Self {
+        FaxApp {
+            up: false,
+            seq: 0,
+            outstanding: VecDeque::new(),
+            deadline: Instant::ZERO,
+        }
+    }
+
+    /// The core received a UDPTL packet: its answer.
+    fn core_answer(d: &[u8], live: &Live) -> Vec<u8> {
+        live.up_msgs[2].fetch_add(1, Ordering::Relaxed);
+        live.up_bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
+        let seq = u16::from_be_bytes([
+            d.first().copied().unwrap_or(0),
+            d.get(1).copied().unwrap_or(0),
+        ]);
+        udptl_packet(seq)
+    }
+
+    /// Runs the UE's DTLS session after input or a timeout: transmits through `tx`, counts
+    /// handshakes, answers and errors.
+    fn drive(
+        &mut self,
+        dtls: &mut DtlsSession,
+        now: Instant,
+        rtt: &mut Histogram<u64>,
+        live: &Live,
+        mut tx: impl FnMut(&[u8]),
+    ) {
+        if now >= self.deadline {
+            let _ = dtls.handle_timeout(now);
+        }
+        let mut buf = [0u8; 2048];
+        loop {
+            match dtls.poll(&mut buf) {
+                DtlsOutput::Transmit(d) => tx(d),
+                DtlsOutput::Data(d) => {
+                    live.down_msgs[2].fetch_add(1, Ordering::Relaxed);
+                    live.down_bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    if let Some(t0) = self.outstanding.pop_front() {
+                        record_rtt(rtt, now, t0);
+                    }
+                }
+                DtlsOutput::Event(DtlsEvent::Established { .. }) => {
+                    self.up = true;
+                    live.handshakes.fetch_add(1, Ordering::Relaxed);
+                }
+                DtlsOutput::Event(DtlsEvent::Failed { .. }) => {
+                    live.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                DtlsOutput::Event(_) => {}
+                DtlsOutput::BufferTooSmall { .. } => break,
+                DtlsOutput::Wait(t) => {
+                    self.deadline = t;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends the next page datagram if the window has room (one per call, so at most one per
+    /// poll round per session).
+    fn send_page(
+        &mut self,
+        dtls: &mut DtlsSession,
+        now: Instant,
+        window: usize,
+        mut tx: impl FnMut(&[u8]),
+    ) {
+        // A lost datagram is given up after 200 ms (UDPTL is not retransmitted).
+        while self
+            .outstanding
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_millis(200))
+        {
+            self.outstanding.pop_front();
+        }
+        if !self.up || self.outstanding.len() >= window {
+            return;
+        }
+        self.seq = self.seq.wrapping_add(1);
+        if dtls.send(&udptl_packet(self.seq)).is_ok() {
+            self.outstanding.push_back(now);
+            let mut buf = [0u8; 2048];
+            while let DtlsOutput::Transmit(d) = dtls.poll(&mut buf) {
+                tx(d);
+            }
+        }
+    }
+}
+
+/// What every kind of peers gets: the sessions (kind and the gateway address the MGC learned
+/// for it), the UEs' identity, the MG's fingerprint, the traffic shape and the shared flags.
+struct PeerCtx {
+    plan: Vec<Kind>,
+    ue_id: Identity,
+    mg_fp: mgw_tls::Fingerprint,
+    body: Vec<u8>,
+    window: usize,
+    live: Arc<Live>,
+    stop: Arc<AtomicBool>,
+    traffic: Arc<AtomicBool>,
+}
+
+fn new_rtt() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// The UE's core-side port for session `i` (the core listens or binds there).
+fn core_port(kind: Kind, i: usize) -> u16 {
+    match kind {
+        Kind::T38 => 34_000 + i as u16,
+        _ => 30_000 + i as u16,
+    }
+}
+
+/// The UE's T.38 port for session `i`.
+fn ue_fax_port(i: usize) -> u16 {
+    32_000 + i as u16
+}
+
+// ------------------------------------------------------------------------------------------
+// The in-memory wire: the peers are a simulated host (our own TCP stack) on the other end.
+
+struct StreamSession {
+    ex: Exchange,
+    gw: SocketAddr,
+    ue_local: SocketAddr,
+    core_port: u16,
+    ue_conn: Option<ConnId>,
+    ue: Option<TlsPeer>,
+    core_conn: Option<ConnId>,
+    handshake_counted: bool,
+}
+
+struct FaxSession {
+    gw: SocketAddr,
+    ue_local: SocketAddr,
+    core_local: SocketAddr,
+    dtls: DtlsSession,
+    app: FaxApp,
+}
+
+struct Peers {
+    host: TcpHost<MemPort>,
+    streams: Vec<StreamSession>,
+    faxes: Vec<FaxSession>,
+    ue_tls: TlsContext,
+    mg_fp: PeerFingerprints,
+    body: Vec<u8>,
+    window: usize,
+    rtt: Histogram<u64>,
+    live: Arc<Live>,
 }
 
 impl Peers {
@@ -464,7 +744,6 @@ impl Peers {
 
     fn stream_step(&mut self, i: usize, now: Instant, traffic: bool) {
         let s = &mut self.streams[i];
-        let k = kind_index(s.kind);
         if s.ue_conn.is_none() {
             let local = (IpAddress::from(s.ue_local.ip()), s.ue_local.port());
             let gw = (IpAddress::from(s.gw.ip()), s.gw.port());
@@ -480,100 +759,21 @@ impl Peers {
         if let Some(c) = s.core_conn {
             let mut buf = [0u8; 16384];
             while let Ok(n @ 1..) = self.host.tcp.recv(c, &mut buf) {
-                self.live.up_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                s.core_rx.extend_from_slice(&buf[..n]);
-            }
-            let mut answers: Vec<Vec<u8>> = Vec::new();
-            match s.kind {
-                Kind::Msrp => {
-                    let data = std::mem::take(&mut s.core_rx);
-                    let mut feed = s.core_parser.feed(&data);
-                    loop {
-                        match feed.next_event() {
-                            Ok(Some(MsrpEvent::End { .. })) => {
-                                let tid = String::from_utf8_lossy(feed.parser().transaction_id())
-                                    .into_owned();
-                                answers.push(
-                                    format!("MSRP {tid} 200 OK\r\nTo-Path: msrps://{UE}:9/ue{i};tcp\r\nFrom-Path: msrps://{GW_ACCESS}/s{i};tcp\r\n-------{tid}$\r\n")
-                                        .into_bytes(),
-                                );
-                            }
-                            Ok(Some(_)) => {}
-                            Ok(None) => break,
-                            Err(_) => {
-                                self.live.errors.fetch_add(1, Ordering::Relaxed);
-                                break;
-                            }
-                        }
-                    }
+                for a in s.ex.core_received(&buf[..n], &self.live) {
+                    let _ = self.host.tcp.send(c, &a);
                 }
-                Kind::Bfcp => {
-                    while s.core_rx.len() >= 12 {
-                        let len =
-                            12 + 4 * usize::from(u16::from_be_bytes([s.core_rx[2], s.core_rx[3]]));
-                        if s.core_rx.len() < len {
-                            break;
-                        }
-                        let conf = u32::from_be_bytes([
-                            s.core_rx[4],
-                            s.core_rx[5],
-                            s.core_rx[6],
-                            s.core_rx[7],
-                        ]);
-                        let tid = u16::from_be_bytes([s.core_rx[8], s.core_rx[9]]);
-                        let user = u16::from_be_bytes([s.core_rx[10], s.core_rx[11]]);
-                        answers.push(bfcp_status(conf, tid, user));
-                        s.core_rx.drain(..len);
-                    }
-                }
-                Kind::T38 => {}
-            }
-            for a in answers {
-                self.live.up_msgs[k].fetch_add(1, Ordering::Relaxed);
-                let _ = self.host.tcp.send(c, &a);
             }
         }
         // UE side: count answers, measure round trips, keep the window full.
-        let ue = s.ue.as_mut().expect("checked above");
         let got = std::mem::take(&mut ue.received);
-        if !got.is_empty() {
-            self.live
-                .down_bytes
-                .fetch_add(got.len() as u64, Ordering::Relaxed);
-            let mut answered = 0usize;
-            match s.kind {
-                Kind::Msrp => {
-                    let mut feed = s.ue_parser.feed(&got);
-                    while let Ok(Some(ev)) = feed.next_event() {
-                        if matches!(ev, MsrpEvent::End { .. }) {
-                            answered += 1;
-                        }
-                    }
-                }
-                Kind::Bfcp => answered = got.len() / 12,
-                Kind::T38 => {}
-            }
-            for _ in 0..answered {
-                if let Some(t0) = s.outstanding.pop_front() {
-                    let _ = self
-                        .rtt
-                        .record(now.saturating_duration_since(t0).as_nanos().max(1) as u64);
-                }
-                self.live.down_msgs[k].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        s.ex.ue_received(&got, now, &mut self.rtt, &self.live);
         if traffic && ue.is_established() {
-            while s.outstanding.len() < self.window {
-                s.seq += 1;
-                let msg = match s.kind {
-                    Kind::Msrp => msrp_send(&format!("s{i}m{}", s.seq), i, &self.body),
-                    _ => bfcp_floor_request(1, s.seq as u16, i as u16, 1),
-                };
+            while let Some(msg) = s.ex.next_request(self.window, &self.body) {
                 if ue.send(&mut self.host.tcp, &msg) < msg.len() {
                     // The whole request must go at once (the window ensures room); stop here.
                     break;
                 }
-                s.outstanding.push_back(now);
+                s.ex.sent(now);
             }
         }
     }
@@ -595,74 +795,23 @@ impl Peers {
             if to == f.ue_local {
                 let _ = f.dtls.handle_datagram(&d, now);
             } else {
-                // The core's fax endpoint answers each packet with one of its own.
-                self.live.up_msgs[2].fetch_add(1, Ordering::Relaxed);
-                self.live
-                    .up_bytes
-                    .fetch_add(d.len() as u64, Ordering::Relaxed);
-                let seq = u16::from_be_bytes([d[0], d.get(1).copied().unwrap_or(0)]);
-                self.host.send_udp(f.core_local, from, &udptl_packet(seq));
+                let answer = FaxApp::core_answer(&d, &self.live);
+                self.host.send_udp(f.core_local, from, &answer);
             }
         }
-        if now >= f.deadline {
-            let _ = f.dtls.handle_timeout(now);
-        }
-        let mut buf = [0u8; 2048];
-        loop {
-            match f.dtls.poll(&mut buf) {
-                DtlsOutput::Transmit(d) => {
-                    let d = d.to_vec();
-                    self.host.send_udp(f.ue_local, f.gw, &d);
-                }
-                DtlsOutput::Data(d) => {
-                    self.live.down_msgs[2].fetch_add(1, Ordering::Relaxed);
-                    self.live
-                        .down_bytes
-                        .fetch_add(d.len() as u64, Ordering::Relaxed);
-                    if let Some(t0) = f.outstanding.pop_front() {
-                        let _ = self
-                            .rtt
-                            .record(now.saturating_duration_since(t0).as_nanos().max(1) as u64);
-                    }
-                }
-                DtlsOutput::Event(DtlsEvent::Established { .. }) => {
-                    f.up = true;
-                    self.live.handshakes.fetch_add(1, Ordering::Relaxed);
-                }
-                DtlsOutput::Event(DtlsEvent::Failed { .. }) => {
-                    self.live.errors.fetch_add(1, Ordering::Relaxed);
-                }
-                DtlsOutput::Event(_) => {}
-                DtlsOutput::BufferTooSmall { .. } => break,
-                DtlsOutput::Wait(t) => {
-                    f.deadline = t;
-                    break;
-                }
-            }
-        }
-        // Page data at most every 2 ms per session, one outstanding window.
-        if traffic && f.up && f.outstanding.len() < self.window {
-            // A lost datagram is given up after 200 ms (UDPTL is not retransmitted).
-            while f
-                .outstanding
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_millis(200))
-            {
-                f.outstanding.pop_front();
-            }
-            f.seq = f.seq.wrapping_add(1);
-            if f.dtls.send(&udptl_packet(f.seq)).is_ok() {
-                f.outstanding.push_back(now);
-                while let DtlsOutput::Transmit(d) = f.dtls.poll(&mut buf) {
-                    let d = d.to_vec();
-                    self.host.send_udp(f.ue_local, f.gw, &d);
-                }
-            }
+        let host = &mut self.host;
+        let (ue_local, gw) = (f.ue_local, f.gw);
+        f.app
+            .drive(&mut f.dtls, now, &mut self.rtt, &self.live, |d| {
+                host.send_udp(ue_local, gw, d);
+            });
+        if traffic {
+            f.app.send_page(&mut f.dtls, now, self.window, |d| {
+                host.send_udp(ue_local, gw, d);
+            });
         }
     }
 }
-
-// ------------------------------------------------------------------------------------------
 
 fn spin_or_yield(idle: &mut u32, busy: bool) {
     // Adaptive poll: spin while busy, then yield, then sleep briefly (the lab shares 2 cores
@@ -679,34 +828,65 @@ fn spin_or_yield(idle: &mut u32, busy: bool) {
     }
 }
 
-/// Runs the lab.
-///
-/// # Errors
-/// Bad arguments, or a part of the gateway failing to start.
-pub fn run(args: &LabArgs) -> Result<()> {
-    let counts = parse_sessions(&args.sessions)?;
-    if counts.msrp + counts.bfcp + counts.t38 == 0 {
-        bail!("--sessions: nothing to run");
-    }
-    if !(0.0..0.5).contains(&args.loss) {
-        bail!("--loss {} out of range: 0 <= loss < 0.5", args.loss);
-    }
-    if args.size == 0 || args.size > 60_000 {
-        bail!("--size {} out of range: 1..=60000", args.size);
-    }
-    if args.window == 0 || args.window > 64 {
-        bail!("--window {} out of range: 1..=64", args.window);
-    }
+type WorkerResult = (WorkerStats, mgw_tcp::Counters);
+type PeersResult = Result<Histogram<u64>>;
 
-    // Identities: the MG's, and one shared by the simulated UEs.
-    let mg_id =
-        Identity::generate_self_signed("mgwd lab").context("generating the MG certificate")?;
-    let ue_id =
-        Identity::generate_self_signed("lab UE").context("generating the UE certificate")?;
-    let mg_fp = mg_id.fingerprint(HashFunction::Sha256);
-    let ue_fp = ue_id.fingerprint(HashFunction::Sha256);
+/// The worker's configuration: both realms' addresses on one interface with MAC `mac`.
+fn worker_config(mac: EthernetAddress, mg_id: &Identity) -> Result<WorkerConfig> {
+    let mut edge = EdgeConfig::single(mac, GW_ACCESS, 16);
+    edge.addrs.push(InterfaceAddr {
+        addr: GW_CORE,
+        prefix_len: 16,
+    });
+    let mut wcfg = WorkerConfig::new(edge);
+    wcfg.max_contexts = 4096;
+    wcfg.tls = Some(TlsContext::new(TlsSettings::default(), mg_id.clone())?);
+    wcfg.dtls = Some(DtlsConfig::new(mg_id, 1200, Duration::from_secs(10))?);
+    Ok(wcfg)
+}
 
-    // The wire between the worker's port and the peers.
+fn spawn_worker<P>(
+    port: P,
+    cfg: WorkerConfig,
+    ring: WorkerEnd,
+    stop: &Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<WorkerResult>>
+where
+    P: Port + Send + 'static,
+    P::Buffer: Send,
+{
+    let worker = Worker::new(port, cfg, ring).map_err(|e| anyhow!("worker: {e}"))?;
+    let stop = Arc::clone(stop);
+    Ok(std::thread::Builder::new()
+        .name("mgwd-worker-0".into())
+        .spawn(move || {
+            let mut w = worker;
+            let mut idle = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let busy = w.run_once(monotonic_now());
+                spin_or_yield(&mut idle, busy);
+            }
+            (w.stats(), w.tcp_counters())
+        })?)
+}
+
+/// Starts the peers once every session's gateway address is known.
+type StartPeers = Box<dyn FnOnce(Vec<SocketAddr>) -> Result<std::thread::JoinHandle<PeersResult>>>;
+
+/// How the worker reaches the peers: the in-memory link or a veth into a namespace.
+struct Wire {
+    /// One line for the view.
+    describe: String,
+    /// `mem` or `netns`.
+    kind: &'static str,
+    worker: std::thread::JoinHandle<WorkerResult>,
+    start_peers: StartPeers,
+    /// Lives until the lab ends (the namespace lab network, removed on drop).
+    _keep: Option<Box<dyn std::any::Any>>,
+}
+
+/// The in-memory wire and the simulated host on its far end.
+fn mem_wire(args: &LabArgs, mg_id: &Identity, ring: WorkerEnd, ctx: PeerCtx) -> Result<Wire> {
     let pool = Pool::new(32_768, 2048);
     pool.prefill();
     let model = LinkModel {
@@ -724,34 +904,165 @@ pub fn run(args: &LabArgs) -> Result<()> {
         mac_b: EthernetAddress([2, 0x6d, 0x67, 0x77, 0x64, 2]),
     };
     let (wport, pport) = pair(&pool, &Clock::Monotonic, &mem);
-
-    // The worker.
-    let (ctl_end, w_end) = channel(4096, 8192);
-    let mut edge = EdgeConfig::single(mem.mac_a, GW_ACCESS, 16);
-    edge.addrs.push(InterfaceAddr {
-        addr: GW_CORE,
-        prefix_len: 16,
-    });
-    let mut wcfg = WorkerConfig::new(edge);
-    wcfg.max_contexts = 4096;
-    wcfg.tls = Some(TlsContext::new(TlsSettings::default(), mg_id.clone())?);
-    wcfg.dtls = Some(DtlsConfig::new(&mg_id, 1200, Duration::from_secs(10))?);
-    let worker = Worker::new(wport, wcfg, w_end).map_err(|e| anyhow!("worker: {e}"))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let w_thread = {
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("mgwd-worker-0".into())
+    let worker = spawn_worker(wport, worker_config(mem.mac_a, mg_id)?, ring, &ctx.stop)?;
+    let start_peers: StartPeers = Box::new(move |gws: Vec<SocketAddr>| {
+        let dtls_ue = DtlsConfig::new(&ctx.ue_id, 1200, Duration::from_secs(10))?;
+        let mut streams = Vec::new();
+        let mut faxes = Vec::new();
+        for (i, (kind, gw)) in ctx.plan.iter().copied().zip(gws).enumerate() {
+            match kind {
+                Kind::Msrp | Kind::Bfcp => streams.push(StreamSession {
+                    ex: Exchange::new(kind, i),
+                    gw,
+                    ue_local: SocketAddr::from((UE.0, 40_000 + i as u16)),
+                    core_port: core_port(kind, i),
+                    ue_conn: None,
+                    ue: None,
+                    core_conn: None,
+                    handshake_counted: false,
+                }),
+                Kind::T38 => faxes.push(FaxSession {
+                    gw,
+                    ue_local: SocketAddr::from((UE.0, ue_fax_port(i))),
+                    core_local: SocketAddr::from((CORE.0, core_port(kind, i))),
+                    dtls: DtlsSession::new(
+                        &dtls_ue,
+                        Role::Client,
+                        PeerFingerprints::one(ctx.mg_fp),
+                        &format!("lab{i}"),
+                        monotonic_now(),
+                    )?,
+                    app: FaxApp::new(),
+                }),
+            }
+        }
+        // One host holding every UE and core address.
+        let mut pedge = EdgeConfig::single(mem.mac_b, UE, 16);
+        pedge.addrs.push(InterfaceAddr {
+            addr: CORE,
+            prefix_len: 16,
+        });
+        let mut host = TcpHost::new(
+            pport,
+            pedge,
+            mgw_tcp::Config {
+                max_connections: 8192,
+                max_listeners: 4096,
+                ..mgw_tcp::Config::default()
+            },
+        )
+        .map_err(|e| anyhow!("peer stack: {e}"))?;
+        for s in &streams {
+            host.tcp
+                .listen(IpAddress::V4(CORE), s.core_port)
+                .map_err(|e| anyhow!("core listener: {e:?}"))?;
+        }
+        let peers = Peers {
+            host,
+            streams,
+            faxes,
+            ue_tls: TlsContext::new(TlsSettings::default(), ctx.ue_id)?,
+            mg_fp: PeerFingerprints::one(ctx.mg_fp),
+            body: ctx.body,
+            window: ctx.window,
+            rtt: new_rtt(),
+            live: ctx.live,
+        };
+        let (stop, traffic) = (ctx.stop, ctx.traffic);
+        Ok(std::thread::Builder::new()
+            .name("lab-peers".into())
             .spawn(move || {
-                let mut w = worker;
+                let mut p = peers;
                 let mut idle = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let busy = w.run_once(monotonic_now());
+                    let now = monotonic_now();
+                    p.step(now, traffic.load(Ordering::Relaxed));
+                    let busy = p.host.poll_at().is_some_and(|t| t <= monotonic_now());
                     spin_or_yield(&mut idle, busy);
                 }
-                (w.stats(), w.tcp_counters())
-            })?
+                Ok(p.rtt)
+            })?)
+    });
+    Ok(Wire {
+        describe: "in-memory wire, simulated peers".into(),
+        kind: "mem",
+        worker,
+        start_peers,
+        _keep: None,
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+
+/// Runs the lab.
+///
+/// # Errors
+/// Bad arguments, not root with `--netns`, or a part of the gateway or of the lab network
+/// failing to start.
+pub fn run(args: &LabArgs) -> Result<()> {
+    let counts = parse_sessions(&args.sessions)?;
+    if counts.msrp + counts.bfcp + counts.t38 == 0 {
+        bail!("--sessions: nothing to run");
+    }
+    if !(0.0..0.5).contains(&args.loss) {
+        bail!("--loss {} out of range: 0 <= loss < 0.5", args.loss);
+    }
+    if args.size == 0 || args.size > 60_000 {
+        bail!("--size {} out of range: 1..=60000", args.size);
+    }
+    if args.window == 0 || args.window > 64 {
+        bail!("--window {} out of range: 1..=64", args.window);
+    }
+    if args.netns {
+        netns::require_root()?;
+    }
+    // Ctrl-C (or SIGTERM) ends the traffic early; the lab still tears down through H.248 and
+    // removes its network.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted))?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&interrupted))?;
+
+    // Identities: the MG's, and one shared by the UEs.
+    let mg_id =
+        Identity::generate_self_signed("mgwd lab").context("generating the MG certificate")?;
+    let ue_id =
+        Identity::generate_self_signed("lab UE").context("generating the UE certificate")?;
+    let mg_fp = mg_id.fingerprint(HashFunction::Sha256);
+    let ue_fp = ue_id.fingerprint(HashFunction::Sha256);
+    let plan: Vec<Kind> = std::iter::repeat_n(Kind::Msrp, counts.msrp)
+        .chain(std::iter::repeat_n(Kind::Bfcp, counts.bfcp))
+        .chain(std::iter::repeat_n(Kind::T38, counts.t38))
+        .collect();
+
+    // The worker and the wire to the peers.
+    let live = Arc::new(Live::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = Arc::new(AtomicBool::new(true));
+    let (ctl_end, w_end) = channel(4096, 8192);
+    let ctx = PeerCtx {
+        plan: plan.clone(),
+        ue_id,
+        mg_fp,
+        body: (0..args.size).map(|k| b"mgwd lab chat "[k % 14]).collect(),
+        window: args.window,
+        live: Arc::clone(&live),
+        stop: Arc::clone(&stop),
+        traffic: Arc::clone(&traffic),
     };
+    // Whatever happens from here on, the threads are told to stop when `run` returns.
+    let _stop_on_exit = StopOnDrop(Arc::clone(&stop));
+    let wire = if args.netns {
+        netns::wire(args, &mg_id, w_end, ctx)?
+    } else {
+        mem_wire(args, &mg_id, w_end, ctx)?
+    };
+    let Wire {
+        describe,
+        kind: wire_kind,
+        worker: w_thread,
+        start_peers,
+        _keep: lab_network,
+    } = wire;
 
     // The control thread, bound to loopback, registered with the embedded MGC.
     let mgc_sock = UdpSocket::bind("127.0.0.1:0")?;
@@ -815,117 +1126,34 @@ pub fn run(args: &LabArgs) -> Result<()> {
     mgc.accept_registration()?;
     let ue_fp_text = ue_fp.to_string();
     let mut contexts = Vec::new();
-    let mut streams = Vec::new();
-    let mut faxes = Vec::new();
-    let dtls_ue = DtlsConfig::new(&ue_id, 1200, Duration::from_secs(10))?;
-    let plan: Vec<Kind> = std::iter::repeat_n(Kind::Msrp, counts.msrp)
-        .chain(std::iter::repeat_n(Kind::Bfcp, counts.bfcp))
-        .chain(std::iter::repeat_n(Kind::T38, counts.t38))
-        .collect();
+    let mut gws = Vec::new();
     for (i, kind) in plan.iter().copied().enumerate() {
+        if interrupted.load(Ordering::Relaxed) {
+            bail!("interrupted during setup");
+        }
         let (ctx, gw) = mgc
             .add(kind, i, &ue_fp_text)
             .with_context(|| format!("setting up {kind:?} session {i}"))?;
         contexts.push(ctx);
-        match kind {
-            Kind::Msrp | Kind::Bfcp => streams.push(StreamSession {
-                kind,
-                gw,
-                ue_local: SocketAddr::from((UE.0, 40_000 + i as u16)),
-                core_port: 30_000 + i as u16,
-                ue_conn: None,
-                ue: None,
-                core_conn: None,
-                outstanding: VecDeque::new(),
-                seq: 0,
-                core_rx: Vec::new(),
-                core_parser: MsrpParser::new(MsrpConfig::default()),
-                ue_parser: MsrpParser::new(MsrpConfig::default()),
-                handshake_counted: false,
-            }),
-            Kind::T38 => faxes.push(FaxSession {
-                gw,
-                ue_local: SocketAddr::from((UE.0, 32_000 + i as u16)),
-                core_local: SocketAddr::from((CORE.0, 34_000 + i as u16)),
-                dtls: DtlsSession::new(
-                    &dtls_ue,
-                    Role::Client,
-                    PeerFingerprints::one(mg_fp),
-                    &format!("lab{i}"),
-                    monotonic_now(),
-                )?,
-                deadline: Instant::ZERO,
-                up: false,
-                seq: 0,
-                outstanding: VecDeque::new(),
-            }),
-        }
+        gws.push(gw);
     }
     let setup_ms = setup_started.elapsed().as_secs_f64() * 1e3;
-
-    // The peers: one host holding every UE and core address.
-    let mut pedge = EdgeConfig::single(mem.mac_b, UE, 16);
-    pedge.addrs.push(InterfaceAddr {
-        addr: CORE,
-        prefix_len: 16,
-    });
-    let mut host = TcpHost::new(
-        pport,
-        pedge,
-        mgw_tcp::Config {
-            max_connections: 8192,
-            max_listeners: 4096,
-            ..mgw_tcp::Config::default()
-        },
-    )
-    .map_err(|e| anyhow!("peer stack: {e}"))?;
-    for s in &streams {
-        host.tcp
-            .listen(IpAddress::V4(CORE), s.core_port)
-            .map_err(|e| anyhow!("core listener: {e:?}"))?;
-    }
-    let live = Arc::new(Live::default());
-    let peers = Peers {
-        host,
-        streams,
-        faxes,
-        ue_tls: TlsContext::new(TlsSettings::default(), ue_id)?,
-        mg_fp: PeerFingerprints::one(mg_fp),
-        body: (0..args.size).map(|k| b"mgwd lab chat "[k % 14]).collect(),
-        window: args.window,
-        rtt: Histogram::new_with_bounds(1, 60_000_000_000, 3)?,
-        live: Arc::clone(&live),
-    };
-    let traffic = Arc::new(AtomicBool::new(true));
-    let p_thread = {
-        let (stop, traffic) = (Arc::clone(&stop), Arc::clone(&traffic));
-        std::thread::Builder::new()
-            .name("lab-peers".into())
-            .spawn(move || {
-                let mut p = peers;
-                let mut idle = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let now = monotonic_now();
-                    p.step(now, traffic.load(Ordering::Relaxed));
-                    let busy = p.host.poll_at().is_some_and(|t| t <= monotonic_now());
-                    spin_or_yield(&mut idle, busy);
-                }
-                p.rtt
-            })?
-    };
+    let p_thread = start_peers(gws)?;
 
     // The live view.
     let started = StdInstant::now();
     let mut last = [0u64; 8];
     let mut out = std::io::stdout();
-    while started.elapsed() < Duration::from_secs(args.seconds) {
-        std::thread::sleep(
-            Duration::from_secs(1)
-                .min(Duration::from_secs(args.seconds).saturating_sub(started.elapsed())),
-        );
-        if args.json {
+    let mut next_frame = Duration::from_secs(1);
+    while started.elapsed() < Duration::from_secs(args.seconds)
+        && !interrupted.load(Ordering::Relaxed)
+        && !p_thread.is_finished()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        if args.json || started.elapsed() < next_frame {
             continue;
         }
+        next_frame += Duration::from_secs(1);
         let now = [
             live.up_msgs[0].load(Ordering::Relaxed),
             live.down_msgs[0].load(Ordering::Relaxed),
@@ -940,7 +1168,8 @@ pub fn run(args: &LabArgs) -> Result<()> {
         last = now;
         let _ = write!(
             out,
-            "\x1b[2J\x1b[H mgwd lab  t={:>3}s   worker 1, control 1, MGC on 127.0.0.1 (H.248 text/UDP)\n\n\
+            "\x1b[2J\x1b[H mgwd lab  t={:>3}s   worker 1, control 1, MGC on 127.0.0.1 (H.248 text/UDP)\n\
+             \x20wire: {describe}\n\n\
              sessions   msrp {:>4} (TLS↔TCP)   bfcp {:>4} (TLS↔TCP)   t38 {:>4} (DTLS↔UDP)\n\
              handshakes {:>4}   errors {:>4}\n\n\
              msg/s      msrp  UE→core {:>8}  core→UE {:>8}\n\
@@ -979,7 +1208,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     let rtt = p_thread
         .join()
-        .map_err(|_| anyhow!("peer thread panicked"))?;
+        .map_err(|_| anyhow!("peer thread panicked"))??;
     let (wstats, tcp) = w_thread
         .join()
         .map_err(|_| anyhow!("worker thread panicked"))?;
@@ -990,6 +1219,9 @@ pub fn run(args: &LabArgs) -> Result<()> {
         .lock()
         .map_err(|_| anyhow!("control state poisoned"))?
         .stats();
+    // The lab network goes before the summary is printed, so a reader of the summary finds
+    // the host as it was.
+    drop(lab_network);
 
     let msgs = |a: &[AtomicU64; 3], k: usize| a[k].load(Ordering::Relaxed);
     let up_bytes = live.up_bytes.load(Ordering::Relaxed);
@@ -997,6 +1229,8 @@ pub fn run(args: &LabArgs) -> Result<()> {
     let q = |x: f64| rtt.value_at_quantile(x) as f64 / 1000.0;
     let sessions = counts.msrp + counts.bfcp + counts.t38;
     let summary = json!({
+        "wire": wire_kind,
+        "interrupted": interrupted.load(Ordering::Relaxed),
         "seconds": traffic_secs,
         "sessions": { "msrp": counts.msrp, "bfcp": counts.bfcp, "t38": counts.t38 },
         "setup": { "h248_adds": contexts.len(), "ms": setup_ms },
@@ -1044,4 +1278,13 @@ pub fn run(args: &LabArgs) -> Result<()> {
         println!("\nsummary:\n{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(())
+}
+
+/// Sets the flag when dropped: the lab's threads stop also when `run` returns early.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
