@@ -1288,3 +1288,102 @@ impl Drop for StopOnDrop {
         self.0.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtt_and_live() -> (Histogram<u64>, Live) {
+        (new_rtt(), Live::default())
+    }
+
+    /// Feeds `data` in pieces of `chunk` bytes to the core; returns every answer.
+    fn core_in_chunks(ex: &mut Exchange, data: &[u8], chunk: usize, live: &Live) -> Vec<Vec<u8>> {
+        data.chunks(chunk)
+            .flat_map(|c| ex.core_received(c, live))
+            .collect()
+    }
+
+    // --- MSRP: a SEND framed across TCP reads gets exactly one 200 OK, which the UE counts.
+
+    #[test]
+    fn msrp_send_split_across_reads_is_answered_once() {
+        let (mut rtt, live) = rtt_and_live();
+        let mut ex = Exchange::new(Kind::Msrp, 3);
+        let req = ex
+            .next_request(4, b"hello over a kernel socket")
+            .expect("window open");
+        ex.sent(Instant::from_millis(1));
+        for chunk in [1, 7, 64, req.len()] {
+            let answers = core_in_chunks(&mut ex, &req, chunk, &live);
+            assert_eq!(answers.len(), 1, "chunk {chunk}");
+            let text = String::from_utf8_lossy(&answers[0]).into_owned();
+            assert!(text.starts_with("MSRP s3m1 200 OK\r\n"), "{text}");
+            assert!(text.ends_with("-------s3m1$\r\n"), "{text}");
+        }
+        assert_eq!(live.up_msgs[0].load(Ordering::Relaxed), 4);
+        // The UE gets the 200 OK in two reads: one answer, one round trip.
+        let ok =
+            core_in_chunks(&mut Exchange::new(Kind::Msrp, 3), &req, req.len(), &live).remove(0);
+        let (a, b) = ok.split_at(10);
+        ex.ue_received(a, Instant::from_millis(2), &mut rtt, &live);
+        assert_eq!(live.down_msgs[0].load(Ordering::Relaxed), 0);
+        ex.ue_received(b, Instant::from_millis(5), &mut rtt, &live);
+        assert_eq!(live.down_msgs[0].load(Ordering::Relaxed), 1);
+        assert_eq!(rtt.len(), 1);
+        assert_eq!(rtt.max(), rtt.highest_equivalent(4_000_000));
+        assert!(ex.outstanding.is_empty());
+        assert_eq!(live.errors.load(Ordering::Relaxed), 0);
+    }
+
+    // --- BFCP: framing by the common header's Payload Length (RFC 8855 §5.1), whatever the
+    // segmentation.
+
+    #[test]
+    fn bfcp_requests_and_answers_split_across_reads_are_framed() {
+        let (mut rtt, live) = rtt_and_live();
+        let mut ex = Exchange::new(Kind::Bfcp, 2);
+        let mut wire = Vec::new();
+        for t in 0..3u64 {
+            wire.extend(ex.next_request(3, &[]).expect("window open"));
+            ex.sent(Instant::from_millis(t));
+        }
+        assert!(ex.next_request(3, &[]).is_none(), "window of 3 is full");
+        // FloorRequest: 12-byte header + FLOOR-ID (4).
+        assert_eq!(wire.len(), 3 * 16);
+        let answers = core_in_chunks(&mut ex, &wire, 5, &live);
+        assert_eq!(answers.len(), 3);
+        for (t, a) in answers.iter().enumerate() {
+            // FloorRequestStatus echoing conference 1, transaction t+1, user 2.
+            assert_eq!(a[1], 4);
+            assert_eq!(u16::from_be_bytes([a[8], a[9]]), t as u16 + 1);
+            assert_eq!(u16::from_be_bytes([a[10], a[11]]), 2);
+        }
+        let back: Vec<u8> = answers.concat();
+        for c in back.chunks(7) {
+            ex.ue_received(c, Instant::from_millis(10), &mut rtt, &live);
+        }
+        assert_eq!(live.down_msgs[1].load(Ordering::Relaxed), 3);
+        assert_eq!(rtt.len(), 3);
+        assert!(ex.outstanding.is_empty());
+        assert!(ex.next_request(3, &[]).is_some(), "window open again");
+    }
+
+    #[test]
+    fn bfcp_frame_len_needs_the_whole_message() {
+        let m = bfcp_floor_request(1, 1, 1, 1);
+        assert_eq!(bfcp_frame_len(&m[..11]), None);
+        assert_eq!(bfcp_frame_len(&m[..15]), None);
+        assert_eq!(bfcp_frame_len(&m), Some(16));
+        assert_eq!(bfcp_frame_len(&bfcp_status(1, 1, 1)), Some(12));
+    }
+
+    #[test]
+    fn sessions_flag_parses_and_refuses() {
+        let c = parse_sessions("msrp=2,bfcp=1,t38=1").expect("valid");
+        assert_eq!((c.msrp, c.bfcp, c.t38), (2, 1, 1));
+        assert!(parse_sessions("sip=1").is_err());
+        assert!(parse_sessions("msrp").is_err());
+        assert!(parse_sessions("msrp=1001").is_err());
+    }
+}

@@ -172,10 +172,7 @@ fn remove_stale() {
     };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(NS_PREFIX)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
+        let Some(pid) = lab_pid(&name) else {
             continue;
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -183,6 +180,13 @@ fn remove_stale() {
             let _ = cmd("ip", &["netns", "del", &name]);
         }
     }
+}
+
+/// The pid of the `mgwd lab --netns` process that made namespace `name`, if it is one of ours.
+fn lab_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(NS_PREFIX)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse().ok())
 }
 
 /// Moves the calling thread into namespace `ns` (made by `ip netns add`); sockets it opens
@@ -738,5 +742,62 @@ impl KFax {
             busy |= self.app.outstanding.len() != before;
         }
         busy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mgw_tls::HashFunction;
+
+    // --- The UEs' TLS: the MG is whoever holds the certificate of the SDP fingerprint.
+
+    #[test]
+    fn fingerprint_verifier_accepts_only_the_sdp_fingerprint() {
+        let mg = Identity::generate_self_signed("mg").expect("mg identity");
+        let other = Identity::generate_self_signed("other").expect("other identity");
+        let v = FingerprintVerifier {
+            fingerprint: mg.fingerprint(HashFunction::Sha256),
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        };
+        let name = ServerName::from(std::net::IpAddr::from([10, 10, 0, 1]));
+        let now = UnixTime::now();
+        let ok = v.verify_server_cert(&mg.chain()[0], &[], &name, &[], now);
+        assert!(ok.is_ok(), "{ok:?}");
+        let bad = v.verify_server_cert(&other.chain()[0], &[], &name, &[], now);
+        assert!(
+            matches!(
+                bad,
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::ApplicationVerificationFailure
+                ))
+            ),
+            "{bad:?}"
+        );
+        assert!(!v.supported_verify_schemes().is_empty());
+    }
+
+    #[test]
+    fn ue_config_presents_the_ue_certificate() {
+        let ue = Identity::generate_self_signed("ue").expect("ue identity");
+        let mg = Identity::generate_self_signed("mg").expect("mg identity");
+        let cfg = ue_tls_config(&ue, mg.fingerprint(HashFunction::Sha256)).expect("config");
+        assert!(cfg.client_auth_cert_resolver.has_certs());
+    }
+
+    #[test]
+    fn stale_names_are_ours_only() {
+        assert_eq!(lab_pid("mgwlab4242"), Some(4242));
+        // Other tests' and helpers' namespaces are never touched.
+        for other in [
+            "mgwp123",
+            "mgwo18590",
+            "mgwk18590",
+            "mgwlab",
+            "mgwlabx",
+            "mgwlab+1",
+        ] {
+            assert_eq!(lab_pid(other), None, "{other}");
+        }
     }
 }
