@@ -947,3 +947,146 @@ fn a_full_inbox_drops_and_counts() {
     gw.run(&mut peers, Duration::from_millis(10));
     assert_eq!(gw.workers[1].stats().redirected_in, 4);
 }
+
+#[test]
+fn udp_relay_with_workers_on_their_own_threads() {
+    // The same hand-off across real threads: each worker polls its queue on its own thread
+    // with the monotonic clock, the peers run here. Bounded: at most 10 s of wall time.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const CONTEXTS: u16 = 4;
+    const ROUNDS: usize = 50;
+    let pool = Pool::new(8192, 2048);
+    pool.prefill();
+    let mem = MemConfig {
+        mac_a: MAC_GW,
+        mac_b: MAC_PEERS,
+        ..MemConfig::default()
+    };
+    let (queues, pport) = pair_multiqueue(&pool, &Clock::Monotonic, &mem, WORKERS, rss_4tuple);
+    let steering = Steering::new(&[GW], WORKERS, 1024);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut ctls = Vec::new();
+    let mut threads = Vec::new();
+    for (i, q) in queues.into_iter().enumerate() {
+        let (ctl, wend) = channel(64, 256);
+        let mut w = Worker::new(q, WorkerConfig::new(Gateway::edge(MAC_GW)), wend).unwrap();
+        w.set_steering(i, Arc::clone(&steering)).unwrap();
+        ctls.push(ctl);
+        let stop = Arc::clone(&stop);
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if !w.run_once(Clock::Monotonic.now()) {
+                    std::thread::yield_now();
+                }
+            }
+            w.stats()
+        }));
+    }
+    for i in 0..CONTEXTS {
+        ctls[usize::from(i) % WORKERS]
+            .send(FlowOp::Install(ContextProgram {
+                context: u32::from(i),
+                generation: 1,
+                application: Application::Opaque,
+                aware: false,
+                legs: [
+                    udp_leg(sa(GW, gw_a(i)), None, Transport::Udp),
+                    udp_leg(
+                        sa(GW, gw_b(i)),
+                        Some(sa(CORE, core_port(i))),
+                        Transport::Udp,
+                    ),
+                ],
+            }))
+            .unwrap();
+    }
+    let mut peers = Host::new(pport, peer_edge());
+    peers
+        .edge()
+        .add_neighbor(Clock::Monotonic.now(), GW, MAC_GW);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let poll = |peers: &mut Host<MemPort>, ms: u64| {
+        let until = std::time::Instant::now() + Duration::from_millis(ms);
+        while std::time::Instant::now() < until {
+            peers.poll(Clock::Monotonic.now());
+            std::thread::yield_now();
+        }
+    };
+    // Warm-up until every context relays both ways (the workers ARP for the UE and the core;
+    // replies land on queue 0 and reach worker 1 as shared neighbours).
+    let mut ready = [[false; 2]; CONTEXTS as usize];
+    while ready.iter().flatten().any(|r| !r) && std::time::Instant::now() < deadline {
+        for i in 0..CONTEXTS {
+            peers.send_udp_from(UE, ue_port(i), GW, gw_a(i), b"warm-up");
+            peers.send_udp_from(CORE, core_port(i), GW, gw_b(i), b"warm-up");
+        }
+        poll(&mut peers, 20);
+        while let Some(d) = peers.recv() {
+            let (ip, port) = d.dst;
+            if ip == IpAddress::V4(CORE) {
+                ready[usize::from(port - 30000)][0] = true;
+            } else {
+                ready[usize::from(port - 40000)][1] = true;
+            }
+        }
+    }
+    assert!(ready.iter().flatten().all(|r| *r), "warm-up done in time");
+    poll(&mut peers, 20);
+    while peers.recv().is_some() {}
+    let mut at_core: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut at_ue: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
+    let expected = 2 * ROUNDS * usize::from(CONTEXTS);
+    let mut got = 0;
+    for k in 0..ROUNDS {
+        for i in 0..CONTEXTS {
+            peers.send_udp_from(
+                UE,
+                ue_port(i),
+                GW,
+                gw_a(i),
+                format!("up c{i} s{k}").as_bytes(),
+            );
+            peers.send_udp_from(
+                CORE,
+                core_port(i),
+                GW,
+                gw_b(i),
+                format!("down c{i} s{k}").as_bytes(),
+            );
+        }
+        peers.flush();
+        poll(&mut peers, 1);
+    }
+    while got < expected && std::time::Instant::now() < deadline {
+        poll(&mut peers, 5);
+        while let Some(d) = peers.recv() {
+            let (ip, port) = d.dst;
+            let p = d.payload().to_vec();
+            if p == b"warm-up" {
+                continue;
+            }
+            got += 1;
+            if ip == IpAddress::V4(CORE) {
+                at_core.entry(port - 30000).or_default().push(p);
+            } else {
+                at_ue.entry(port - 40000).or_default().push(p);
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let stats: Vec<WorkerStats> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for i in 0..CONTEXTS {
+        let want = |dir: &str| -> Vec<Vec<u8>> {
+            (0..ROUNDS)
+                .map(|k| format!("{dir} c{i} s{k}").into_bytes())
+                .collect()
+        };
+        // One flow always hashes to one queue and is handed over in order: no reordering.
+        assert_eq!(at_core.get(&i), Some(&want("up")), "context {i} uplink");
+        assert_eq!(at_ue.get(&i), Some(&want("down")), "context {i} downlink");
+    }
+    let out: u64 = stats.iter().map(|s| s.redirected_out).sum();
+    let inn: u64 = stats.iter().map(|s| s.redirected_in).sum();
+    assert!(out > 0 && out == inn, "{stats:?}");
+    assert!(stats.iter().all(|s| s.redirect_dropped == 0), "{stats:?}");
+}
