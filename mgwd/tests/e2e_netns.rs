@@ -14,198 +14,13 @@
 
 mod support;
 
-use control::h248::ast::{ServiceChangeMethod, StatisticsParameter};
+use control::h248::ast::StatisticsParameter;
 use mgw_app::udptl::{ErrorRecovery, IfpList, UdptlRepr};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{make_cert, run, wait_until, Added, Mgc, Net, Proc, TempDir};
-
-const UE: &str = "10.79.0.2";
-const CORE: &str = "10.79.1.2";
-const CORE_PEER_PY: &str = include_str!("support/core_peer.py");
-
-/// The whole lab; fields drop in order: mgwd first, the network, then the files.
-struct Lab {
-    mgwd: Proc,
-    mgc: Mgc,
-    net: Net,
-    dir: TempDir,
-    script: PathBuf,
-    ue_crt: PathBuf,
-    ue_key: PathBuf,
-    ue_fp: String,
-    /// The fingerprint of a certificate the UE does not have (case 2).
-    other_fp: String,
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-impl Lab {
-    fn up() -> Lab {
-        let dir = TempDir::new("mgwd-e2e");
-        let net = Net::new(&[&format!("{UE}/16"), &format!("{CORE}/16")]).expect("lab network");
-        let (ue_crt, ue_key, ue_fp) = make_cert(&dir.0, "ue").expect("UE certificate");
-        let (_, _, other_fp) = make_cert(&dir.0, "other").expect("second certificate");
-        let script = dir.join("core_peer.py");
-        std::fs::write(&script, CORE_PEER_PY).expect("write core_peer.py");
-        let mut mgc = Mgc::bind();
-        let ctl = free_udp_port();
-        let config = format!(
-            r#"[general]
-name = "mgwd-e2e"
-log = "info"
-
-[control]
-mid = "[127.0.0.1]:{ctl}"
-listen = "127.0.0.1:{ctl}"
-mgc = ["{mgc}"]
-max_avalanche_delay = 0
-retransmit_initial = 200
-
-[tls]
-handshake_timeout = 3000
-
-[dataplane]
-backend = "afpacket"
-pcap = "{pcap}"
-
-[[realm]]
-name = "access"
-interface = "{ifname}"
-ipv4 = "10.79.0.1/16"
-
-[[realm]]
-name = "core"
-interface = "{ifname}"
-ipv4 = "10.79.1.1/16"
-"#,
-            mgc = mgc.addr(),
-            pcap = dir.join("mgwd.pcap").display(),
-            ifname = net.mg_if,
-        );
-        let cfg_path = dir.join("mgwd.toml");
-        std::fs::write(&cfg_path, config).expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mgwd"));
-        cmd.arg("run").arg("--config").arg(&cfg_path);
-        let mut mgwd = Proc::spawn("mgwd", cmd);
-        if let Err(e) = mgc.accept_registration(Duration::from_secs(10)) {
-            mgwd.kill();
-            panic!("{e}\nmgwd stderr:\n{}", mgwd.stderr());
-        }
-        Lab {
-            mgwd,
-            mgc,
-            net,
-            dir,
-            script,
-            ue_crt,
-            ue_key,
-            ue_fp,
-            other_fp,
-        }
-    }
-
-    fn pcap(&self) -> PathBuf {
-        self.dir.join("mgwd.pcap")
-    }
-
-    /// The core peer (kernel TCP or UDP in the namespace), listening when this returns.
-    fn core_peer(&self, kind: &str, port: u16, mode: &str) -> (Proc, PathBuf) {
-        let out = self.dir.join(&format!("core-{port}.bin"));
-        let mut cmd = self.net.exec("python3");
-        cmd.arg(&self.script)
-            .args([kind, CORE, &port.to_string()])
-            .arg(&out);
-        if kind == "tcp" {
-            cmd.arg(mode);
-        }
-        let p = Proc::spawn(&format!("core peer {port}"), cmd);
-        assert!(
-            p.wait_stdout(Duration::from_secs(5), |o| o.starts_with(b"ready")),
-            "core peer did not start: {}",
-            p.stderr()
-        );
-        (p, out)
-    }
-
-    /// `openssl s_client` as the UE in the namespace (TLS, or DTLS 1.2 bound to `bind`).
-    fn ue(&self, gw: SocketAddr, dtls_bind: Option<u16>) -> Proc {
-        let mut cmd = self.net.exec("openssl");
-        cmd.arg("s_client");
-        if let Some(port) = dtls_bind {
-            cmd.args(["-dtls1_2", "-bind", &format!("{UE}:{port}")]);
-        }
-        cmd.args(["-connect", &gw.to_string(), "-cert"])
-            .arg(&self.ue_crt)
-            .arg("-key")
-            .arg(&self.ue_key)
-            .args(["-quiet", "-nocommands"]);
-        Proc::spawn("openssl s_client", cmd)
-    }
-
-    fn add(&mut self, body: &str) -> Added {
-        match self.mgc.add(body) {
-            Ok(a) => a,
-            Err(e) => panic!("{e}\nmgwd stderr:\n{}", self.mgwd.stderr()),
-        }
-    }
-
-    fn subtract(&mut self, ctx: u32) -> Vec<(String, Vec<StatisticsParameter>)> {
-        let stats = self.mgc.subtract(ctx).expect("Subtract");
-        assert_eq!(stats.len(), 2, "Subtract answers both terminations");
-        for (term, st) in &stats {
-            assert!(
-                st.iter().any(|s| s.name == "nt/os") && st.iter().any(|s| s.name == "nt/or"),
-                "Subtract reply for {term} has statistics: {st:?}"
-            );
-        }
-        stats
-    }
-
-    /// SIGTERM: mgwd must tell the MGC (graceful ServiceChange) and exit 0.
-    fn stop(&mut self) {
-        run(&["kill", "-TERM", &self.mgwd.pid().to_string()]).expect("kill -TERM");
-        let until = Instant::now() + Duration::from_secs(8);
-        while self.mgwd.wait_exit(Duration::ZERO).is_none() && Instant::now() < until {
-            self.mgc.serve_for(Duration::from_millis(50));
-        }
-        let status = self.mgwd.wait_exit(Duration::from_millis(100));
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "mgwd exits 0 after SIGTERM, got {status:?}; stderr:\n{}",
-            self.mgwd.stderr()
-        );
-        assert!(
-            self.mgc
-                .requests
-                .iter()
-                .any(|r| r.service_changes.iter().any(|m| matches!(
-                    m,
-                    Some(ServiceChangeMethod::Graceful | ServiceChangeMethod::Forced)
-                ))),
-            "the MGC received a Graceful/Forced ServiceChange: {:#?}",
-            self.mgc.requests
-        );
-    }
-
-    /// Whether the MGC has received (answering meanwhile) a Notify of `event` on `term`.
-    fn wait_notify(&mut self, term: &str, event: &str, timeout: Duration) -> Result<(), String> {
-        self.mgc
-            .wait_request(timeout, |r| {
-                r.notifies
-                    .iter()
-                    .any(|(t, ev)| t == term && ev.contains(event))
-            })
-            .map(|_| ())
-    }
-}
+use support::lab::{Backend, Lab, CORE, UE};
+use support::{run, wait_until};
 
 /// Add with an MSRP session: the UE over TLS (it connects: `a=setup:active`, fingerprint
 /// `ue_fp`), the core over TCP (it listens on `core_port`: `a=setup:passive`).
@@ -583,7 +398,7 @@ fn mgwd_relays_real_peers_on_a_veth() {
         return;
     }
     let started = Instant::now();
-    let mut lab = Lab::up();
+    let mut lab = Lab::up(&Backend::AfPacket);
     let (core_port, access) = msrp_relay(&mut lab);
     fingerprint_mismatch(&mut lab);
     core_reset(&mut lab);

@@ -2,6 +2,8 @@
 //! child processes that die with the test, and a small MGC speaking H.248 text over loopback UDP
 //! (its logic follows `mgwd::lab`'s embedded MGC).
 
+pub mod lab;
+
 use control::h248::ast::{
     Command as H248Command, CommandReply, ContextId, MessageBody, ReplyResult, ServiceChangeMethod,
     StatisticsParameter, Transaction, TransactionReply,
@@ -57,12 +59,12 @@ impl Net {
     ///
     /// # Errors
     /// Any `ip` command failing.
-    pub fn new(peer_addrs: &[&str]) -> Result<Net, String> {
+    pub fn new(tag: &str, peer_addrs: &[&str]) -> Result<Net, String> {
         let pid = std::process::id();
         let net = Net {
-            ns: format!("mgwp{pid}"),
-            mg_if: format!("mg{pid}"),
-            peer_if: format!("mgp{pid}"),
+            ns: format!("mgwp{tag}{pid}"),
+            mg_if: format!("mg{tag}{pid}"),
+            peer_if: format!("mgp{tag}{pid}"),
         };
         // From here on Drop removes whatever exists.
         run(&["ip", "netns", "add", &net.ns])?;

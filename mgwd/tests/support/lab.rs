@@ -1,0 +1,258 @@
+//! The end-to-end lab: `mgwd run` on one end of a veth, real peers (openssl, python3 kernel
+//! sockets) in a namespace on the other, this test process as the MGC.
+
+use super::{make_cert, run, Added, Mgc, Net, Proc, TempDir};
+use control::h248::ast::{ServiceChangeMethod, StatisticsParameter};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The UE's address (access realm, in the namespace).
+pub const UE: &str = "10.79.0.2";
+/// The core peer's address (core realm, in the namespace).
+pub const CORE: &str = "10.79.1.2";
+const CORE_PEER_PY: &str = include_str!("core_peer.py");
+
+/// How mgwd reaches the veth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// AF_PACKET on the veth, one worker.
+    AfPacket,
+    /// DPDK's `net_af_packet` virtual device on the veth (`--no-huge --no-pci --no-shconf`),
+    /// `workers` poll-mode workers on as many queue pairs, contexts spread over them and packets
+    /// redirected in software to the context's worker.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    Dpdk {
+        /// Worker threads (and queue pairs).
+        workers: usize,
+    },
+}
+
+impl Backend {
+    /// Distinguishes interface and namespace names of labs running at once.
+    fn tag(&self) -> &'static str {
+        match self {
+            Backend::AfPacket => "a",
+            Backend::Dpdk { .. } => "d",
+        }
+    }
+
+    /// The `[dataplane]` keys (and any section the backend needs, which must come after).
+    fn dataplane(&self, ifname: &str) -> String {
+        match self {
+            Backend::AfPacket => "backend = \"afpacket\"\n".into(),
+            Backend::Dpdk { workers } => {
+                format!("backend = \"dpdk\"\nworkers = {workers}\nsteering = \"redirect\"\n")
+                    + &format!("# the vdev on {ifname} is in [dpdk]\n")
+            }
+        }
+    }
+
+    /// The realm key naming the device.
+    fn device(&self, ifname: &str) -> String {
+        match self {
+            Backend::AfPacket => format!("interface = \"{ifname}\""),
+            Backend::Dpdk { .. } => "vdev = \"net_af_packet0\"".into(),
+        }
+    }
+
+    /// Extra top-level sections.
+    fn sections(&self, ifname: &str) -> String {
+        match self {
+            Backend::AfPacket => String::new(),
+            Backend::Dpdk { workers } => format!(
+                "[dpdk]\nno_huge = true\nmemory_mb = 256\neal_extra_args = [\"--no-pci\", \"--no-shconf\", \"--no-telemetry\"]\n\
+                 vdevs = [\"net_af_packet0,iface={ifname},qpairs={workers}\"]\n\n"
+            ),
+        }
+    }
+}
+
+/// The whole lab; fields drop in order: mgwd first, the network, then the files.
+pub struct Lab {
+    pub mgwd: Proc,
+    pub mgc: Mgc,
+    pub net: Net,
+    pub dir: TempDir,
+    pub script: PathBuf,
+    pub ue_crt: PathBuf,
+    pub ue_key: PathBuf,
+    pub ue_fp: String,
+    /// The fingerprint of a certificate the UE does not have (case 2).
+    pub other_fp: String,
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Lab {
+    pub fn up(backend: &Backend) -> Lab {
+        let dir = TempDir::new("mgwd-e2e");
+        let net = Net::new(backend.tag(), &[&format!("{UE}/16"), &format!("{CORE}/16")])
+            .expect("lab network");
+        let (ue_crt, ue_key, ue_fp) = make_cert(&dir.0, "ue").expect("UE certificate");
+        let (_, _, other_fp) = make_cert(&dir.0, "other").expect("second certificate");
+        let script = dir.join("core_peer.py");
+        std::fs::write(&script, CORE_PEER_PY).expect("write core_peer.py");
+        let mut mgc = Mgc::bind();
+        let ctl = free_udp_port();
+        let config = format!(
+            r#"[general]
+name = "mgwd-e2e"
+log = "info"
+
+[control]
+mid = "[127.0.0.1]:{ctl}"
+listen = "127.0.0.1:{ctl}"
+mgc = ["{mgc}"]
+max_avalanche_delay = 0
+retransmit_initial = 200
+
+[tls]
+handshake_timeout = 3000
+
+[dataplane]
+{dataplane}pcap = "{pcap}"
+
+{sections}[[realm]]
+name = "access"
+{device}
+ipv4 = "10.79.0.1/16"
+
+[[realm]]
+name = "core"
+{device}
+ipv4 = "10.79.1.1/16"
+"#,
+            mgc = mgc.addr(),
+            pcap = dir.join("mgwd.pcap").display(),
+            dataplane = backend.dataplane(&net.mg_if),
+            device = backend.device(&net.mg_if),
+            sections = backend.sections(&net.mg_if),
+        );
+        let cfg_path = dir.join("mgwd.toml");
+        std::fs::write(&cfg_path, config).expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mgwd"));
+        cmd.arg("run").arg("--config").arg(&cfg_path);
+        let mut mgwd = Proc::spawn("mgwd", cmd);
+        if let Err(e) = mgc.accept_registration(Duration::from_secs(10)) {
+            mgwd.kill();
+            panic!("{e}\nmgwd stderr:\n{}", mgwd.stderr());
+        }
+        Lab {
+            mgwd,
+            mgc,
+            net,
+            dir,
+            script,
+            ue_crt,
+            ue_key,
+            ue_fp,
+            other_fp,
+        }
+    }
+
+    pub fn pcap(&self) -> PathBuf {
+        self.dir.join("mgwd.pcap")
+    }
+
+    /// The core peer (kernel TCP or UDP in the namespace), listening when this returns.
+    pub fn core_peer(&self, kind: &str, port: u16, mode: &str) -> (Proc, PathBuf) {
+        let out = self.dir.join(&format!("core-{port}.bin"));
+        let mut cmd = self.net.exec("python3");
+        cmd.arg(&self.script)
+            .args([kind, CORE, &port.to_string()])
+            .arg(&out);
+        if kind == "tcp" {
+            cmd.arg(mode);
+        }
+        let p = Proc::spawn(&format!("core peer {port}"), cmd);
+        assert!(
+            p.wait_stdout(Duration::from_secs(5), |o| o.starts_with(b"ready")),
+            "core peer did not start: {}",
+            p.stderr()
+        );
+        (p, out)
+    }
+
+    /// `openssl s_client` as the UE in the namespace (TLS, or DTLS 1.2 bound to `bind`).
+    pub fn ue(&self, gw: SocketAddr, dtls_bind: Option<u16>) -> Proc {
+        let mut cmd = self.net.exec("openssl");
+        cmd.arg("s_client");
+        if let Some(port) = dtls_bind {
+            cmd.args(["-dtls1_2", "-bind", &format!("{UE}:{port}")]);
+        }
+        cmd.args(["-connect", &gw.to_string(), "-cert"])
+            .arg(&self.ue_crt)
+            .arg("-key")
+            .arg(&self.ue_key)
+            .args(["-quiet", "-nocommands"]);
+        Proc::spawn("openssl s_client", cmd)
+    }
+
+    pub fn add(&mut self, body: &str) -> Added {
+        match self.mgc.add(body) {
+            Ok(a) => a,
+            Err(e) => panic!("{e}\nmgwd stderr:\n{}", self.mgwd.stderr()),
+        }
+    }
+
+    pub fn subtract(&mut self, ctx: u32) -> Vec<(String, Vec<StatisticsParameter>)> {
+        let stats = self.mgc.subtract(ctx).expect("Subtract");
+        assert_eq!(stats.len(), 2, "Subtract answers both terminations");
+        for (term, st) in &stats {
+            assert!(
+                st.iter().any(|s| s.name == "nt/os") && st.iter().any(|s| s.name == "nt/or"),
+                "Subtract reply for {term} has statistics: {st:?}"
+            );
+        }
+        stats
+    }
+
+    /// SIGTERM: mgwd must tell the MGC (graceful ServiceChange) and exit 0.
+    pub fn stop(&mut self) {
+        run(&["kill", "-TERM", &self.mgwd.pid().to_string()]).expect("kill -TERM");
+        let until = Instant::now() + Duration::from_secs(8);
+        while self.mgwd.wait_exit(Duration::ZERO).is_none() && Instant::now() < until {
+            self.mgc.serve_for(Duration::from_millis(50));
+        }
+        let status = self.mgwd.wait_exit(Duration::from_millis(100));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "mgwd exits 0 after SIGTERM, got {status:?}; stderr:\n{}",
+            self.mgwd.stderr()
+        );
+        assert!(
+            self.mgc
+                .requests
+                .iter()
+                .any(|r| r.service_changes.iter().any(|m| matches!(
+                    m,
+                    Some(ServiceChangeMethod::Graceful | ServiceChangeMethod::Forced)
+                ))),
+            "the MGC received a Graceful/Forced ServiceChange: {:#?}",
+            self.mgc.requests
+        );
+    }
+
+    /// Whether the MGC has received (answering meanwhile) a Notify of `event` on `term`.
+    pub fn wait_notify(
+        &mut self,
+        term: &str,
+        event: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.mgc
+            .wait_request(timeout, |r| {
+                r.notifies
+                    .iter()
+                    .any(|(t, ev)| t == term && ev.contains(event))
+            })
+            .map(|_| ())
+    }
+}
