@@ -1175,6 +1175,53 @@ pub struct MsrpLegPaths {
     pub remote_path: Vec<u8>,
 }
 
+impl MsrpLegPaths {
+    /// The same URIs, borrowed.
+    pub fn as_paths_ref(&self) -> LegPathsRef<'_> {
+        LegPathsRef {
+            local_uri: &self.local_uri,
+            remote_path: &self.remote_path,
+        }
+    }
+}
+
+/// One leg's URIs, borrowed: for a relay that keeps them in its own fixed-size storage (the
+/// worker carries them inline in its install command) instead of an [`MsrpLegPaths`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegPathsRef<'a> {
+    /// The MGW's own URI on this leg (its Local SDP `a=path`).
+    pub local_uri: &'a [u8],
+    /// The peer's `a=path` (one URI, or several when the peer uses relays).
+    pub remote_path: &'a [u8],
+}
+
+impl LegPathsRef<'_> {
+    /// Checks that the local URI and every URI of the remote path parse (RFC 4975 §9), and that
+    /// the remote path is not empty. Slow path: call it at install time.
+    ///
+    /// # Errors
+    /// The first URI that does not parse ([`UriError::Scheme`] for an empty remote path).
+    pub fn validate(&self) -> Result<(), UriError> {
+        MsrpUri::parse(self.local_uri)?;
+        let mut n = 0;
+        for u in path_uris(self.remote_path) {
+            MsrpUri::parse(u)?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(UriError::Scheme);
+        }
+        Ok(())
+    }
+
+    /// The most a head can grow when it leaves on this leg: its To-Path becomes this leg's
+    /// remote path and its From-Path this leg's local URI (the old values are at least one
+    /// byte each, so this bounds the growth from above).
+    pub fn max_growth(&self) -> usize {
+        self.local_uri.len() + self.remote_path.len()
+    }
+}
+
 /// Which leg a frame arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LegSide {
@@ -1252,15 +1299,7 @@ impl MsrpRewriter {
     /// A local URI or a remote path URI that does not parse.
     pub fn new(a: MsrpLegPaths, b: MsrpLegPaths, verify_from_path: bool) -> Result<Self, UriError> {
         for leg in [&a, &b] {
-            MsrpUri::parse(&leg.local_uri)?;
-            let mut n = 0;
-            for u in path_uris(&leg.remote_path) {
-                MsrpUri::parse(u)?;
-                n += 1;
-            }
-            if n == 0 {
-                return Err(UriError::Scheme);
-            }
+            leg.as_paths_ref().validate()?;
         }
         Ok(MsrpRewriter {
             legs: [a, b],
@@ -1288,63 +1327,85 @@ impl MsrpRewriter {
         frame: &FrameHead,
         out: &mut [u8],
     ) -> Result<usize, RewriteError> {
-        let (Some(to), Some(fp)) = (frame.to_path, frame.from_path) else {
-            return Err(RewriteError::MissingPath);
-        };
-        // Spans from a parser are ordered and inside `head`; refuse anything else rather than
-        // panic on a caller's mistake.
-        let ordered = |a: Span, b: Span| a.end <= b.start || b.end <= a.start;
-        if to.start > to.end
-            || fp.start > fp.end
-            || to.end as usize > head.len()
-            || fp.end as usize > head.len()
-            || !ordered(to, fp)
-        {
-            return Err(RewriteError::MissingPath);
-        }
-        let inbound = self.leg(from);
-        let outbound = self.leg(from.other());
-        // Fast path: byte-identical values (what conforming peers send) need no URI parsing.
-        let to_value = &head[to.range()];
-        if to_value != inbound.local_uri.as_slice() {
-            let mut uris = path_uris(to_value);
-            let ours = MsrpUri::parse(&inbound.local_uri).map_err(|_| RewriteError::NotForUs)?;
-            match (uris.next().map(MsrpUri::parse), uris.next()) {
-                (Some(Ok(u)), None) if u.equivalent(&ours) => {}
-                _ => return Err(RewriteError::NotForUs),
-            }
-        }
-        let from_value = &head[fp.range()];
-        if self.verify_from_path
-            && from_value != inbound.remote_path.as_slice()
-            && !paths_equivalent(from_value, &inbound.remote_path)
-        {
-            return Err(RewriteError::FromPathMismatch);
-        }
-        let (first, first_new, second, second_new): (Span, &[u8], Span, &[u8]) =
-            if to.start < fp.start {
-                (to, &outbound.remote_path, fp, &outbound.local_uri)
-            } else {
-                (fp, &outbound.local_uri, to, &outbound.remote_path)
-            };
-        let parts: [&[u8]; 5] = [
-            &head[..first.start as usize],
-            first_new,
-            &head[first.end as usize..second.start as usize],
-            second_new,
-            &head[second.end as usize..],
-        ];
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total > out.len() {
-            return Err(RewriteError::BufferTooSmall);
-        }
-        let mut at = 0;
-        for p in parts {
-            out[at..at + p.len()].copy_from_slice(p);
-            at += p.len();
-        }
-        Ok(total)
+        rewrite_head_between(
+            self.leg(from).as_paths_ref(),
+            self.leg(from.other()).as_paths_ref(),
+            self.verify_from_path,
+            head,
+            frame,
+            out,
+        )
     }
+}
+
+/// [`MsrpRewriter::rewrite_head`] over borrowed URIs: the head of a frame that arrived on the
+/// leg described by `inbound` is written into `out` for the leg described by `outbound`. Same
+/// rule, same checks, no allocation.
+///
+/// # Errors
+/// See [`RewriteError`]; `out` then holds nothing useful.
+pub fn rewrite_head_between(
+    inbound: LegPathsRef<'_>,
+    outbound: LegPathsRef<'_>,
+    verify_from_path: bool,
+    head: &[u8],
+    frame: &FrameHead,
+    out: &mut [u8],
+) -> Result<usize, RewriteError> {
+    let (Some(to), Some(fp)) = (frame.to_path, frame.from_path) else {
+        return Err(RewriteError::MissingPath);
+    };
+    // Spans from a parser are ordered and inside `head`; refuse anything else rather than
+    // panic on a caller's mistake.
+    let ordered = |a: Span, b: Span| a.end <= b.start || b.end <= a.start;
+    if to.start > to.end
+        || fp.start > fp.end
+        || to.end as usize > head.len()
+        || fp.end as usize > head.len()
+        || !ordered(to, fp)
+    {
+        return Err(RewriteError::MissingPath);
+    }
+    // Fast path: byte-identical values (what conforming peers send) need no URI parsing.
+    let to_value = &head[to.range()];
+    if to_value != inbound.local_uri {
+        let mut uris = path_uris(to_value);
+        let ours = MsrpUri::parse(inbound.local_uri).map_err(|_| RewriteError::NotForUs)?;
+        match (uris.next().map(MsrpUri::parse), uris.next()) {
+            (Some(Ok(u)), None) if u.equivalent(&ours) => {}
+            _ => return Err(RewriteError::NotForUs),
+        }
+    }
+    let from_value = &head[fp.range()];
+    if verify_from_path
+        && from_value != inbound.remote_path
+        && !paths_equivalent(from_value, inbound.remote_path)
+    {
+        return Err(RewriteError::FromPathMismatch);
+    }
+    let (first, first_new, second, second_new): (Span, &[u8], Span, &[u8]) = if to.start < fp.start
+    {
+        (to, outbound.remote_path, fp, outbound.local_uri)
+    } else {
+        (fp, outbound.local_uri, to, outbound.remote_path)
+    };
+    let parts: [&[u8]; 5] = [
+        &head[..first.start as usize],
+        first_new,
+        &head[first.end as usize..second.start as usize],
+        second_new,
+        &head[second.end as usize..],
+    ];
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total > out.len() {
+        return Err(RewriteError::BufferTooSmall);
+    }
+    let mut at = 0;
+    for p in parts {
+        out[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

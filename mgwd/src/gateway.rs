@@ -122,6 +122,7 @@ fn leg_program(spec: &LegSpec) -> LegProgram {
             _ => Role::Server,
         },
         peer_fingerprints: fps,
+        msrp: None,
     }
 }
 

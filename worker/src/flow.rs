@@ -106,6 +106,101 @@ pub struct LegProgram {
     pub security_role: Role,
     /// Acceptable peer certificate fingerprints (Remote SDP `a=fingerprint`).
     pub peer_fingerprints: PeerFingerprints,
+    /// This leg's MSRP URIs for To-Path/From-Path rewriting. A context rewrites when it is
+    /// aware MSRP and *both* legs carry a route; `None` on either leg keeps frames' paths as
+    /// they are (agnostic relay, or CEMA on both legs, RFC 6714 §4, where the endpoints
+    /// address each other end to end).
+    pub msrp: Option<MsrpRoute>,
+}
+
+/// Bytes held inline, at most `N` of them: a bounded, `Copy`, heap-free string for commands
+/// that cross the control→worker ring (which carries only fixed-size data).
+#[derive(Clone, Copy)]
+pub struct InlineBytes<const N: usize> {
+    len: u16,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> InlineBytes<N> {
+    /// No bytes.
+    pub const EMPTY: Self = InlineBytes {
+        len: 0,
+        bytes: [0; N],
+    };
+
+    /// A copy of `b`, or `None` when it is longer than `N` (or than `u16::MAX`).
+    pub fn new(b: &[u8]) -> Option<Self> {
+        if b.len() > N || b.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let mut bytes = [0u8; N];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(InlineBytes {
+            len: b.len() as u16,
+            bytes,
+        })
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len).min(N)]
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<const N: usize> PartialEq for InlineBytes<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<const N: usize> Eq for InlineBytes<N> {}
+
+impl<const N: usize> std::fmt::Debug for InlineBytes<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+/// Longest MSRP URI of the MGW's own (`msrps://[IPv6]:port/session-id;tcp` fits with room).
+pub const MSRP_URI_MAX: usize = 128;
+/// Longest remote MSRP path (`a=path`: one URI, or a few when the peer uses relays, RFC 4976).
+pub const MSRP_PATH_MAX: usize = 384;
+
+/// One leg's MSRP URIs for To-Path/From-Path rewriting (RFC 4975 §8.1 `a=path`).
+///
+/// The local URI must parse (the install is refused otherwise). The remote path may be empty
+/// while the peer's SDP is not known yet (a later Modify brings it); frames then wait, unread,
+/// until the leg they are for is up, and a path that still does not parse then is an
+/// application error that releases the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsrpRoute {
+    /// The MGW's own URI on this leg: the `a=path` of its Local SDP.
+    pub local_uri: InlineBytes<MSRP_URI_MAX>,
+    /// The peer's `a=path` from the Remote SDP, space-separated URIs as received.
+    pub remote_path: InlineBytes<MSRP_PATH_MAX>,
+}
+
+impl MsrpRoute {
+    /// A route from the two values, or `None` when one is longer than its bound.
+    pub fn new(local_uri: &[u8], remote_path: &[u8]) -> Option<MsrpRoute> {
+        Some(MsrpRoute {
+            local_uri: InlineBytes::new(local_uri)?,
+            remote_path: InlineBytes::new(remote_path)?,
+        })
+    }
+
+    /// The URIs as the MSRP rewriter takes them.
+    pub fn paths(&self) -> mgw_app::msrp::LegPathsRef<'_> {
+        mgw_app::msrp::LegPathsRef {
+            local_uri: self.local_uri.as_bytes(),
+            remote_path: self.remote_path.as_bytes(),
+        }
+    }
 }
 
 /// A context's program: two legs and what runs between them.

@@ -71,6 +71,7 @@ fn bfcp_udp_relay_validates_and_latches() {
         latching,
         security_role: Role::Server,
         peer_fingerprints: PeerFingerprints::new(),
+        msrp: None,
     };
     ctl.send(FlowOp::Install(ContextProgram {
         context: 3,

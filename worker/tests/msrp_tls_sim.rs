@@ -152,6 +152,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 latching: true,
                 security_role: Role::Server,
                 peer_fingerprints: ue_fp,
+                msrp: None,
             },
             LegProgram {
                 local: sa(GW, 40001),
@@ -170,6 +171,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 } else {
                     PeerFingerprints::new()
                 },
+                msrp: None,
             },
         ],
     }))
@@ -210,6 +212,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 latching: false,
                 security_role: Role::Client,
                 peer_fingerprints: PeerFingerprints::new(),
+                msrp: None,
             };
             ctl.send(FlowOp::Update {
                 context: 42,

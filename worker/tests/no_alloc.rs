@@ -95,6 +95,7 @@ fn relay_steady_state_allocates_nothing() {
         latching: true,
         security_role: role,
         peer_fingerprints: fps,
+        msrp: None,
     };
     ctl.send(FlowOp::Install(ContextProgram {
         context: 1,

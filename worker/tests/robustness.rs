@@ -58,6 +58,7 @@ fn random_and_mutated_traffic_never_crashes_the_worker() {
         latching: true,
         security_role: Role::Server,
         peer_fingerprints: fps,
+        msrp: None,
     };
     let contexts = [
         (

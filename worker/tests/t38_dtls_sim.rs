@@ -230,6 +230,7 @@ fn run_with(wrong_fingerprint: bool, dtls_core: bool, seed: u64) -> Run {
         latching: false,
         security_role: role,
         peer_fingerprints: PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256)),
+        msrp: None,
     };
     ctl.send(FlowOp::Install(ContextProgram {
         context: 7,

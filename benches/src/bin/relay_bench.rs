@@ -94,6 +94,7 @@ fn main() {
             latching: true,
             security_role: role,
             peer_fingerprints: fps,
+            msrp: None,
         };
         ctl.send(FlowOp::Install(ContextProgram {
             context: i as u32,
