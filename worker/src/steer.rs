@@ -504,4 +504,37 @@ mod tests {
         assert_eq!(s.owner_of_frame(&frame(17, false, 5000)), Some(1));
         assert_eq!(s.owner_of_frame(&frame(17, false, 5001)), None);
     }
+
+    #[test]
+    fn shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Steering<dataplane::buf::PktBuf>>();
+    }
+
+    proptest::proptest! {
+        /// Any bytes: no panic, and an answer only for what the edge would deliver as TCP/UDP.
+        #[test]
+        fn peek_never_panics_and_agrees_with_a_full_parse(
+            mut bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..80),
+            ipv4 in proptest::bool::ANY,
+        ) {
+            if ipv4 && bytes.len() >= 14 {
+                bytes[12] = 0x08;
+                bytes[13] = 0x00;
+            }
+            // Mostly well-formed IPv4 headers too, so the positive path is exercised.
+            if ipv4 && bytes.len() >= 34 && bytes[0] & 3 != 0 {
+                let total = (bytes.len() - 14) as u16;
+                bytes[14] = 0x45;
+                bytes[16..18].copy_from_slice(&total.to_be_bytes());
+                bytes[23] = if bytes[1] & 1 == 0 { 6 } else { 17 };
+            }
+            if let Some((dst, port)) = peek_ipv4_l4_dst(&bytes) {
+                let ip = Ipv4Packet::new_checked(&bytes[14..]).unwrap();
+                proptest::prop_assert_eq!(ip.dst_addr(), dst);
+                proptest::prop_assert!(!ip.is_fragment());
+                proptest::prop_assert_eq!(&ip.payload()[2..4], &port.to_be_bytes()[..]);
+            }
+        }
+    }
 }
