@@ -840,6 +840,10 @@ fn worker_config(mac: EthernetAddress, mg_id: &Identity) -> Result<WorkerConfig>
     });
     let mut wcfg = WorkerConfig::new(edge);
     wcfg.max_contexts = 4096;
+    // Every TCP access leg listens until its UE connects: room for all of them at once (the
+    // stack's default is 16 listeners).
+    wcfg.tcp.max_listeners = 4096;
+    wcfg.tcp.max_connections = 8192;
     wcfg.tls = Some(TlsContext::new(TlsSettings::default(), mg_id.clone())?);
     wcfg.dtls = Some(DtlsConfig::new(mg_id, 1200, Duration::from_secs(10))?);
     Ok(wcfg)
