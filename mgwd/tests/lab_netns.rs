@@ -218,13 +218,21 @@ fn lab_netns_refuses_without_root() {
         return;
     }
     // Root drops to `nobody` for the child.
-    let out = Command::new(env!("CARGO_BIN_EXE_mgwd"))
+    let out = match Command::new(env!("CARGO_BIN_EXE_mgwd"))
         .args(["lab", "--netns", "--seconds", "1"])
         .uid(65_534)
         .gid(65_534)
         .stdin(Stdio::null())
         .output()
-        .expect("start mgwd as nobody");
+    {
+        Ok(out) => out,
+        // A target directory `nobody` may not enter: nothing to learn here (not a peer).
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("lab_netns_refuses_without_root: SKIP: nobody cannot run the binary: {e}");
+            return;
+        }
+        Err(e) => panic!("start mgwd as nobody: {e}"),
+    };
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
