@@ -3,7 +3,7 @@
 //! A frame received by the wrong worker costs: peek (Ethernet → IPv4 → L4 destination port),
 //! owner lookup, push into the owner's lock-free inbox, pop there. Figures:
 //! - `steer_decision`: peek + owner lookup alone, one thread (what every received frame pays
-//!   once steering is on, redirected or not), median of 3 runs;
+//!   once steering is on, redirected or not);
 //! - `peek_only`: the header peek alone;
 //! - `push_pop_1thread`: push + pop on one thread (the queue without cross-core traffic);
 //! - `local_2threads`: two receiver threads; each takes a pool buffer, writes a 60-byte UDP
@@ -13,10 +13,10 @@
 //!   pool from the other core, as an mbuf would);
 //! - `redirect_cost_ns`: the difference per frame between the two: the price of one redirect.
 //!
-//! The two-thread figures are the fastest of 200 rounds of 4,096 frames per thread, with the
-//! send and the handle phases separated by a barrier (so a busy machine's scheduler does not
-//! turn them into waiting times); they count the cross-core cache traffic of the hand-off when
-//! the threads run on different cores.
+//! Every figure is the fastest of many rounds of 4,096 frames (so that a busy machine's
+//! preemptions do not count). In the two-thread figures the send and the handle phases are
+//! separated by a barrier (so the scheduler does not turn them into waiting times); they count
+//! the cross-core cache traffic of the hand-off when the threads run on different cores.
 //!
 //! Usage: `cargo run --profile ci -p mgwbench --bin redirect_bench`
 
@@ -51,28 +51,19 @@ fn frame(dport: u16) -> [u8; 60] {
     f
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Frames per second through `f` (which handles one frame), one thread, median of 3.
+/// Frames per second through `f` (which handles one frame), one thread: the fastest of many
+/// short rounds (a busy machine preempts some rounds; the fastest is the cost itself).
 fn rate_1(mut f: impl FnMut()) -> f64 {
-    median(
-        (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                let mut n = 0u64;
-                while start.elapsed() < RUN {
-                    for _ in 0..1024 {
-                        f();
-                    }
-                    n += 1024;
-                }
-                n as f64 / start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
+    let mut best = f64::MAX;
+    let start = Instant::now();
+    while start.elapsed() < RUN {
+        let t = Instant::now();
+        for _ in 0..4096 {
+            f();
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / 4096.0);
+    }
+    1e9 / best
 }
 
 /// Frames per round and thread (the inbox holds a whole round: no waiting inside the timing).
