@@ -1,0 +1,265 @@
+//! TLS relay throughput over a net_memif pair: a [`Worker`] polls the memif server end; the load
+//! generator ([`TcpHost`] with [`TlsPeer`] UEs and plain-TCP core listeners, the same simulated
+//! peers as `relay_bench`) polls the client end, in this process on this one core, taking turns.
+//! Each session: UE --MSRP over TLS--> worker --MSRP over TCP--> core. The worker's time is
+//! measured separately, so the figures are given per worker core and per wall clock (worker
+//! plus peers: the peers' TLS sealing costs about what the worker's opening does).
+
+use super::round3;
+use dataplane::edge::{EdgeConfig, InterfaceAddr};
+use dataplane::port::dpdk::DpdkQueue;
+use dataplane::port::Port;
+use dataplane::sim::Node;
+use dataplane::time::monotonic_now;
+use dataplane::wire::{IpAddress, Ipv4Address};
+use mgw_tcp::EventKind;
+use mgw_tls::{HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings};
+use mgw_worker::peer::{TcpHost, TlsPeer};
+use mgw_worker::{
+    channel, Application, ContextProgram, FlowOp, LegProgram, TcpOpen, Transport, Worker,
+    WorkerConfig,
+};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant as Wall};
+
+const GW: Ipv4Address = Ipv4Address([10, 8, 0, 1]);
+const UE: Ipv4Address = Ipv4Address([10, 8, 0, 2]);
+const CORE: Ipv4Address = Ipv4Address([10, 8, 0, 3]);
+
+fn msrp(i: u64, body: &[u8]) -> Vec<u8> {
+    let tid = format!("b{i:010}");
+    let mut m = format!(
+        "MSRP {tid} SEND\r\nTo-Path: msrps://10.8.0.1:2855/gw;tcp\r\nFrom-Path: msrps://10.8.0.2:9/ue;tcp\r\nMessage-ID: {tid}\r\nContent-Type: text/plain\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(body);
+    m.extend_from_slice(format!("\r\n-------{tid}$\r\n").as_bytes());
+    m
+}
+
+/// Relays for `d` after a warm-up; `sessions` contexts, MSRP bodies of `body_len` bytes.
+pub fn run(
+    wq: DpdkQueue,
+    pq: DpdkQueue,
+    sessions: usize,
+    body_len: usize,
+    d: Duration,
+) -> Result<Value, String> {
+    let gw_id = Identity::generate_self_signed("mgwd").map_err(|e| e.to_string())?;
+    let ue_id = Identity::generate_self_signed("ue").map_err(|e| e.to_string())?;
+    let (wmac, pmac) = (wq.mac(), pq.mac());
+    let (ctl, wend) = channel(1024, 4096);
+    let mut cfg = WorkerConfig::new(EdgeConfig::single(wmac, GW, 24));
+    cfg.tls =
+        Some(TlsContext::new(TlsSettings::default(), gw_id.clone()).map_err(|e| e.to_string())?);
+    cfg.max_contexts = sessions.max(1);
+    cfg.tcp.max_connections = 2 * sessions as u32 + 8;
+    cfg.tcp.send_buffer = 256 * 1024;
+    cfg.tcp.recv_buffer = 256 * 1024;
+    cfg.staging_bytes = 128 * 1024;
+    let mut worker = Worker::new(wq, cfg, wend).map_err(|e| e.to_string())?;
+    let mut pe = EdgeConfig::single(pmac, UE, 24);
+    pe.addrs.push(InterfaceAddr {
+        addr: CORE,
+        prefix_len: 24,
+    });
+    let tcfg = mgw_tcp::Config {
+        max_connections: 2 * sessions as u32 + 8,
+        send_buffer: 256 * 1024,
+        recv_buffer: 256 * 1024,
+        ..mgw_tcp::Config::default()
+    };
+    let mut peers = TcpHost::new(pq, pe, tcfg).map_err(|e| e.to_string())?;
+    // Resolve both peers before the first SYN (a SYN dropped for want of ARP costs a 1 s RTO):
+    // the peers learn the worker's MAC from its requests (RFC 826 merge) and answer them.
+    let arp = Wall::now();
+    loop {
+        let t = monotonic_now();
+        let ue = worker.edge().resolve(t, UE).is_some();
+        let core = worker.edge().resolve(t, CORE).is_some();
+        if ue && core {
+            break;
+        }
+        if arp.elapsed() > Duration::from_secs(2) {
+            return Err("ARP over memif did not resolve in 2 s".into());
+        }
+        worker.poll(t);
+        peers.poll(t);
+    }
+    let ue_ctx =
+        TlsContext::new(TlsSettings::default(), ue_id.clone()).map_err(|e| e.to_string())?;
+    let ue_fp = PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256));
+    let gw_fp = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
+    for i in 0..sessions {
+        peers
+            .tcp
+            .listen(IpAddress::V4(CORE), 30_000 + i as u16)
+            .map_err(|e| e.to_string())?;
+        let leg = |local: SocketAddr, remote, transport, open, role, fps| LegProgram {
+            local,
+            remote,
+            transport,
+            tcp_open: open,
+            establish_now: true,
+            latching: true,
+            security_role: role,
+            peer_fingerprints: fps,
+            msrp: None,
+        };
+        ctl.send(FlowOp::Install(ContextProgram {
+            context: i as u32,
+            generation: 1,
+            application: Application::Msrp,
+            aware: true,
+            legs: [
+                leg(
+                    SocketAddr::from((GW.0, 2000 + i as u16)),
+                    None,
+                    Transport::TlsTcp,
+                    TcpOpen::Passive,
+                    Role::Server,
+                    ue_fp,
+                ),
+                leg(
+                    SocketAddr::from((GW.0, 40_000 + i as u16)),
+                    Some(SocketAddr::from((CORE.0, 30_000 + i as u16))),
+                    Transport::Tcp,
+                    TcpOpen::Active,
+                    Role::Client,
+                    PeerFingerprints::new(),
+                ),
+            ],
+        }))
+        .map_err(|_| "control ring full")?;
+    }
+    let body: Vec<u8> = (0..body_len).map(|k| b'a' + (k % 26) as u8).collect();
+    let mut ues: Vec<Option<TlsPeer>> = (0..sessions).map(|_| None).collect();
+    let mut ue_conns = Vec::new();
+    let mut core_conns = Vec::new();
+    let t = monotonic_now();
+    for i in 0..sessions {
+        ue_conns.push(
+            peers
+                .tcp
+                .connect(
+                    t,
+                    (IpAddress::V4(UE), 50_000 + i as u16),
+                    (IpAddress::V4(GW), 2000 + i as u16),
+                )
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let mut worker_time = Duration::ZERO;
+    let (mut sent_msgs, mut core_bytes) = (0u64, 0u64);
+    let mut seq = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    // Warm-up: until every session relays (handshakes, ARP, slow start), at most 5 s.
+    let mut measuring: Option<(Wall, Duration, u64)> = None;
+    let mut established_at = None;
+    let start = Wall::now();
+    let mut polls = 0u64;
+    loop {
+        let elapsed = start.elapsed();
+        let all_up = ues
+            .iter()
+            .all(|u| u.as_ref().is_some_and(TlsPeer::is_established))
+            && core_conns.len() == sessions;
+        if all_up && established_at.is_none() {
+            established_at = Some(elapsed);
+        }
+        if measuring.is_none() {
+            let ready = established_at.is_some_and(|e| elapsed >= e + Duration::from_millis(200));
+            if ready {
+                measuring = Some((Wall::now(), worker_time, core_bytes));
+            } else if elapsed > Duration::from_secs(5) {
+                return Err(format!(
+                    "sessions not up after 5 s: {} of {sessions} TLS established, {} core \
+                     connections accepted; worker {:?}",
+                    ues.iter().flatten().filter(|u| u.is_established()).count(),
+                    core_conns.len(),
+                    worker.stats()
+                ));
+            }
+        }
+        if let Some((m0, _, _)) = measuring {
+            if m0.elapsed() >= d {
+                break;
+            }
+        }
+        polls += 1;
+        let t = monotonic_now();
+        while let Some(ev) = peers.tcp.poll_event() {
+            match ev.kind {
+                EventKind::Connected => {
+                    if let Some(i) = ue_conns.iter().position(|c| *c == ev.conn) {
+                        ues[i] = TlsPeer::client(&ue_ctx, ev.conn, gw_fp, t).ok();
+                    }
+                }
+                EventKind::Accepted { .. } => core_conns.push(ev.conn),
+                _ => {}
+            }
+        }
+        for u in ues.iter_mut().flatten() {
+            u.drive(&mut peers.tcp, t);
+            u.received.clear();
+            // Keep ~64 KiB of requests queued per session.
+            while u.is_established() && peers.tcp.send_space(u.conn).unwrap_or(0) > 64 * 1024 {
+                seq += 1;
+                let m = msrp(seq, &body);
+                if u.send(&mut peers.tcp, &m) < m.len() {
+                    break;
+                }
+                sent_msgs += 1;
+            }
+        }
+        for &c in &core_conns {
+            while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
+                core_bytes += n as u64;
+            }
+        }
+        peers.flush();
+        let w0 = Wall::now();
+        worker.poll(t);
+        worker_time += w0.elapsed();
+        peers.poll(t);
+    }
+    let (m0, wt0, cb0) = measuring.ok_or("never measured")?;
+    let wall = m0.elapsed().as_secs_f64();
+    let wt = (worker_time - wt0).as_secs_f64();
+    let bytes = core_bytes - cb0;
+    let msg_len = msrp(1, &body).len() as f64;
+    let msgs = bytes as f64 / msg_len;
+    let stats = worker.stats();
+    let ps = worker.port().stats();
+    if bytes == 0 {
+        return Err(format!("nothing relayed; worker {stats:?}"));
+    }
+    Ok(json!({
+        "sessions": sessions,
+        "msrp_message_bytes": msg_len,
+        "warmup_s_until_all_sessions_up": round3(established_at.map_or(0.0, |e| e.as_secs_f64())),
+        "measured_s": round3(wall),
+        "worker_cpu_s": round3(wt),
+        "worker_share_of_core": round3(wt / wall),
+        "per_worker_core": {
+            "msrp_messages_per_s": (msgs / wt).round(),
+            "gbit_per_s_relayed": round3(bytes as f64 * 8.0 / wt / 1e9),
+        },
+        "wall_clock_worker_plus_peers_one_core": {
+            "msrp_messages_per_s": (msgs / wall).round(),
+            "gbit_per_s_relayed": round3(bytes as f64 * 8.0 / wall / 1e9),
+        },
+        "relayed_plaintext_bytes_at_core": bytes,
+        "messages_sent_by_ues_incl_warmup": sent_msgs,
+        "polls": polls,
+        "worker": {
+            "app_errors": stats.app_errors,
+            "tx_failed": stats.tx_failed,
+            "port_rx_packets": ps.rx_packets,
+            "port_tx_packets": ps.tx_packets,
+            "port_tx_full": ps.tx_full,
+            "tcp_retransmits": worker.tcp_counters().retransmits,
+        },
+    }))
+}
