@@ -46,7 +46,8 @@ fn kernel_interop() {
         "the port reports the veth's MAC"
     );
     assert_eq!(port.max_frame(), 1514, "MTU 1500 + Ethernet header");
-    run_suite("afpacket", &lab, &mut port, mb << 20, 2 << 20);
+    // AfPacketPort sends with send(2) through the qdisc, so netem (where present) applies both ways.
+    run_suite("afpacket", &lab, &mut port, mb << 20, 2 << 20, true);
     assert_eq!(
         pool.available(),
         POOL,

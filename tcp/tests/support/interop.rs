@@ -260,14 +260,8 @@ fn handle_frame<P: Port>(
     }
 }
 
-/// How a case went.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Wall time from the peer's start to its verdict.
-    pub elapsed: Duration,
-}
-
-/// Runs one case on `port` (already open on the lab's `ours_if`). `tcp_port` keeps cases apart.
+/// Runs one case on `port` (already open on the lab's `ours_if`); returns its wall time.
+/// `tcp_port` keeps cases apart.
 ///
 /// # Errors
 /// A description of what went wrong: a wrong digest, a stuck transfer, an unexpected event.
@@ -279,7 +273,7 @@ pub fn run_case<P: Port>(
     tcp_port: u16,
     limit: Duration,
     impair: Option<&LinkModel>,
-) -> Result<Outcome, String> {
+) -> Result<Duration, String> {
     let started = std::time::Instant::now();
     let data = pattern(bytes);
     let stats_before = port.stats();
@@ -530,14 +524,16 @@ pub fn run_case<P: Port>(
             c.bad_checksum
         ));
     }
-    Ok(Outcome { elapsed })
+    Ok(elapsed)
 }
 
 /// Runs all four cases with `bytes` each, then all four under loss 5%, delay 20 ms and reorder
 /// 10% (both directions) with `impaired_bytes` each. The impairment is `tc netem` on both veth
 /// ends where the kernel has it; otherwise (e.g. a VM kernel without sch_netem) the same model
 /// runs in-process on our side of the port via `dataplane::sim::Link`, so the kernel's TCP still
-/// sees loss, delay and reordering in both directions. `label` names the wire in messages.
+/// sees loss, delay and reordering in both directions. `netem: false` goes in-process at once,
+/// for a port whose transmissions bypass the qdisc (netem would impair one direction only).
+/// `label` names the wire in messages.
 ///
 /// # Panics
 /// On any failed case (this is a test helper).
@@ -547,6 +543,7 @@ pub fn run_suite<P: Port>(
     port: &mut P,
     bytes: usize,
     impaired_bytes: usize,
+    netem: bool,
 ) {
     let t = std::time::Instant::now();
     for (i, &case) in CASES.iter().enumerate() {
@@ -562,11 +559,19 @@ pub fn run_suite<P: Port>(
         .unwrap_or_else(|e| panic!("{label}: {e}"));
     }
     let clean = t.elapsed();
-    let model = match lab.netem(Some("loss 5% delay 20ms reorder 10%")) {
-        Ok(()) => None,
+    let netem_result = if netem {
+        lab.netem(Some("loss 5% delay 20ms reorder 10%"))
+    } else {
+        Err("our transmissions bypass the qdisc".into())
+    };
+    let model = match netem_result {
+        Ok(()) => {
+            eprintln!("{label}: impairing with tc netem on both veth ends");
+            None
+        }
         Err(e) => {
             eprintln!(
-                "{label}: tc netem unavailable ({}); impairing in-process instead",
+                "{label}: not using tc netem ({}); impairing in-process instead",
                 e.trim()
             );
             Some(LinkModel {
@@ -591,7 +596,9 @@ pub fn run_suite<P: Port>(
         )
         .unwrap_or_else(|e| panic!("{label} impaired: {e}"));
     }
-    let _ = lab.netem(None);
+    if netem {
+        let _ = lab.netem(None);
+    }
     eprintln!(
         "{label}: 4 x {bytes} bytes clean in {clean:.2?}, 4 x {impaired_bytes} bytes impaired in {:.2?}",
         t.elapsed() - clean

@@ -40,5 +40,7 @@ pub mod wire {
     }
 }
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod interop;
 pub mod netns;

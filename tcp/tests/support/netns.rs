@@ -4,7 +4,8 @@
 
 use std::process::{Command, Stdio};
 
-fn run(args: &[&str]) -> Result<String, String> {
+/// Runs a command to completion; Err carries its stderr.
+pub fn run(args: &[&str]) -> Result<String, String> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .stdin(Stdio::null())
@@ -174,6 +175,44 @@ impl Lab {
             }
         }
         Ok(())
+    }
+}
+
+impl Lab {
+    /// Packets the root qdisc of our interface has sent (`tc -s qdisc show`), or `None` when
+    /// the interface has none (veth default: noqueue).
+    pub fn ours_qdisc_sent_packets(&self) -> Result<Option<u64>, String> {
+        let out = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ours,
+            "tc",
+            "-s",
+            "qdisc",
+            "show",
+            "dev",
+            &self.ours_if,
+        ])?;
+        // "qdisc pfifo 8001: root refcnt 2 limit 1000p\n Sent 1234 bytes 56 pkt (dropped ...".
+        let Some(sent) = out.split(" Sent ").nth(1) else {
+            return Ok(None);
+        };
+        let mut words = sent.split_whitespace();
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some(_), Some("bytes"), Some(n), Some("pkt")) => n
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("tc output {out:?}: {e}")),
+            _ => Err(format!("unexpected tc output {out:?}")),
+        }
+    }
+
+    /// Runs `tc <args>` in our namespace.
+    pub fn tc_ours(&self, args: &[&str]) -> Result<(), String> {
+        let mut cmd = vec!["ip", "netns", "exec", &self.ours, "tc"];
+        cmd.extend_from_slice(args);
+        run(&cmd).map(|_| ())
     }
 }
 
