@@ -223,15 +223,16 @@ impl Mgc {
         bail!("no reply to transaction {id}")
     }
 
-    /// Adds a context for one session; returns the context id and the access leg's Local
-    /// address (where the UE connects).
-    fn add(&mut self, kind: Kind, i: usize, ue_fp: &str) -> Result<(u32, SocketAddr)> {
+    /// Adds a context for one session; returns the context id and the access leg as the
+    /// Local SDP describes it (where the UE connects, the MG's MSRP URI).
+    fn add(&mut self, kind: Kind, i: usize, ue_fp: &str) -> Result<(u32, GwLeg)> {
         let core_port = 30_000 + i as u16;
         let (access, core, events) = match kind {
             Kind::Msrp => (
                 format!(
                     "v=0\nc=IN IP4 {UE}\nm=message 9 TCP/TLS/MSRP *\na=setup:active\na=accept-types:text/plain\n\
-                     a=path:msrps://{UE}:9/ue{i};tcp\na=fingerprint:{ue_fp}"
+                     a=path:{}\na=fingerprint:{ue_fp}",
+                    ue_msrp_path(i)
                 ),
                 format!(
                     "v=0\nc=IN IP4 {CORE}\nm=message {core_port} TCP/MSRP *\na=setup:passive\na=accept-types:text/plain\n\
@@ -299,13 +300,33 @@ impl Mgc {
             .and_then(|m| m.streams.first())
             .and_then(|s| s.local.clone())
             .ok_or_else(|| anyhow!("Add reply without Local SDP"))?;
-        Ok((ctx, local_addr(&local)?))
+        let msrp_path = local
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=path:"))
+            .map(|p| p.trim().to_string());
+        Ok((
+            ctx,
+            GwLeg {
+                addr: local_addr(&local)?,
+                msrp_path,
+            },
+        ))
     }
 
     fn subtract(&mut self, ctx: u32) -> Result<String> {
         let reply = self.transact(&format!("C={ctx}{{S=*}}"))?;
         Ok(format!("{:?}", reply.result))
     }
+}
+
+/// The gateway's access leg of one session, from the Add reply's Local SDP.
+#[derive(Debug, Clone)]
+struct GwLeg {
+    /// Where the UE connects or sends.
+    addr: SocketAddr,
+    /// MSRP: the URI the MG's Local SDP `a=path` gives (RFC 4975 §8.1), if any: the UE's
+    /// To-Path.
+    msrp_path: Option<String>,
 }
 
 fn request_id(text: &str) -> Option<u32> {
@@ -338,9 +359,15 @@ fn local_addr(sdp: &str) -> Result<SocketAddr> {
 // ------------------------------------------------------------------------------------------
 // What the peers say, whatever carries it.
 
-fn msrp_send(tid: &str, i: usize, body: &[u8]) -> Vec<u8> {
+/// The UE's URI of session `i`, as the MGC's Remote SDP `a=path` gives it.
+fn ue_msrp_path(i: usize) -> String {
+    format!("msrps://{UE}:9/ue{i};tcp")
+}
+
+/// A SEND from `from_path` to `to_path` (RFC 4975 §7.1) carrying `body` whole.
+fn msrp_send(tid: &str, to_path: &str, from_path: &str, body: &[u8]) -> Vec<u8> {
     let mut m = format!(
-        "MSRP {tid} SEND\r\nTo-Path: msrps://{GW_ACCESS}/s{i};tcp\r\nFrom-Path: msrps://{UE}:9/ue{i};tcp\r\nMessage-ID: {tid}\r\n\
+        "MSRP {tid} SEND\r\nTo-Path: {to_path}\r\nFrom-Path: {from_path}\r\nMessage-ID: {tid}\r\n\
          Byte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n",
         n = body.len()
     )
@@ -348,6 +375,21 @@ fn msrp_send(tid: &str, i: usize, body: &[u8]) -> Vec<u8> {
     m.extend_from_slice(body);
     m.extend_from_slice(format!("\r\n-------{tid}$\r\n").as_bytes());
     m
+}
+
+/// The 200 OK to the request `p` just parsed whole: To-Path is the first URI of the request's
+/// From-Path, From-Path the first URI of its To-Path, the receiver's own (RFC 4975 §7.2).
+fn msrp_ok(p: &MsrpParser) -> Vec<u8> {
+    let head = p.head();
+    let first = |span: Option<mgw_app::msrp::Span>| {
+        span.and_then(|s| mgw_app::msrp::path_uris(&head[s.range()]).next())
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .unwrap_or_default()
+    };
+    let (to, from) = (first(p.frame().from_path), first(p.frame().to_path));
+    let tid = String::from_utf8_lossy(p.transaction_id());
+    format!("MSRP {tid} 200 OK\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\n-------{tid}$\r\n")
+        .into_bytes()
 }
 
 /// A BFCP FloorRequest (RFC 8855 §5.3.1, primitive 1) with a FLOOR-ID attribute, version 1
@@ -412,6 +454,8 @@ fn record_rtt(rtt: &mut Histogram<u64>, now: Instant, t0: Instant) {
 struct Exchange {
     kind: Kind,
     i: usize,
+    /// MSRP: where the UE sends (the URI of the MG's Local SDP).
+    to_path: String,
     /// Core side: BFCP bytes not yet framed.
     core_rx: Vec<u8>,
     core_parser: MsrpParser,
@@ -424,10 +468,12 @@ struct Exchange {
 }
 
 impl Exchange {
-    fn new(kind: Kind, i: usize) -> Self {
+    /// Session `i` of `kind`; `gw_path` is the MSRP URI of the MG's Local SDP, if it gave one.
+    fn new(kind: Kind, i: usize, gw_path: Option<&str>) -> Self {
         Exchange {
             kind,
             i,
+            to_path: gw_path.map_or_else(|| format!("msrps://{GW_ACCESS}/s{i};tcp"), str::to_owned),
             core_rx: Vec::new(),
             core_parser: MsrpParser::new(MsrpConfig::default()),
             ue_rx: Vec::new(),
@@ -440,7 +486,6 @@ impl Exchange {
     /// The core received `data` from the gateway; returns the answers it sends back (each one
     /// a request that made it UE→core).
     fn core_received(&mut self, data: &[u8], live: &Live) -> Vec<Vec<u8>> {
-        let i = self.i;
         live.up_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         let mut answers = Vec::new();
@@ -449,14 +494,7 @@ impl Exchange {
                 let mut feed = self.core_parser.feed(data);
                 loop {
                     match feed.next_event() {
-                        Ok(Some(MsrpEvent::End { .. })) => {
-                            let tid = String::from_utf8_lossy(feed.parser().transaction_id())
-                                .into_owned();
-                            answers.push(
-                                format!("MSRP {tid} 200 OK\r\nTo-Path: msrps://{UE}:9/ue{i};tcp\r\nFrom-Path: msrps://{GW_ACCESS}/s{i};tcp\r\n-------{tid}$\r\n")
-                                    .into_bytes(),
-                            );
-                        }
+                        Ok(Some(MsrpEvent::End { .. })) => answers.push(msrp_ok(feed.parser())),
                         Ok(Some(_)) => {}
                         Ok(None) => break,
                         Err(_) => {
@@ -525,7 +563,12 @@ impl Exchange {
         }
         self.seq += 1;
         Some(match self.kind {
-            Kind::Msrp => msrp_send(&format!("s{}m{}", self.i, self.seq), self.i, body),
+            Kind::Msrp => msrp_send(
+                &format!("s{}m{}", self.i, self.seq),
+                &self.to_path,
+                &ue_msrp_path(self.i),
+                body,
+            ),
             _ => bfcp_floor_request(1, self.seq as u16, self.i as u16, 1),
         })
     }
@@ -875,7 +918,7 @@ where
 }
 
 /// Starts the peers once every session's gateway address is known.
-type StartPeers = Box<dyn FnOnce(Vec<SocketAddr>) -> Result<std::thread::JoinHandle<PeersResult>>>;
+type StartPeers = Box<dyn FnOnce(Vec<GwLeg>) -> Result<std::thread::JoinHandle<PeersResult>>>;
 
 /// How the worker reaches the peers: the in-memory link or a veth into a namespace.
 struct Wire {
@@ -909,15 +952,15 @@ fn mem_wire(args: &LabArgs, mg_id: &Identity, ring: WorkerEnd, ctx: PeerCtx) -> 
     };
     let (wport, pport) = pair(&pool, &Clock::Monotonic, &mem);
     let worker = spawn_worker(wport, worker_config(mem.mac_a, mg_id)?, ring, &ctx.stop)?;
-    let start_peers: StartPeers = Box::new(move |gws: Vec<SocketAddr>| {
+    let start_peers: StartPeers = Box::new(move |gws: Vec<GwLeg>| {
         let dtls_ue = DtlsConfig::new(&ctx.ue_id, 1200, Duration::from_secs(10))?;
         let mut streams = Vec::new();
         let mut faxes = Vec::new();
         for (i, (kind, gw)) in ctx.plan.iter().copied().zip(gws).enumerate() {
             match kind {
                 Kind::Msrp | Kind::Bfcp => streams.push(StreamSession {
-                    ex: Exchange::new(kind, i),
-                    gw,
+                    ex: Exchange::new(kind, i, gw.msrp_path.as_deref()),
+                    gw: gw.addr,
                     ue_local: SocketAddr::from((UE.0, 40_000 + i as u16)),
                     core_port: core_port(kind, i),
                     ue_conn: None,
@@ -926,7 +969,7 @@ fn mem_wire(args: &LabArgs, mg_id: &Identity, ring: WorkerEnd, ctx: PeerCtx) -> 
                     handshake_counted: false,
                 }),
                 Kind::T38 => faxes.push(FaxSession {
-                    gw,
+                    gw: gw.addr,
                     ue_local: SocketAddr::from((UE.0, ue_fax_port(i))),
                     core_local: SocketAddr::from((CORE.0, core_port(kind, i))),
                     dtls: DtlsSession::new(
@@ -1313,7 +1356,7 @@ mod tests {
     #[test]
     fn msrp_send_split_across_reads_is_answered_once() {
         let (mut rtt, live) = rtt_and_live();
-        let mut ex = Exchange::new(Kind::Msrp, 3);
+        let mut ex = Exchange::new(Kind::Msrp, 3, None);
         let req = ex
             .next_request(4, b"hello over a kernel socket")
             .expect("window open");
@@ -1327,8 +1370,13 @@ mod tests {
         }
         assert_eq!(live.up_msgs[0].load(Ordering::Relaxed), 4);
         // The UE gets the 200 OK in two reads: one answer, one round trip.
-        let ok =
-            core_in_chunks(&mut Exchange::new(Kind::Msrp, 3), &req, req.len(), &live).remove(0);
+        let ok = core_in_chunks(
+            &mut Exchange::new(Kind::Msrp, 3, None),
+            &req,
+            req.len(),
+            &live,
+        )
+        .remove(0);
         let (a, b) = ok.split_at(10);
         ex.ue_received(a, Instant::from_millis(2), &mut rtt, &live);
         assert_eq!(live.down_msgs[0].load(Ordering::Relaxed), 0);
@@ -1346,7 +1394,7 @@ mod tests {
     #[test]
     fn bfcp_requests_and_answers_split_across_reads_are_framed() {
         let (mut rtt, live) = rtt_and_live();
-        let mut ex = Exchange::new(Kind::Bfcp, 2);
+        let mut ex = Exchange::new(Kind::Bfcp, 2, None);
         let mut wire = Vec::new();
         for t in 0..3u64 {
             wire.extend(ex.next_request(3, &[]).expect("window open"));

@@ -21,12 +21,13 @@
 //! run removes namespaces of lab processes that no longer exist.
 
 use super::{
-    core_port, new_rtt, spawn_worker, ue_fax_port, worker_config, Exchange, FaxApp, Kind, LabArgs,
-    Live, PeerCtx, PeersResult, StartPeers, Wire, CORE, UE,
+    core_port, new_rtt, spawn_worker, ue_fax_port, worker_config, Exchange, FaxApp, GwLeg, Kind,
+    LabArgs, Live, PeerCtx, PeersResult, StartPeers, Wire, CORE, UE,
 };
 use anyhow::{anyhow, bail, Context as _, Result};
 use dataplane::buf::Pool;
 use dataplane::port::afpacket::AfPacketPort;
+use dataplane::port::Port as _;
 use dataplane::time::{monotonic_now, Instant};
 use hdrhistogram::Histogram;
 use mgw_tls::{DtlsConfig, DtlsSession, Fingerprint, Identity, PeerFingerprints, Role};
@@ -114,6 +115,8 @@ impl LabNet {
         // forwarding of frames that arrive there (they carry the interface's own MAC).
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{mg_if}/disable_ipv6"), "1");
         let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{mg_if}/forwarding"), "0");
+        // Nor answer ARP there for addresses it may own elsewhere: only the worker answers.
+        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{mg_if}/arp_ignore"), "1");
         let off = [
             "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
         ];
@@ -221,15 +224,12 @@ pub(super) fn wire(
     pool.prefill();
     let port = AfPacketPort::open(&net.mg_if, pool)
         .with_context(|| format!("AF_PACKET on {}", net.mg_if))?;
-    let worker = spawn_worker(
-        port,
-        worker_config(port_mac(&net.mg_if)?, mg_id)?,
-        ring,
-        &ctx.stop,
-    )?;
+    // The worker shares the interface's MAC: the namespace's ARP finds it there.
+    let mac = port.mac();
+    let worker = spawn_worker(port, worker_config(mac, mg_id)?, ring, &ctx.stop)?;
 
     let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
-    let (gws_tx, gws_rx) = mpsc::channel::<Vec<SocketAddr>>();
+    let (gws_tx, gws_rx) = mpsc::channel::<Vec<GwLeg>>();
     let ns = net.ns.clone();
     let thread = std::thread::Builder::new()
         .name("lab-peers-netns".into())
@@ -273,20 +273,6 @@ pub(super) fn wire(
         start_peers,
         _keep: Some(Box::new(net)),
     })
-}
-
-/// The interface's MAC (the worker answers ARP with it).
-fn port_mac(ifname: &str) -> Result<dataplane::wire::EthernetAddress> {
-    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))?;
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.trim().split(':').collect();
-    if parts.len() != 6 {
-        bail!("{ifname}: bad MAC `{}`", text.trim());
-    }
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16).map_err(|_| anyhow!("{ifname}: bad MAC `{p}`"))?;
-    }
-    Ok(dataplane::wire::EthernetAddress(mac))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -441,7 +427,7 @@ fn would_block(e: &std::io::Error) -> bool {
 
 impl KernelPeers {
     /// Connects every UE to the gateway address the MGC learned for its session.
-    fn connect(bound: Bound, ctx: &PeerCtx, gws: &[SocketAddr]) -> Result<KernelPeers> {
+    fn connect(bound: Bound, ctx: &PeerCtx, gws: &[GwLeg]) -> Result<KernelPeers> {
         let tls = ue_tls_config(&ctx.ue_id, ctx.mg_fp)?;
         let dtls_ue = DtlsConfig::new(&ctx.ue_id, 1200, Duration::from_secs(10))?;
         let mut peers = KernelPeers {
@@ -449,9 +435,10 @@ impl KernelPeers {
             faxes: Vec::new(),
             rtt: new_rtt(),
         };
-        let sessions = ctx.plan.iter().copied().zip(gws.iter().copied());
+        let sessions = ctx.plan.iter().copied().zip(gws);
         let sockets = bound.listeners.into_iter().zip(bound.fax_cores);
-        for (i, ((kind, gw), (listener, fax_core))) in sessions.zip(sockets).enumerate() {
+        for (i, ((kind, leg), (listener, fax_core))) in sessions.zip(sockets).enumerate() {
+            let gw = leg.addr;
             match (listener, fax_core) {
                 (Some(listener), _) => {
                     let ue = TcpStream::connect_timeout(&gw, Duration::from_secs(5))
@@ -463,7 +450,7 @@ impl KernelPeers {
                     // The window bounds what is queued; a request is always taken whole.
                     conn.set_buffer_limit(None);
                     peers.streams.push(KStream {
-                        ex: Exchange::new(kind, i),
+                        ex: Exchange::new(kind, i, leg.msrp_path.as_deref()),
                         listener,
                         core: None,
                         core_tx: Vec::new(),
