@@ -1369,6 +1369,8 @@ mod tests {
             assert!(text.ends_with("-------s3m1$\r\n"), "{text}");
         }
         assert_eq!(live.up_msgs[0].load(Ordering::Relaxed), 4);
+        // Without a URI from the MG the UE keeps the lab's own.
+        assert!(String::from_utf8_lossy(&req).contains("To-Path: msrps://10.10.0.1/s3;tcp\r\n"));
         // The UE gets the 200 OK in two reads: one answer, one round trip.
         let ok = core_in_chunks(
             &mut Exchange::new(Kind::Msrp, 3, None),
@@ -1386,6 +1388,35 @@ mod tests {
         assert_eq!(rtt.max(), rtt.highest_equivalent(4_000_000));
         assert!(ex.outstanding.is_empty());
         assert_eq!(live.errors.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn msrp_paths_follow_the_sdp_and_the_request() {
+        let live = Live::default();
+        let gw = "msrps://10.10.0.1:20004/7f3a9c;tcp";
+        let mut ex = Exchange::new(Kind::Msrp, 5, Some(gw));
+        let req = ex.next_request(1, b"x").expect("window open");
+        let text = String::from_utf8_lossy(&req).into_owned();
+        // RFC 4975 §7.1: To-Path is the peer's a=path, From-Path the UE's own.
+        assert!(text.contains(&format!("To-Path: {gw}\r\n")), "{text}");
+        assert!(
+            text.contains("From-Path: msrps://10.10.0.2:9/ue5;tcp\r\n"),
+            "{text}"
+        );
+        // What the core sees after a path-rewriting MG; the answer mirrors it (§7.2: To-Path
+        // is the first From-Path URI, From-Path the receiver's own).
+        let seen = msrp_send(
+            "tx01",
+            "msrp://10.20.0.2:30005/core5;tcp",
+            "msrp://10.20.0.1:20005/9b2c;tcp msrps://10.10.0.2:9/ue5;tcp",
+            b"x",
+        );
+        let ok = ex.core_received(&seen, &live).remove(0);
+        assert_eq!(
+            String::from_utf8_lossy(&ok),
+            "MSRP tx01 200 OK\r\nTo-Path: msrp://10.20.0.1:20005/9b2c;tcp\r\n\
+             From-Path: msrp://10.20.0.2:30005/core5;tcp\r\n-------tx01$\r\n"
+        );
     }
 
     // --- BFCP: framing by the common header's Payload Length (RFC 8855 §5.1), whatever the
