@@ -48,10 +48,16 @@ impl Transport {
 pub enum Application {
     /// MSRP (RFC 4975).
     Msrp {
-        /// `a=msrp-cema` (RFC 6714) on the remote side: no path rewriting needed.
+        /// `a=msrp-cema` (RFC 6714) on the remote side. With CEMA on both legs the endpoints
+        /// address each other end to end and the MGW does not rewrite paths.
         cema: bool,
-        /// Remote `a=path`.
+        /// Remote `a=path` (empty while the Remote SDP is not known).
         path: Vec<String>,
+        /// The MGW's own MSRP URI on this leg, as its Local SDP `a=path` carries it
+        /// (RFC 4975 §8.1): `msrp://` (TCP) or `msrps://` (TLS), the leg's local address and
+        /// port, a session-id unique to the leg, `;tcp`. Without CEMA the endpoint on this leg
+        /// sends to it, and the MGW rewrites To-Path/From-Path between the legs' URIs.
+        local_path: String,
     },
     /// BFCP (RFC 8855).
     Bfcp,
@@ -170,6 +176,10 @@ pub struct Realm {
 pub struct Realms {
     realms: HashMap<String, Realm>,
     default: Option<String>,
+    /// Key of the MSRP session-id generator (see [`Realms::set_msrp_session_key`]).
+    msrp_key: [u64; 2],
+    /// MSRP session-ids handed out so far: each one is unique in the MG's lifetime.
+    msrp_sessions: u64,
 }
 
 impl Realms {
@@ -189,6 +199,32 @@ impl Realms {
                 used: BTreeSet::new(),
             },
         );
+    }
+
+    /// Keys the MSRP session-ids of the MG's own `a=path` URIs. RFC 4975 §14.1 wants them
+    /// hard to guess (80 bits of randomness): the caller passes 16 random bytes at start (this
+    /// module reads no random source). Without a key the ids are unique but predictable.
+    pub fn set_msrp_session_key(&mut self, key: [u8; 16]) {
+        let (a, b) = key.split_at(8);
+        let word = |s: &[u8]| s.iter().fold(0u64, |w, &x| (w << 8) | u64::from(x));
+        self.msrp_key = [word(a), word(b)];
+    }
+
+    /// The next MSRP session-id: 20 lowercase hex digits (80 bits) of keyed SipHash-2-4 over
+    /// a counter, so unique per leg and, with a random key, unguessable.
+    fn next_msrp_session_id(&mut self) -> String {
+        #[allow(deprecated)] // std's SipHasher is SipHash-2-4: a keyed PRF, what this needs
+        let block = |domain: u64, n: u64, key: [u64; 2]| {
+            use std::hash::Hasher;
+            let mut h = std::hash::SipHasher::new_with_keys(key[0], key[1]);
+            h.write_u64(domain);
+            h.write_u64(n);
+            h.finish()
+        };
+        self.msrp_sessions += 1;
+        let n = self.msrp_sessions;
+        let (hi, lo) = (block(1, n, self.msrp_key), block(2, n, self.msrp_key));
+        format!("{:016x}{:04x}", hi, lo & 0xffff)
     }
 
     /// Ports in use in `realm`.
@@ -466,18 +502,6 @@ pub fn derive_leg(
         _ => (Vec::new(), None),
     };
 
-    let application = match app {
-        AppKind::Msrp => Application::Msrp {
-            cema: rm.is_some_and(Media::msrp_cema),
-            path: rm
-                .map(|m| m.path().into_iter().map(str::to_owned).collect())
-                .unwrap_or_default(),
-        },
-        AppKind::Bfcp => Application::Bfcp,
-        AppKind::Udptl => Application::Udptl(rm.or(lm).map(Media::t38).unwrap_or_default()),
-        AppKind::Opaque => Application::Opaque,
-    };
-
     // Local address: keep the previous one in the same realm, else allocate.
     let local_addr = match input.previous {
         Some(p) if p.realm == realm => p.local,
@@ -488,6 +512,25 @@ pub fn derive_leg(
             };
             realms.allocate(&realm, want)?
         }
+    };
+
+    let application = match app {
+        AppKind::Msrp => Application::Msrp {
+            cema: rm.is_some_and(Media::msrp_cema),
+            path: rm
+                .map(|m| m.path().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            local_path: local_msrp_path(
+                lm.filter(|_| !input.local_is_ours),
+                input.previous,
+                transport,
+                local_addr,
+                realms,
+            ),
+        },
+        AppKind::Bfcp => Application::Bfcp,
+        AppKind::Udptl => Application::Udptl(rm.or(lm).map(Media::t38).unwrap_or_default()),
+        AppKind::Opaque => Application::Opaque,
     };
 
     let spec = LegSpec {
@@ -508,6 +551,46 @@ pub fn derive_leg(
     };
     let local_sdp = answer_sdp(local, rm, &proto, &spec, own_fingerprint, hold);
     Ok(LegOutput { spec, local_sdp })
+}
+
+/// The MGW's own MSRP URI on a leg (RFC 4975 §8.1 `a=path` of the Local SDP).
+///
+/// A concrete `a=path` in the MGC's Local SDP is kept: the MGC chose it. Otherwise the previous
+/// URI of this leg is kept while its local address stays, so a Modify does not change the URI
+/// the endpoint already uses (`lm` is `None` when the Local is the MG's own answer); else a new
+/// one is made: `msrps://` for TLS (RFC 4975 §6), `msrp://` for TCP, the leg's address and
+/// port (IPv6 in brackets), a fresh session-id, and the `;tcp` transport parameter.
+fn local_msrp_path(
+    lm: Option<&Media>,
+    previous: Option<&LegSpec>,
+    transport: Transport,
+    local: SocketAddr,
+    realms: &mut Realms,
+) -> String {
+    if let Some(given) = lm
+        .and_then(|m| m.attr("path"))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != "$")
+    {
+        return given.to_owned();
+    }
+    if let Some(LegSpec {
+        application: Application::Msrp { local_path, .. },
+        local: prev_local,
+        ..
+    }) = previous
+    {
+        if *prev_local == local && !local_path.is_empty() {
+            return local_path.clone();
+        }
+    }
+    let scheme = if transport == Transport::TlsTcp {
+        "msrps"
+    } else {
+        "msrp"
+    };
+    // SocketAddr's Display writes IPv6 in brackets, as the URI's host needs (RFC 3986 §3.2.2).
+    format!("{scheme}://{local}/{};tcp", realms.next_msrp_session_id())
 }
 
 /// The Local SDP to return: the MGC's Local with `$` filled in, or one built from the Remote.
@@ -582,6 +665,10 @@ fn answer_sdp(
         }
         if spec.transport.is_secure() {
             m.set_attr("fingerprint", Some(own_fingerprint));
+        }
+        // RFC 4975 §8.1: the MGW's own URI, where the endpoint on this leg sends.
+        if let Application::Msrp { local_path, .. } = &spec.application {
+            m.set_attr("path", Some(local_path));
         }
     }
     sdp.to_text("\n")
@@ -659,11 +746,14 @@ mod tests {
         assert_eq!(s.peer_fingerprints.len(), 1);
         assert_eq!(s.establishment, Establishment::Immediate);
         assert!(
-            matches!(&s.application, Application::Msrp { cema: true, path } if path.len() == 1)
+            matches!(&s.application, Application::Msrp { cema: true, path, .. } if path.len() == 1)
         );
+        let Application::Msrp { local_path, .. } = &s.application else {
+            unreachable!()
+        };
         assert_eq!(
             out.local_sdp,
-            format!("v=0\nc=IN IP4 192.0.2.1\nm=message 40000 TCP/TLS/MSRP *\na=fingerprint:{FP}\na=setup:passive\na=connection:new")
+            format!("v=0\nc=IN IP4 192.0.2.1\nm=message 40000 TCP/TLS/MSRP *\na=fingerprint:{FP}\na=setup:passive\na=connection:new\na=path:{local_path}")
         );
     }
 
@@ -696,6 +786,131 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, 449);
+    }
+
+    // ---- MSRP a=path (RFC 4975 §8.1) ----
+
+    fn msrp_paths(spec: &LegSpec) -> (&str, &[String], bool) {
+        match &spec.application {
+            Application::Msrp {
+                local_path,
+                path,
+                cema,
+            } => (local_path, path, *cema),
+            other => panic!("not MSRP: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn msrp_local_sdp_carries_the_mgw_path_per_leg() {
+        let mut r = realms();
+        r.set_msrp_session_key(*b"0123456789abcdef");
+        let remote = remote_tls("active").replace("\na=msrp-cema", "");
+        let access = leg(None, Some(&remote), &[("ipdc/realm", "access")], &mut r).unwrap();
+        let (ours, theirs, cema) = msrp_paths(&access.spec);
+        assert!(!cema);
+        assert_eq!(theirs, ["msrps://198.51.100.10:7394/abc;tcp"]);
+        // msrps for TLS, the leg's own address and port, ;tcp (RFC 4975 §6, §9).
+        let sid = ours
+            .strip_prefix("msrps://192.0.2.1:40000/")
+            .and_then(|r| r.strip_suffix(";tcp"))
+            .unwrap_or_else(|| panic!("unexpected path {ours}"));
+        assert_eq!(sid.len(), 20, "80-bit session-id (RFC 4975 §14.1)");
+        assert!(sid.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(access.local_sdp.contains(&format!("\na=path:{ours}")));
+        // The core leg: plain TCP gives msrp://, and another session-id.
+        let core = leg(
+            Some("v=0\nc=IN IP4 $\nm=message $ TCP/MSRP *\na=path:$"),
+            None,
+            &[("ipdc/realm", "core")],
+            &mut r,
+        )
+        .unwrap();
+        let (core_path, core_remote, _) = msrp_paths(&core.spec);
+        assert!(
+            core_path.starts_with("msrp://10.0.0.1:50000/"),
+            "{core_path}"
+        );
+        assert!(core_path.ends_with(";tcp"));
+        assert!(core_remote.is_empty(), "no Remote yet");
+        assert_ne!(&core_path[22..], &ours[24..], "session-ids differ per leg");
+        assert!(core.local_sdp.contains(&format!("\na=path:{core_path}")));
+        assert!(!core.local_sdp.contains("a=path:$"));
+        // Another key gives other ids; the same key and counter the same (deterministic).
+        let mut r2 = realms();
+        r2.set_msrp_session_key(*b"0123456789abcdef");
+        let again = leg(None, Some(&remote), &[("ipdc/realm", "access")], &mut r2).unwrap();
+        assert_eq!(msrp_paths(&again.spec).0, ours);
+        let mut r3 = realms();
+        r3.set_msrp_session_key(*b"fedcba9876543210");
+        let other = leg(None, Some(&remote), &[("ipdc/realm", "access")], &mut r3).unwrap();
+        assert_ne!(msrp_paths(&other.spec).0, ours);
+    }
+
+    #[test]
+    fn msrp_path_given_by_the_mgc_is_kept_and_modify_keeps_ours() {
+        let mut r = realms();
+        let given = "msrp://mgw.example.net:40000/chosen;tcp";
+        let out = leg(
+            Some(&format!(
+                "v=0\nc=IN IP4 $\nm=message $ TCP/MSRP *\na=path:{given}"
+            )),
+            None,
+            &[],
+            &mut r,
+        )
+        .unwrap();
+        assert_eq!(msrp_paths(&out.spec).0, given);
+        // Modify with the Remote: our Local (with our path) comes back; the path stays.
+        let first = leg(
+            Some("v=0\nc=IN IP4 $\nm=message $ TCP/TLS/MSRP *"),
+            None,
+            &[],
+            &mut r,
+        )
+        .unwrap();
+        let props = Vec::new();
+        let remote = remote_tls("passive");
+        let second = derive_leg(
+            &LegInput {
+                local: Some(&first.local_sdp),
+                remote: Some(&remote),
+                properties: &props,
+                mode: StreamMode::SendRecv,
+                previous: Some(&first.spec),
+                local_is_ours: true,
+            },
+            &mut r,
+            FP,
+        )
+        .unwrap();
+        assert_eq!(msrp_paths(&second.spec).0, msrp_paths(&first.spec).0);
+        let (_, theirs, cema) = msrp_paths(&second.spec);
+        assert_eq!(theirs, ["msrps://198.51.100.10:7394/abc;tcp"]);
+        assert!(cema);
+    }
+
+    #[test]
+    fn msrp_path_over_ipv6_has_brackets() {
+        let mut r = Realms::default();
+        r.add("v6", "2001:db8::1".parse().unwrap(), 7000, 7001);
+        let out = leg(
+            None,
+            Some("v=0\nc=IN IP6 2001:db8::2\nm=message 7394 TCP/MSRP *\na=path:msrp://[2001:db8::2]:7394/x;tcp"),
+            &[],
+            &mut r,
+        )
+        .unwrap();
+        let (ours, _, _) = msrp_paths(&out.spec);
+        assert!(ours.starts_with("msrp://[2001:db8::1]:7000/"), "{ours}");
+    }
+
+    #[test]
+    fn non_msrp_legs_get_no_path() {
+        let mut r = realms();
+        let remote = format!("v=0\nc=IN IP4 198.51.100.7\nm=application 50000 TCP/TLS/BFCP *\na=setup:passive\na=fingerprint:{PEER_FP}");
+        let out = leg(None, Some(&remote), &[], &mut r).unwrap();
+        assert!(!out.local_sdp.contains("a=path"));
     }
 
     // ---- TCP core leg ----

@@ -14,6 +14,7 @@ use control::h248::mg::{LegChange, TerminationStats};
 use control::procedures::{self, LegSpec};
 use control::server::{ReplyToken, Server, ServerEvent};
 use mgw_tls::{Fingerprint, HashFunction, PeerFingerprints, Role};
+use mgw_worker::flow::MsrpRoute;
 use mgw_worker::{
     Application, ContextProgram, ControlEnd, FlowEvent, FlowOp, LegProgram, Side, TcpOpen,
     Transport,
@@ -122,8 +123,34 @@ fn leg_program(spec: &LegSpec) -> LegProgram {
             _ => Role::Server,
         },
         peer_fingerprints: fps,
-        msrp: None,
+        msrp: msrp_route(spec),
     }
+}
+
+/// An MSRP leg's URIs for the worker's To-Path/From-Path rewriting: the MGW's own `a=path`
+/// and the peer's (RFC 4975 §8.1). `None` for other applications, and when a value exceeds the
+/// worker's inline bounds (the context then relays paths unchanged; the install still goes).
+fn msrp_route(spec: &LegSpec) -> Option<MsrpRoute> {
+    let procedures::Application::Msrp {
+        path, local_path, ..
+    } = &spec.application
+    else {
+        return None;
+    };
+    MsrpRoute::new(local_path.as_bytes(), path.join(" ").as_bytes())
+}
+
+/// RFC 6714 §4 / TS 29.334: with `a=msrp-cema` from both endpoints they address each other end
+/// to end, so the MGW stays agnostic of the paths; otherwise each endpoint was given the MGW's
+/// `a=path`, and the MGW rewrites between the legs (both legs keep their routes).
+fn both_cema(a: &LegSpec, b: &LegSpec) -> bool {
+    let cema = |s: &LegSpec| {
+        matches!(
+            s.application,
+            procedures::Application::Msrp { cema: true, .. }
+        )
+    };
+    cema(a) && cema(b)
 }
 
 fn application(spec: &LegSpec) -> Application {
@@ -242,12 +269,16 @@ impl Gateway {
                     Application::Udptl => self.aware.udptl,
                     Application::Opaque => false,
                 };
+                let mut legs = [leg_program(&c.legs[0].1), leg_program(&c.legs[1].1)];
+                if both_cema(&c.legs[0].1, &c.legs[1].1) {
+                    legs.iter_mut().for_each(|l| l.msrp = None);
+                }
                 let prog = ContextProgram {
                     context,
                     generation: c.generation,
                     application: app,
                     aware,
-                    legs: [leg_program(&c.legs[0].1), leg_program(&c.legs[1].1)],
+                    legs,
                 };
                 let w = c.worker;
                 self.stats.installed += 1;
@@ -261,8 +292,11 @@ impl Gateway {
             } => {
                 let c = self.contexts.get_mut(&context)?;
                 let i = c.legs.iter().position(|(t, _)| *t == termination)?;
-                let prog = leg_program(&spec);
+                let mut prog = leg_program(&spec);
                 c.legs[i].1 = spec;
+                if c.legs.len() == 2 && both_cema(&c.legs[0].1, &c.legs[1].1) {
+                    prog.msrp = None;
+                }
                 if c.installed {
                     // The worker applies it to a leg not yet connected (the Remote SDP came
                     // with a Modify) and refuses, counting, a change to a live one.
@@ -434,5 +468,70 @@ impl Gateway {
             }
             FlowEvent::TcpUp { .. } | FlowEvent::Latched { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod msrp_route_tests {
+    use super::*;
+    use control::h248::ast::StreamMode;
+    use control::procedures::{derive_leg, LegInput, Realms};
+
+    fn spec(remote: &str, realm: &str, r: &mut Realms) -> LegSpec {
+        derive_leg(
+            &LegInput {
+                local: None,
+                remote: Some(remote),
+                properties: &[],
+                mode: StreamMode::SendRecv,
+                previous: None,
+                local_is_ours: false,
+            },
+            r,
+            "SHA-256 00:11",
+        )
+        .map(|o| o.spec)
+        .unwrap_or_else(|e| panic!("{realm}: {e}"))
+    }
+
+    fn legs(cema_ue: bool, cema_core: bool) -> (LegSpec, LegSpec) {
+        let mut r = Realms::default();
+        r.add("core", "10.0.0.1".parse().unwrap(), 50000, 50010);
+        let cema = |on: bool| if on { "\na=msrp-cema" } else { "" };
+        let ue = spec(
+            &format!("v=0\nc=IN IP4 198.51.100.2\nm=message 9 TCP/MSRP *\na=setup:active\na=path:msrp://198.51.100.2:9/ue;tcp{}", cema(cema_ue)),
+            "core",
+            &mut r,
+        );
+        let core = spec(
+            &format!("v=0\nc=IN IP4 10.9.0.2\nm=message 2855 TCP/MSRP *\na=setup:passive\na=path:msrp://10.9.0.2:2855/c1 msrp://10.9.0.3:2855/c2;tcp{}", cema(cema_core)),
+            "core",
+            &mut r,
+        );
+        (ue, core)
+    }
+
+    #[test]
+    fn routes_carry_the_mgw_path_and_the_peer_path() {
+        let (ue, core) = legs(false, false);
+        let p = leg_program(&core);
+        let route = p.msrp.expect("an MSRP leg has a route");
+        let procedures::Application::Msrp { local_path, .. } = &core.application else {
+            unreachable!()
+        };
+        assert_eq!(route.local_uri.as_bytes(), local_path.as_bytes());
+        assert!(local_path.starts_with("msrp://10.0.0.1:"));
+        assert_eq!(
+            route.remote_path.as_bytes(),
+            b"msrp://10.9.0.2:2855/c1 msrp://10.9.0.3:2855/c2;tcp"
+        );
+        assert!(!both_cema(&ue, &core));
+        assert!(!both_cema(&legs(true, false).0, &legs(true, false).1));
+    }
+
+    #[test]
+    fn cema_on_both_legs_means_no_rewriting() {
+        let (ue, core) = legs(true, true);
+        assert!(both_cema(&ue, &core));
     }
 }

@@ -27,11 +27,11 @@ use support::{run, wait_until};
 fn msrp_add_body(ue_fp: &str, core_port: u16) -> String {
     let access = format!(
         "v=0\nc=IN IP4 {UE}\nm=message 9 TCP/TLS/MSRP *\na=setup:active\na=accept-types:text/plain\n\
-         a=path:msrps://{UE}:9/ue;tcp\na=fingerprint:{ue_fp}"
+         a=path:msrps://{UE}:9/ue;tcp\na=fingerprint:{ue_fp}\na=msrp-cema"
     );
     let core = format!(
         "v=0\nc=IN IP4 {CORE}\nm=message {core_port} TCP/MSRP *\na=setup:passive\na=accept-types:text/plain\n\
-         a=path:msrp://{CORE}:{core_port}/core;tcp"
+         a=path:msrp://{CORE}:{core_port}/core;tcp\na=msrp-cema"
     );
     format!(
         "C=${{A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=access,ipnapt/latch=ON}},L{{\nv=0\nc=IN IP4 $\nm=message $ TCP/TLS/MSRP *\na=fingerprint:$\n}},R{{\n{access}\n}}}}}},E=1{{tcp/ef,tls/ef,tls/sr}}}},\

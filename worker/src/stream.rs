@@ -15,6 +15,17 @@
 //! Copies: ring→record buffer, record→staging, staging→Y's ring (plus the cipher's own pass). The
 //! staging copy buys simplicity and back-pressure; removing it (open straight into Y's ring) is
 //! the first optimisation to measure.
+//!
+//! **MSRP path rewriting** (aware MSRP, both legs with an [`crate::flow::MsrpRoute`], i.e. not
+//! CEMA on both sides, RFC 6714 §4): step 3 splits in two. Plaintext first goes to X's `raw`
+//! buffer (plain TCP is received straight into it); then the MSRP parser turns `raw` into
+//! staging: each head is written rewritten for Y (To-Path = Y's remote `a=path`, From-Path = the
+//! MGW's URI on Y, after checking that To-Path was the MGW's URI on X: RFC 4975 §7.3 session
+//! matching, the B2BUA rule of `mgw_app::msrp::MsrpRewriter`), bodies and end-lines are copied
+//! as they are. A head can grow, so each parser call takes only as much of `raw` as staging can
+//! hold in the worst case ([`rewrite_input_len`]). This stage runs only once Y is up, so Y's
+//! route is final (its remote path may come with a Modify after the Add); until then `raw`
+//! fills and X's window closes, as with staging. One extra copy (record→raw) for rewritten legs.
 
 use crate::flow::{
     Application, ContextProgram, FlowEvent, InstallFailure, LegStats, SecurityFailure, Side,
@@ -27,7 +38,7 @@ use dataplane::port::{Batch, Port};
 use dataplane::time::Instant;
 use dataplane::wire::tcp::ChecksumCheck;
 use dataplane::wire::{IpAddress, IpProtocol, TcpPacket, TcpRepr};
-use mgw_app::msrp::{MsrpEvent, MsrpParser};
+use mgw_app::msrp::{rewrite_head_between, MsrpEvent, MsrpParser};
 use mgw_tcp::{ConnId, Event, EventKind, ListenerId, SegmentSink};
 use mgw_tls::{PeerAuth, Record, Role, TlsEvent, TlsSession};
 
@@ -39,6 +50,15 @@ const RECORD_MAX: usize = (1 << 14) + 2048 + 5;
 const SEAL_OVERHEAD: usize = 64;
 /// Plaintext sealed per record.
 const RECORD_PLAIN: usize = 1 << 14;
+/// The most a rewritten head can grow: both URIs of the outbound route at their bounds.
+const MSRP_ROUTE_MAX: usize = crate::flow::MSRP_URI_MAX + crate::flow::MSRP_PATH_MAX;
+/// Output an MSRP frame can add beyond its own input bytes in one parser call, besides its
+/// head's growth: a carried end-line candidate and a carried end-line (each at most CRLF + 7
+/// dashes + a 32-character transaction id + flag + CRLF).
+const MSRP_CARRY_OUT: usize = 2 * 44;
+/// A lower bound on the input bytes of any frame the rewriter accepts (start line, To-Path and
+/// From-Path lines, end-line): bounds how many heads one parser call can complete.
+const MSRP_MIN_FRAME: usize = 32;
 
 /// A TCP or TLS-over-TCP leg.
 pub(crate) struct StreamLeg {
@@ -54,6 +74,12 @@ pub(crate) struct StreamLeg {
     st_off: usize,
     st_len: usize,
     msrp: Option<MsrpParser>,
+    /// MSRP To-Path/From-Path rewriting on frames from this leg (see the module docs).
+    rewrite: bool,
+    /// Rewriting legs: plaintext not yet parsed, `raw[raw_off..raw_off + raw_len]`.
+    raw: Box<[u8]>,
+    raw_off: usize,
+    raw_len: usize,
     /// TCP is established.
     tcp_up: bool,
     /// The peer sent FIN (or close_notify): once drained, the context goes.
@@ -63,7 +89,7 @@ pub(crate) struct StreamLeg {
 }
 
 impl StreamLeg {
-    fn new(tls: bool, staging: usize, msrp: Option<MsrpParser>) -> StreamLeg {
+    fn new(tls: bool, staging: usize, msrp: Option<MsrpParser>, rewrite: bool) -> StreamLeg {
         StreamLeg {
             conn: None,
             listener: None,
@@ -75,6 +101,10 @@ impl StreamLeg {
             st_off: 0,
             st_len: 0,
             msrp,
+            rewrite,
+            raw: vec![0u8; if rewrite { 2 * RECORD_MAX } else { 0 }].into_boxed_slice(),
+            raw_off: 0,
+            raw_len: 0,
             tcp_up: false,
             peer_done: false,
             dirty: false,
@@ -96,6 +126,27 @@ impl StreamLeg {
             self.staged
                 .copy_within(self.st_off..self.st_off + self.st_len, 0);
             self.st_off = 0;
+        }
+    }
+
+    /// Room for opened plaintext: in raw when rewriting, else in staging.
+    fn plain_room(&self) -> usize {
+        if self.rewrite {
+            self.raw_room()
+        } else {
+            self.staged_room()
+        }
+    }
+
+    fn raw_room(&self) -> usize {
+        self.raw.len() - self.raw_off - self.raw_len
+    }
+
+    fn compact_raw(&mut self) {
+        if self.raw_off > 0 {
+            self.raw
+                .copy_within(self.raw_off..self.raw_off + self.raw_len, 0);
+            self.raw_off = 0;
         }
     }
 
@@ -222,13 +273,34 @@ impl<P: Port> Worker<P> {
             }
         }
         let aware_msrp = p.aware && p.application == Application::Msrp;
+        // Path rewriting needs both legs' URIs (CEMA on both sides: none are sent). Our own URIs
+        // must parse; a remote path may still be unknown (empty) and come with a Modify.
+        let rewrite = aware_msrp && p.legs.iter().all(|l| l.msrp.is_some());
+        if rewrite
+            && !p.legs.iter().flat_map(|l| l.msrp).all(|r| {
+                let paths = r.paths();
+                mgw_app::msrp::MsrpUri::parse(paths.local_uri).is_ok()
+                    && (paths.remote_path.is_empty() || paths.validate().is_ok())
+            })
+        {
+            for id in listeners.iter().flatten() {
+                self.tcp.unlisten(*id);
+            }
+            return fail(self, InstallFailure::Unsupported);
+        }
+        // Staging must hold the largest rewritten head with room to spare (module docs).
+        let staging = if rewrite {
+            self.cfg
+                .staging_bytes
+                .max(self.cfg.msrp.max_header_block + MSRP_CARRY_OUT + MSRP_ROUTE_MAX + 4096)
+        } else {
+            self.cfg.staging_bytes
+        };
         let mk = |i: usize, w: &Self| {
             let l = p.legs[i];
-            let mut s = StreamLeg::new(
-                l.transport == Transport::TlsTcp,
-                w.cfg.staging_bytes,
-                aware_msrp.then(|| MsrpParser::new(w.cfg.msrp)),
-            );
+            let parser =
+                aware_msrp.then(|| MsrpParser::new(w.cfg.msrp).with_header_events(!rewrite));
+            let mut s = StreamLeg::new(l.transport == Transport::TlsTcp, staging, parser, rewrite);
             s.listener = listeners[i];
             Leg {
                 prog: l,
@@ -529,6 +601,7 @@ impl<P: Port> Worker<P> {
     fn pump(&mut self, slot: usize, side: Side) {
         for _ in 0..64 {
             let moved_in = self.read_leg(slot, side);
+            let moved_in = self.rewrite_pending(slot, side) || moved_in;
             let moved_out = self.flush_staged(slot, side);
             if self.slots[slot].is_none() {
                 return;
@@ -540,7 +613,7 @@ impl<P: Port> Worker<P> {
         // Drained after the peer's FIN or close_notify: the context goes (TS 29.334).
         let done = self
             .stream(slot, side)
-            .is_some_and(|s| s.peer_done && s.st_len == 0 && s.rec_len == 0)
+            .is_some_and(|s| s.peer_done && s.st_len == 0 && s.rec_len == 0 && s.raw_len == 0)
             && self.tcp_readable(slot, side) == 0;
         if done {
             self.close_context(slot);
@@ -569,6 +642,24 @@ impl<P: Port> Worker<P> {
         };
         let Some(conn) = s.conn else { return false };
         let mut moved = false;
+        if s.tls.is_none() && s.rewrite {
+            // Plain TCP, rewriting: ring → raw; the rewrite stage moves it to staging.
+            if s.raw_room() < 2048 {
+                s.compact_raw();
+            }
+            let start = s.raw_off + s.raw_len;
+            let room = s.raw_room();
+            if room == 0 {
+                return false;
+            }
+            let n = self
+                .tcp
+                .recv(conn, &mut s.raw[start..start + room])
+                .unwrap_or(0);
+            s.raw_len += n;
+            leg.stats.octets_received += n as u64;
+            return n > 0;
+        }
         if s.tls.is_none() {
             // Plain TCP: ring → staging.
             if s.staged_room() < 2048 {
@@ -623,8 +714,15 @@ impl<P: Port> Worker<P> {
             if s.staged_room() < RECORD_MAX {
                 s.compact_staged();
             }
+            s.compact_raw();
             let before = s.st_len;
-            let (st, st_off, st_len) = (&mut s.staged, s.st_off, &mut s.st_len);
+            let raw_before = s.raw_len;
+            // Early application data: to staging, or to raw on a rewriting leg.
+            let (st, st_off, st_len) = if s.rewrite {
+                (&mut s.raw, s.raw_off, &mut s.raw_len)
+            } else {
+                (&mut s.staged, s.st_off, &mut s.st_len)
+            };
             let mut overflow = false;
             let mut deliver = |d: &[u8]| {
                 let at = st_off + *st_len;
@@ -645,7 +743,7 @@ impl<P: Port> Worker<P> {
                     }
                     moved |= p.consumed > 0 || p.written > 0 || p.delivered > 0;
                     let added = s.st_len - before;
-                    leg.stats.octets_received += added as u64;
+                    leg.stats.octets_received += (added + s.raw_len - raw_before) as u64;
                     if added > 0 && !check_msrp(s, s.st_off + before, added, &mut leg.stats) {
                         s.tls = Some(tls);
                         return self.app_failure(slot, side);
@@ -657,15 +755,31 @@ impl<P: Port> Worker<P> {
             if overflow {
                 failed = failed.or(Some(SecurityFailure::Protocol));
             }
-        } else if s.staged_room() >= RECORD_MAX || {
+        } else if s.plain_room() >= RECORD_MAX || {
             s.compact_staged();
-            s.staged_room() >= RECORD_MAX
+            s.compact_raw();
+            s.plain_room() >= RECORD_MAX
         } {
-            // Established: open whole records in place while staging has room for one more.
-            while s.rec_len > 0 && s.staged_room() >= RECORD_MAX {
+            // Established: open whole records in place while staging (raw when rewriting) has
+            // room for one more.
+            while s.rec_len > 0 && s.plain_room() >= RECORD_MAX {
                 let rec = &mut s.rec[s.rec_off..s.rec_off + s.rec_len];
                 match tls.open_record(rec) {
                     Ok(Record::Incomplete { .. }) => break,
+                    Ok(Record::Data {
+                        consumed,
+                        plaintext,
+                    }) if s.rewrite => {
+                        let n = plaintext.len();
+                        let at = s.raw_off + s.raw_len;
+                        let src = s.rec_off + plaintext.start;
+                        s.raw[at..at + n].copy_from_slice(&s.rec[src..src + n]);
+                        s.raw_len += n;
+                        s.rec_off += consumed;
+                        s.rec_len -= consumed;
+                        leg.stats.octets_received += n as u64;
+                        moved = true;
+                    }
                     Ok(Record::Data {
                         consumed,
                         plaintext,
@@ -803,12 +917,105 @@ impl<P: Port> Worker<P> {
         true
     }
 
+    /// Rewriting legs: raw plaintext of leg `side` → MSRP parser → staging, heads rewritten for
+    /// the other leg (module docs). Runs only once the other leg is up (its route is then
+    /// final). Returns true if anything moved; malformed framing or a frame not addressed to
+    /// the MGW on this leg releases the context.
+    fn rewrite_pending(&mut self, slot: usize, side: Side) -> bool {
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return false;
+        };
+        let max_head = self.cfg.msrp.max_header_block;
+        let [a, b] = &mut ctx.legs;
+        let (from, to) = if side == Side::A { (a, b) } else { (b, a) };
+        let LegKind::Stream(s) = &mut from.kind else {
+            return false;
+        };
+        let s: &mut StreamLeg = s;
+        if !s.rewrite || s.raw_len == 0 || !to.up {
+            return false;
+        }
+        let (Some(inbound), Some(outbound)) = (from.prog.msrp.as_ref(), to.prog.msrp.as_ref())
+        else {
+            return false;
+        };
+        let (inbound, outbound) = (inbound.paths(), outbound.paths());
+        let mut ok = !outbound.remote_path.is_empty();
+        let mut moved = false;
+        while ok && s.raw_len > 0 {
+            if s.staged_room() < s.staged.len() / 2 {
+                s.compact_staged();
+            }
+            let n =
+                rewrite_input_len(s.staged_room(), max_head, outbound.max_growth()).min(s.raw_len);
+            if n == 0 {
+                break;
+            }
+            let Some(parser) = s.msrp.as_mut() else {
+                break;
+            };
+            let input = &s.raw[s.raw_off..s.raw_off + n];
+            let out = &mut s.staged[s.st_off + s.st_len..];
+            let mut at = 0;
+            let mut feed = parser.feed(input);
+            loop {
+                let put = match feed.next_event() {
+                    Ok(None) => break,
+                    Ok(Some(MsrpEvent::HeadersEnd { .. })) => {
+                        let p = feed.parser();
+                        rewrite_head_between(
+                            inbound,
+                            outbound,
+                            false,
+                            p.head(),
+                            p.frame(),
+                            &mut out[at..],
+                        )
+                        .ok()
+                    }
+                    Ok(Some(MsrpEvent::Body { range })) => {
+                        let body = &input[range.range()];
+                        copy_into(out, at, body)
+                    }
+                    Ok(Some(MsrpEvent::BodyCarry)) => copy_into(out, at, feed.parser().carried()),
+                    Ok(Some(MsrpEvent::End { continuation })) => {
+                        from.stats.messages_received += 1;
+                        feed.parser().write_end_line(continuation, &mut out[at..])
+                    }
+                    Ok(Some(_)) => Some(0),
+                    Err(_) => None,
+                };
+                match put {
+                    Some(w) => at += w,
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            s.st_len += at;
+            s.raw_off += n;
+            s.raw_len -= n;
+            if s.raw_len == 0 {
+                s.raw_off = 0;
+            }
+            moved = true;
+        }
+        if !ok {
+            from.stats.app_errors += 1;
+            return self.app_failure(slot, side);
+        }
+        moved
+    }
+
     /// Malformed application data on `side`: nothing of what that leg has staged is relayed
     /// (it may hold the bad bytes), and the context goes.
     fn app_failure(&mut self, slot: usize, side: Side) -> bool {
         if let Some(s) = self.stream(slot, side) {
             s.st_off = 0;
             s.st_len = 0;
+            s.raw_off = 0;
+            s.raw_len = 0;
         }
         self.stats.app_errors += 1;
         self.close_context(slot);
@@ -819,7 +1026,12 @@ impl<P: Port> Worker<P> {
     /// close_notify (TLS) and FIN. Their connections finish closing in the stack on their own.
     pub(crate) fn close_streams(&mut self, slot: usize) {
         for side in [Side::A, Side::B] {
-            // Drain towards the other leg what is already staged (Subtract drains).
+            // Drain towards the other leg what is already staged (Subtract drains), after
+            // rewriting what was received but not parsed yet.
+            let _ = self.rewrite_pending(slot, side.other());
+            if self.slots[slot].is_none() {
+                return;
+            }
             let _ = self.flush_staged(slot, side.other());
         }
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -870,6 +1082,23 @@ impl<P: Port> Worker<P> {
             }
         }
     }
+}
+
+/// How much raw input one MSRP parser call may take so that its output fits in `room` bytes of
+/// staging, whatever the input holds. Output is at most the input, plus the head of the first
+/// frame begun in an earlier call (`max_head`), plus carried end-line bytes, plus one head's
+/// `growth` for each frame the call completes (at most `n / MSRP_MIN_FRAME + 1`).
+fn rewrite_input_len(room: usize, max_head: usize, growth: usize) -> usize {
+    let reserve = max_head + MSRP_CARRY_OUT + growth;
+    // n + (n / MIN) * growth <= room - reserve
+    room.saturating_sub(reserve) * MSRP_MIN_FRAME / (MSRP_MIN_FRAME + growth)
+}
+
+/// Copies `src` to `out[at..]`; `None` if it does not fit (cannot happen within the bound of
+/// [`rewrite_input_len`]; treated as an error rather than a panic).
+fn copy_into(out: &mut [u8], at: usize, src: &[u8]) -> Option<usize> {
+    out.get_mut(at..at + src.len())?.copy_from_slice(src);
+    Some(src.len())
 }
 
 /// Feeds `n` bytes at `at` of the staging buffer to the leg's MSRP parser (aware mode):

@@ -46,6 +46,57 @@ fn msrp_ok(i: usize) -> Vec<u8> {
         .into_bytes()
 }
 
+// MSRP path rewriting (aware, no CEMA): the MGW is the MSRP peer of each endpoint
+// (RFC 4975 §8.1 a=path in its Local SDP). The UE addresses the MGW's access URI; the core gets
+// its own a=path as To-Path and the MGW's core URI as From-Path, and the reverse.
+const GW_ACCESS_URI: &str = "msrps://10.8.0.1:2855/gw1;tcp";
+const UE_URI: &str = "msrps://10.8.0.2:50000/ue1;tcp";
+const GW_CORE_URI: &str = "msrp://10.8.0.1:40001/gw-core;tcp";
+const CORE_URI: &str = "msrp://10.8.0.3:2855/core1;tcp";
+
+/// The paths as the UE writes them (requests) and as the core must receive them.
+fn up_paths() -> (String, String) {
+    (
+        format!("To-Path: {GW_ACCESS_URI}\r\nFrom-Path: {UE_URI}\r\n"),
+        format!("To-Path: {CORE_URI}\r\nFrom-Path: {GW_CORE_URI}\r\n"),
+    )
+}
+
+/// The paths as the core writes them (responses) and as the UE must receive them.
+fn down_paths() -> (String, String) {
+    (
+        format!("To-Path: {GW_CORE_URI}\r\nFrom-Path: {CORE_URI}\r\n"),
+        format!("To-Path: {UE_URI}\r\nFrom-Path: {GW_ACCESS_URI}\r\n"),
+    )
+}
+
+/// `data` with every `from` replaced by `to` (bodies are lowercase letters: no false match).
+fn swap(data: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let (from, to) = (from.as_bytes(), to.as_bytes());
+    let mut out = Vec::with_capacity(data.len() + data.len() / 4);
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A 200 OK as the core writes it to the MGW's core URI.
+fn msrp_ok_core(i: usize) -> Vec<u8> {
+    let (ue_form, core_form) = down_paths();
+    swap(&msrp_ok(i), &core_form, &ue_form)
+}
+
+fn route(local: &str, remote: &str) -> Option<flow::MsrpRoute> {
+    Some(flow::MsrpRoute::new(local.as_bytes(), remote.as_bytes()).unwrap())
+}
+
 #[derive(Default)]
 struct Outcome {
     events: Vec<FlowEvent>,
@@ -60,6 +111,10 @@ struct Outcome {
     ue_blocked_bytes: usize,
     /// The core had a connection before the establish signal (must not).
     core_connected_before_signal: bool,
+    /// What the core must have received for `sent_up` (rewritten when the scenario rewrites).
+    expect_core: Vec<u8>,
+    /// What the UE must have received for `sent_down`.
+    expect_ue: Vec<u8>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -76,6 +131,38 @@ enum Scenario {
     CoreAddressLater,
     /// Delayed establishment: the core leg connects only on the MGC's signal (FlowOp::Establish).
     DelayedCore,
+    /// Aware MSRP without CEMA: both legs carry their URIs and paths are rewritten; some frames
+    /// are large enough to span several TLS records and parser calls.
+    Rewrite,
+    /// The same, TLS on both legs.
+    RewriteTlsToTls,
+    /// Rewriting, and the UE sends a frame whose To-Path is not the MGW's URI on its leg.
+    RewriteNotForUs,
+    /// Routes programmed but the relay is agnostic (aware = false): bytes pass unchanged.
+    AgnosticWithRoutes,
+}
+
+impl Scenario {
+    fn routes(self) -> bool {
+        matches!(
+            self,
+            Scenario::Rewrite
+                | Scenario::RewriteTlsToTls
+                | Scenario::RewriteNotForUs
+                | Scenario::AgnosticWithRoutes
+        )
+    }
+    fn rewrites(self) -> bool {
+        self.routes() && self != Scenario::AgnosticWithRoutes
+    }
+    fn body_len(self, i: usize) -> usize {
+        if self.rewrites() && i % 25 == 7 {
+            // Spans two TLS records and several rewrite-stage parser calls.
+            30_000 + i
+        } else {
+            50 + (i * 37) % 700
+        }
+    }
 }
 
 fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
@@ -83,7 +170,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
     let ue_id = Identity::generate_self_signed("ue").unwrap();
     let other = Identity::generate_self_signed("not the ue").unwrap();
     let core_id = Identity::generate_self_signed("core").unwrap();
-    let tls_core = scenario == Scenario::TlsToTls;
+    let tls_core = matches!(scenario, Scenario::TlsToTls | Scenario::RewriteTlsToTls);
     let core_ctx = TlsContext::new(TlsSettings::default(), core_id.clone()).unwrap();
     let gw_trust = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
     let mut core_tls: Option<TlsPeer> = None;
@@ -141,7 +228,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
         context: 42,
         generation: 1,
         application: Application::Msrp,
-        aware: true,
+        aware: scenario != Scenario::AgnosticWithRoutes,
         legs: [
             LegProgram {
                 local: sa(GW, 2855),
@@ -152,7 +239,11 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 latching: true,
                 security_role: Role::Server,
                 peer_fingerprints: ue_fp,
-                msrp: None,
+                msrp: if scenario.routes() {
+                    route(GW_ACCESS_URI, UE_URI)
+                } else {
+                    None
+                },
             },
             LegProgram {
                 local: sa(GW, 40001),
@@ -171,7 +262,11 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 } else {
                     PeerFingerprints::new()
                 },
-                msrp: None,
+                msrp: if scenario.routes() {
+                    route(GW_CORE_URI, CORE_URI)
+                } else {
+                    None
+                },
             },
         ],
     }))
@@ -182,12 +277,41 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
     let mut ue_conn = None;
     let mut core_conn = None;
     let mut up_queue: Vec<u8> = (0..messages)
-        .flat_map(|i| msrp_send(i, 50 + (i * 37) % 700))
+        .flat_map(|i| msrp_send(i, scenario.body_len(i)))
         .collect();
     if scenario == Scenario::MalformedMsrp {
         up_queue.extend_from_slice(b"MSRP bad\r\nnot a header line\r\n\r\n");
     }
-    let mut down_queue: Vec<u8> = (0..messages).flat_map(msrp_ok).collect();
+    if scenario == Scenario::RewriteNotForUs {
+        let stray = msrp_send(messages, 10);
+        up_queue.extend(swap(
+            &stray,
+            GW_ACCESS_URI,
+            "msrps://10.8.0.1:2855/someone-else;tcp",
+        ));
+    }
+    let mut down_queue: Vec<u8> = if scenario.routes() {
+        (0..messages).flat_map(msrp_ok_core).collect()
+    } else {
+        (0..messages).flat_map(msrp_ok).collect()
+    };
+    // What each side must receive for what was sent (rewritten or not).
+    let (up_from, up_to) = up_paths();
+    let (down_from, down_to) = down_paths();
+    let expect_core = |sent: &[u8]| {
+        if scenario.rewrites() {
+            swap(sent, &up_from, &up_to)
+        } else {
+            sent.to_vec()
+        }
+    };
+    let expect_ue = |sent: &[u8]| {
+        if scenario.rewrites() {
+            swap(sent, &down_from, &down_to)
+        } else {
+            sent.to_vec()
+        }
+    };
     let mut connected_at = None;
     let step = Duration::from_millis(10);
     let mut t = Instant::ZERO;
@@ -295,8 +419,8 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
         t += step;
         let all_through = up_queue.is_empty()
             && down_queue.is_empty()
-            && out.to_core.len() == out.sent_up.len()
-            && out.to_ue.len() == out.sent_down.len();
+            && out.to_core.len() == expect_core(&out.sent_up).len()
+            && out.to_ue.len() == expect_ue(&out.sent_down).len();
         let failed = out
             .events
             .iter()
@@ -348,6 +472,8 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
         }
         t += step;
     }
+    out.expect_core = expect_core(&out.sent_up);
+    out.expect_ue = expect_ue(&out.sent_down);
     out
 }
 
@@ -418,6 +544,89 @@ fn msrp_over_tls_to_tcp_both_ways_then_subtract() {
         "Subtract sends close_notify to the UE"
     );
     assert!(o.core_saw_fin, "Subtract sends FIN to the core");
+}
+
+#[test]
+fn aware_msrp_without_cema_rewrites_paths_both_ways() {
+    // RFC 4975 §8.1 / RFC 6714 §4 without CEMA: the UE sends to the MGW's access URI; the core
+    // receives each frame with To-Path = its own a=path and From-Path = the MGW's core URI, and
+    // the core's 200 OKs reach the UE with the UE's paths restored. Everything else (start line,
+    // other headers, bodies up to 30 kB across TLS records, end-lines) is unchanged.
+    let o = run(Scenario::Rewrite, 300, 11);
+    assert_eq!(
+        o.sent_up.len(),
+        (0..300)
+            .map(|i| msrp_send(i, Scenario::Rewrite.body_len(i)).len())
+            .sum::<usize>()
+    );
+    assert!(!o.expect_core.is_empty() && o.expect_core != o.sent_up);
+    assert!(
+        o.to_core == o.expect_core,
+        "core got {} bytes, expected {} (rewritten)",
+        o.to_core.len(),
+        o.expect_core.len()
+    );
+    assert_eq!(
+        o.expect_ue,
+        (0..300).flat_map(msrp_ok).collect::<Vec<u8>>(),
+        "the UE's view: its own paths"
+    );
+    assert!(
+        o.to_ue == o.expect_ue,
+        "UE got {} bytes, expected {}",
+        o.to_ue.len(),
+        o.expect_ue.len()
+    );
+    // Frame by frame: the core sees its own URI as To-Path, never the MGW's access URI.
+    let core_text = String::from_utf8_lossy(&o.to_core);
+    assert_eq!(
+        core_text
+            .matches(&format!("To-Path: {CORE_URI}\r\n"))
+            .count(),
+        300
+    );
+    assert!(!core_text.contains(GW_ACCESS_URI) && !core_text.contains(UE_URI));
+    let stats = released(&o).expect("Released after Subtract");
+    assert_eq!(stats[0].messages_received, 300);
+    assert_eq!(stats[1].messages_received, 300);
+    assert_eq!(stats[0].octets_received as usize, o.sent_up.len());
+    assert_eq!(stats[1].octets_sent as usize, o.to_core.len());
+    assert_eq!(stats[0].octets_sent as usize, o.to_ue.len());
+    assert_eq!(stats[0].app_errors + stats[1].app_errors, 0);
+    assert!(o.ue_saw_close_notify && o.core_saw_fin);
+}
+
+#[test]
+fn rewriting_tls_to_tls() {
+    let o = run(Scenario::RewriteTlsToTls, 100, 12);
+    assert!(o.to_core == o.expect_core && !o.to_core.is_empty());
+    assert!(o.to_ue == o.expect_ue && !o.to_ue.is_empty());
+    assert!(o.ue_saw_close_notify && o.core_saw_fin);
+}
+
+#[test]
+fn a_frame_not_for_the_mgw_releases_the_context() {
+    // RFC 4975 §7.3: a frame whose To-Path is not the MGW's URI on that leg is not for this
+    // session; the leg's staged bytes are dropped and the context goes.
+    let o = run(Scenario::RewriteNotForUs, 5, 13);
+    let stats = released(&o).expect("released");
+    assert!(stats[0].app_errors >= 1);
+    assert!(!String::from_utf8_lossy(&o.to_core).contains("someone-else"));
+    assert!(
+        o.expect_core.starts_with(&o.to_core),
+        "what reached the core is whole rewritten frames"
+    );
+}
+
+#[test]
+fn agnostic_relay_with_routes_is_byte_identical() {
+    // aware = false: routes or not, the bytes pass unchanged (and CEMA, where control sends no
+    // routes, is the `Normal` scenario: aware, no routes, byte for byte).
+    let o = run(Scenario::AgnosticWithRoutes, 100, 14);
+    assert!(o.to_core == o.sent_up && !o.sent_up.is_empty());
+    assert!(o.to_ue == o.sent_down && !o.sent_down.is_empty());
+    let stats = released(&o).expect("released");
+    assert_eq!(stats[0].messages_received, 0, "agnostic: nothing parsed");
 }
 
 #[test]

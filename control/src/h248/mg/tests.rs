@@ -89,10 +89,13 @@ fn add_reply_carries_local_sdp() {
         .local
         .as_deref()
         .unwrap();
+    // The MGW's own a=path follows (RFC 4975 §8.1; its session-id is generated).
+    let (head, path) = local.split_once("\na=path:").unwrap();
     assert_eq!(
-        local,
+        head,
         "v=0\nc=IN IP4 10.0.0.1\nm=message 50000 TCP/MSRP *\na=setup:passive\na=connection:new"
     );
+    assert!(path.starts_with("msrp://10.0.0.1:50000/") && path.ends_with(";tcp"));
 }
 
 #[test]
