@@ -107,8 +107,8 @@ mod imp {
             quick,
             fwd: d(300, 3),
             tcp: d(500, 3),
-            relay: d(1000, 3),
-            testpmd_s: secs.unwrap_or(if quick { 2 } else { 5 }).max(2),
+            relay: d(600, 3),
+            testpmd_s: secs.unwrap_or(if quick { 1 } else { 5 }).max(1),
             sessions: arg("--sessions").unwrap_or(8) as usize,
             body: arg("--size").unwrap_or(200) as usize,
             only: {

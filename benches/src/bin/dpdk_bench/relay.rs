@@ -8,7 +8,7 @@
 use super::round3;
 use dataplane::edge::{EdgeConfig, InterfaceAddr};
 use dataplane::port::dpdk::DpdkQueue;
-use dataplane::port::Port;
+use dataplane::port::{Port, PortStats};
 use dataplane::sim::Node;
 use dataplane::time::monotonic_now;
 use dataplane::wire::{IpAddress, Ipv4Address};
@@ -155,7 +155,7 @@ pub fn run(
     let mut seq = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
     // Warm-up: until every session relays (handshakes, ARP, slow start), at most 5 s.
-    let mut measuring: Option<(Wall, Duration, u64)> = None;
+    let mut measuring: Option<(Wall, Duration, u64, PortStats)> = None;
     let mut established_at = None;
     let start = Wall::now();
     let mut polls = 0u64;
@@ -171,7 +171,7 @@ pub fn run(
         if measuring.is_none() {
             let ready = established_at.is_some_and(|e| elapsed >= e + Duration::from_millis(200));
             if ready {
-                measuring = Some((Wall::now(), worker_time, core_bytes));
+                measuring = Some((Wall::now(), worker_time, core_bytes, worker.port().stats()));
             } else if elapsed > Duration::from_secs(5) {
                 return Err(format!(
                     "sessions not up after 5 s: {} of {sessions} TLS established, {} core \
@@ -182,7 +182,7 @@ pub fn run(
                 ));
             }
         }
-        if let Some((m0, _, _)) = measuring {
+        if let Some((m0, ..)) = measuring {
             if m0.elapsed() >= d {
                 break;
             }
@@ -224,7 +224,7 @@ pub fn run(
         worker_time += w0.elapsed();
         peers.poll(t);
     }
-    let (m0, wt0, cb0) = measuring.ok_or("never measured")?;
+    let (m0, wt0, cb0, ps0) = measuring.ok_or("never measured")?;
     let wall = m0.elapsed().as_secs_f64();
     let wt = (worker_time - wt0).as_secs_f64();
     let bytes = core_bytes - cb0;
@@ -235,8 +235,18 @@ pub fn run(
     if bytes == 0 {
         return Err(format!("nothing relayed; worker {stats:?}"));
     }
+    let (rx, tx) = (
+        ps.rx_packets - ps0.rx_packets,
+        ps.tx_packets - ps0.tx_packets,
+    );
     Ok(json!({
         "sessions": sessions,
+        "worker_port_during_measurement": {
+            "rx_packets": rx,
+            "tx_packets": tx,
+            "avg_rx_frame_bytes": round3((ps.rx_bytes - ps0.rx_bytes) as f64 / rx.max(1) as f64),
+            "mpps_rx_plus_tx_per_worker_core": round3((rx + tx) as f64 / wt / 1e6),
+        },
         "msrp_message_bytes": msg_len,
         "warmup_s_until_all_sessions_up": round3(established_at.map_or(0.0, |e| e.as_secs_f64())),
         "measured_s": round3(wall),
