@@ -25,7 +25,7 @@ pub struct Config {
     pub dataplane: Dataplane,
     /// `[dpdk]` (backend `dpdk`).
     #[serde(default)]
-    pub dpdk: Option<toml::Table>,
+    pub dpdk: Option<Dpdk>,
     /// `[[realm]]`: one per interface.
     #[serde(rename = "realm")]
     pub realms: Vec<Realm>,
@@ -151,6 +151,9 @@ pub struct Dataplane {
     /// Burst size.
     #[serde(default)]
     pub burst: Option<usize>,
+    /// How idle workers wait: `adaptive` (default: spin, yield, then nap) or `busy`.
+    #[serde(default)]
+    pub poll: Option<String>,
     /// Write every frame of the data-plane port to this pcap file (debugging).
     #[serde(default)]
     pub pcap: Option<String>,
@@ -158,6 +161,49 @@ pub struct Dataplane {
 
 fn one() -> usize {
     1
+}
+
+/// `[dpdk]`: EAL and mbuf pools (backend `dpdk`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dpdk {
+    /// hugetlbfs mount (EAL `--huge-dir`).
+    pub huge_dir: Option<String>,
+    /// Run without hugepages (EAL `--no-huge`: test machines, CI).
+    pub no_huge: bool,
+    /// Memory to take at start, MiB (EAL `-m`).
+    pub memory_mb: u32,
+    /// mbufs in the pool.
+    pub mbufs: u32,
+    /// Per-lcore mbuf cache.
+    pub mbuf_cache: u32,
+    /// RX descriptors per queue.
+    pub rx_descriptors: u16,
+    /// TX descriptors per queue.
+    pub tx_descriptors: u16,
+    /// Virtual devices to create (EAL `--vdev`), e.g. `net_af_packet0,iface=eth1,qpairs=2`.
+    pub vdevs: Vec<String>,
+    /// EAL file prefix (several DPDK processes on one host).
+    pub file_prefix: Option<String>,
+    /// Appended to the EAL arguments mgwd builds.
+    pub eal_extra_args: Vec<String>,
+}
+
+impl Default for Dpdk {
+    fn default() -> Self {
+        Dpdk {
+            huge_dir: None,
+            no_huge: false,
+            memory_mb: 1024,
+            mbufs: 65_535,
+            mbuf_cache: 256,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            vdevs: Vec::new(),
+            file_prefix: None,
+            eal_extra_args: Vec::new(),
+        }
+    }
 }
 
 /// `[[realm]]`.
@@ -169,9 +215,12 @@ pub struct Realm {
     /// Linux interface (backend `afpacket`).
     #[serde(default)]
     pub interface: Option<String>,
-    /// PCI address (backend `dpdk`).
+    /// PCI address of the NIC port (backend `dpdk`).
     #[serde(default)]
     pub pci: Option<String>,
+    /// Name of a DPDK virtual device from `dpdk.vdevs` (backend `dpdk`), e.g. `net_af_packet0`.
+    #[serde(default)]
+    pub vdev: Option<String>,
     /// Our IPv4 address and prefix, `a.b.c.d/len`.
     pub ipv4: String,
     /// Next hop for destinations off the subnet.
@@ -260,6 +309,67 @@ pub fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u8)> {
     Some((a.parse().ok()?, len))
 }
 
+/// The DPDK device the realms are on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DpdkDevice {
+    /// A NIC port by PCI address (EAL `-a`).
+    Pci(String),
+    /// A virtual device from `dpdk.vdevs`, by name (`net_af_packet0`).
+    Vdev(String),
+}
+
+impl DpdkDevice {
+    /// The ethdev name DPDK knows the port by.
+    pub fn name(&self) -> &str {
+        match self {
+            DpdkDevice::Pci(n) | DpdkDevice::Vdev(n) => n,
+        }
+    }
+}
+
+/// The one DPDK device every realm names (`pci` or `vdev`). The configuration format allows a
+/// port per realm (see deploy/mgwd.example.toml); this build's workers drive one port each
+/// (one queue pair of it), so `mgwd run` refuses realms on different ports at start.
+///
+/// # Errors
+/// A realm names no device or both kinds, realms name different devices, or a `vdev` is not
+/// declared in `dpdk.vdevs`.
+pub fn dpdk_device(cfg: &Config) -> Result<DpdkDevice> {
+    let mut found: Option<DpdkDevice> = None;
+    for (i, r) in cfg.realms.iter().enumerate() {
+        let dev = match (&r.pci, &r.vdev) {
+            (Some(p), None) => DpdkDevice::Pci(p.clone()),
+            (None, Some(v)) => DpdkDevice::Vdev(v.clone()),
+            (None, None) => bail!(
+                "realm[{i}] ({}): backend dpdk needs `pci` or `vdev`",
+                r.name
+            ),
+            (Some(_), Some(_)) => {
+                bail!("realm[{i}] ({}): give `pci` or `vdev`, not both", r.name)
+            }
+        };
+        if let DpdkDevice::Vdev(v) = &dev {
+            let declared = cfg.dpdk.as_ref().is_some_and(|d| {
+                d.vdevs
+                    .iter()
+                    .any(|s| s.split(',').next() == Some(v.as_str()))
+            });
+            if !declared {
+                bail!("realm[{i}] ({}).vdev: `{v}` is not in dpdk.vdevs", r.name);
+            }
+        }
+        match &found {
+            Some(f) if *f != dev => bail!(
+                "realm[{i}] ({}): this build runs every realm on one DPDK port (`{}`)",
+                r.name,
+                f.name()
+            ),
+            _ => found = Some(dev),
+        }
+    }
+    found.ok_or_else(|| anyhow::anyhow!("realm: at least one [[realm]] is needed"))
+}
+
 impl Config {
     /// Reads and validates `path`.
     ///
@@ -309,6 +419,25 @@ impl Config {
         if self.dataplane.workers == 0 {
             bail!("dataplane.workers: must be at least 1");
         }
+        if !self.dataplane.cores.is_empty() && self.dataplane.cores.len() != self.dataplane.workers
+        {
+            bail!(
+                "dataplane.cores: {} cores for {} workers (give one per worker, or none)",
+                self.dataplane.cores.len(),
+                self.dataplane.workers
+            );
+        }
+        match self.dataplane.steering.as_deref() {
+            None | Some("auto" | "redirect") => {}
+            Some("rte_flow") => bail!(
+                "dataplane.steering: `rte_flow` is not implemented by this build; use `redirect` or `auto`"
+            ),
+            Some(s) => bail!("dataplane.steering: `{s}` is not auto, rte_flow or redirect"),
+        }
+        match self.dataplane.poll.as_deref() {
+            None | Some("adaptive" | "busy") => {}
+            Some(p) => bail!("dataplane.poll: `{p}` is neither `busy` nor `adaptive`"),
+        }
         if self.realms.is_empty() {
             bail!("realm: at least one [[realm]] is needed");
         }
@@ -340,6 +469,11 @@ impl Config {
                 bail!("tls.fingerprint_hash: `{h}` is not sha-256, sha-384 or sha-512");
             }
         }
+        for (i, r) in self.realms.iter().enumerate() {
+            if r.pci.is_some() && r.vdev.is_some() {
+                bail!("realm[{i}] ({}): give `pci` or `vdev`, not both", r.name);
+            }
+        }
         if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
             bail!("tls.certificate and tls.private_key: give both or neither");
         }
@@ -349,8 +483,11 @@ impl Config {
     /// Keys accepted here that this build does not act on yet, for the start-up log.
     pub fn not_yet_applied(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        if self.dpdk.is_some() {
-            v.push("[dpdk]");
+        if self.dataplane.backend != "dpdk" && self.dpdk.is_some() {
+            v.push("[dpdk] (backend is not dpdk)");
+        }
+        if self.dataplane.burst.is_some() {
+            v.push("dataplane.burst (the burst is 32, fixed at build)");
         }
         if self.metrics.is_some() {
             v.push("metrics.listen (no Prometheus endpoint yet)");
@@ -393,5 +530,43 @@ mod tests {
         assert!(msg.contains("colour") && msg.contains("line"), "{msg}");
         let e = Config::parse(&base.replace("version = 3", "version = \"three\"")).unwrap_err();
         assert!(format!("{e:#}").contains("version"), "{e:#}");
+    }
+
+    #[test]
+    fn dpdk_settings_are_checked() {
+        let base = include_str!("../../deploy/mgwd.example.toml");
+        let e = Config::parse(&base.replace("cores = [2, 3, 4, 5]", "cores = [2, 3]")).unwrap_err();
+        assert!(e.to_string().contains("dataplane.cores"), "{e}");
+        let e = Config::parse(&base.replace("steering = \"auto\"", "steering = \"rte_flow\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("rte_flow"), "{e}");
+        let e = Config::parse(&base.replace("steering = \"auto\"", "poll = \"lazy\"")).unwrap_err();
+        assert!(e.to_string().contains("dataplane.poll"), "{e}");
+        let e = Config::parse(&base.replacen(
+            "pci = \"0000:3b:00.0\"",
+            "pci = \"0000:3b:00.0\"\nvdev = \"net_null0\"",
+            1,
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        // One port for every realm: the daemon's DPDK device.
+        let one = base.replace("pci = \"0000:3b:00.1\"", "pci = \"0000:3b:00.0\"");
+        let cfg = Config::parse(&one).unwrap();
+        assert_eq!(
+            dpdk_device(&cfg).unwrap(),
+            DpdkDevice::Pci("0000:3b:00.0".into())
+        );
+        let cfg = Config::parse(base).unwrap();
+        let e = dpdk_device(&cfg).unwrap_err();
+        assert!(e.to_string().contains("one DPDK port"), "{e}");
+        let vdev = one
+            .replace("pci = \"0000:3b:00.0\"", "vdev = \"net_af_packet0\"")
+            .replace(
+                "eal_extra_args = []",
+                "eal_extra_args = []\nvdevs = [\"net_af_packet1,iface=eth1\"]",
+            );
+        let cfg = Config::parse(&vdev).unwrap();
+        let e = dpdk_device(&cfg).unwrap_err();
+        assert!(e.to_string().contains("not in dpdk.vdevs"), "{e}");
     }
 }

@@ -1,9 +1,13 @@
 //! `mgwd run --config FILE`: the gateway daemon.
 //!
-//! One worker thread on the configured interface (AF_PACKET in this build) and the control
-//! thread on the main thread: it registers with the MGC, serves H.248, programs the worker and
-//! reports its events. SIGTERM or SIGINT starts a graceful ServiceChange; the process exits when
-//! the MGC has been told, or after 10 s.
+//! `dataplane.workers` poll-mode worker threads, each on its own queue pair of the port (DPDK:
+//! an ethdev's RX/TX queues with symmetric RSS; AF_PACKET: one socket per worker in a fanout
+//! group), optionally pinned to `dataplane.cores`; the control thread on the main thread
+//! registers with the MGC, serves H.248, programs the workers and reports their events. Contexts
+//! are spread over the workers by the control thread; a frame the NIC hashed to a worker not
+//! owning its leg is handed to the owner over the workers' redirect rings
+//! ([`mgw_worker::steer`]). SIGTERM or SIGINT starts a graceful ServiceChange; the process exits
+//! when the MGC has been told, or after 10 s.
 
 use crate::config::{parse_prefix, Config};
 use crate::gateway::{Awareness, Gateway};
@@ -22,9 +26,9 @@ use dataplane::port::pcap::PcapPort;
 use dataplane::port::Port;
 use dataplane::sim::Clock;
 use dataplane::time::monotonic_now;
-use dataplane::wire::Ipv4Address;
+use dataplane::wire::{EthernetAddress, Ipv4Address};
 use mgw_tls::{DtlsConfig, HashFunction, Identity, TlsContext, TlsSettings};
-use mgw_worker::{channel, Worker, WorkerConfig, WorkerEnd, WorkerStats};
+use mgw_worker::{channel, ControlEnd, Steering, Worker, WorkerConfig, WorkerEnd, WorkerStats};
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -84,38 +88,333 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn spawn_worker<P>(
-    port: P,
-    cfg: WorkerConfig,
-    ring: WorkerEnd,
+/// How an idle worker waits (`dataplane.poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollPolicy {
+    /// Never leave the core: lowest latency, one core burnt per worker (dedicated servers).
+    Busy,
+    /// Spin, then yield, then nap 100 µs while idle, so a lab or a shared host stays usable.
+    Adaptive,
+}
+
+impl PollPolicy {
+    fn parse(s: Option<&str>) -> Result<PollPolicy> {
+        match s.unwrap_or("adaptive") {
+            "busy" => Ok(PollPolicy::Busy),
+            "adaptive" => Ok(PollPolicy::Adaptive),
+            p => bail!("dataplane.poll: `{p}` is neither `busy` nor `adaptive`"),
+        }
+    }
+
+    /// Called after each poll; `busy` says whether it found work.
+    fn after_poll(self, idle: &mut u32, busy: bool) {
+        if busy {
+            *idle = 0;
+            return;
+        }
+        if self == PollPolicy::Busy {
+            std::hint::spin_loop();
+            return;
+        }
+        *idle = idle.saturating_add(1);
+        if *idle > 10_000 {
+            std::thread::sleep(Duration::from_micros(100));
+        } else if *idle > 200 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Pins the calling thread to `core`.
+fn pin_to_core(core: usize) -> Result<()> {
+    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if core >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        bail!("dataplane.cores: core {core} is out of range");
+    }
+    // SAFETY: `core` is below CPU_SETSIZE (checked above), so CPU_SET stays inside `set`.
+    unsafe { libc::CPU_SET(core, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        bail!(
+            "dataplane.cores: cannot pin a worker to core {core}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// What every worker thread is started with, besides its port.
+struct Launch {
     stop: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<WorkerStats>>
-where
-    P: Port + Send + 'static,
-    P::Buffer: Send,
-{
-    let worker = Worker::new(port, cfg, ring)
-        .map_err(|e| anyhow!("limits.max_connections_per_worker: {e}"))?;
-    Ok(std::thread::Builder::new()
-        .name("mgwd-worker-0".into())
-        .spawn(move || {
-            let mut w = worker;
-            let mut idle = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                if w.run_once(monotonic_now()) {
-                    idle = 0;
-                } else {
-                    // Adaptive poll: spin, then yield, then nap, so an idle gateway leaves the core.
-                    idle = idle.saturating_add(1);
-                    if idle > 10_000 {
-                        std::thread::sleep(Duration::from_micros(100));
-                    } else if idle > 200 {
-                        std::thread::yield_now();
-                    }
-                }
+    policy: PollPolicy,
+    pcap: Option<String>,
+    workers: usize,
+}
+
+/// A running worker thread and the control thread's end of its rings.
+struct Running {
+    ctl: ControlEnd,
+    thread: std::thread::JoinHandle<Result<WorkerStats, String>>,
+}
+
+impl Launch {
+    /// `dataplane.pcap` for worker `index`: the name itself with one worker, else `name.w<index>`
+    /// (`mergecap` joins them).
+    fn pcap_path(&self, index: usize) -> Option<String> {
+        let p = self.pcap.as_ref()?;
+        Some(if self.workers == 1 {
+            p.clone()
+        } else {
+            format!("{p}.w{index}")
+        })
+    }
+
+    /// Starts worker `index` on `port`.
+    fn spawn<P>(
+        &self,
+        index: usize,
+        port: P,
+        cfg: WorkerConfig,
+        steering: Option<Arc<Steering<P::Buffer>>>,
+        core: Option<usize>,
+    ) -> Result<Running>
+    where
+        P: Port + Send + 'static,
+        P::Buffer: Send,
+    {
+        let (ctl, ring) = channel(4096, 16_384);
+        let thread = match self.pcap_path(index) {
+            Some(path) => {
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("dataplane.pcap: {path}"))?;
+                let port = PcapPort::new(port, std::io::BufWriter::new(file), Clock::Monotonic)?;
+                self.thread(index, port, cfg, ring, steering, core)?
             }
-            w.stats()
-        })?)
+            None => self.thread(index, port, cfg, ring, steering, core)?,
+        };
+        Ok(Running { ctl, thread })
+    }
+
+    fn thread<P>(
+        &self,
+        index: usize,
+        port: P,
+        cfg: WorkerConfig,
+        ring: WorkerEnd,
+        steering: Option<Arc<Steering<P::Buffer>>>,
+        core: Option<usize>,
+    ) -> Result<std::thread::JoinHandle<Result<WorkerStats, String>>>
+    where
+        P: Port + Send + 'static,
+        P::Buffer: Send,
+    {
+        let mut worker = Worker::new(port, cfg, ring)
+            .map_err(|e| anyhow!("limits.max_connections_per_worker: {e}"))?;
+        if let Some(st) = steering {
+            worker
+                .set_steering(index, st)
+                .map_err(|e| anyhow!("worker {index}: steering: {e}"))?;
+        }
+        let (stop, policy) = (Arc::clone(&self.stop), self.policy);
+        Ok(std::thread::Builder::new()
+            .name(format!("mgwd-worker-{index}"))
+            .spawn(move || {
+                if let Some(c) = core {
+                    pin_to_core(c).map_err(|e| e.to_string())?;
+                }
+                let mut w = worker;
+                let mut idle = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let busy = w.run_once(monotonic_now());
+                    policy.after_poll(&mut idle, busy);
+                }
+                Ok(w.stats())
+            })?)
+    }
+}
+
+/// The edge of every worker's port and the realms control allocates from: one interface
+/// carrying every realm's addresses.
+fn edge_and_realms(cfg: &Config, mac: EthernetAddress) -> Result<(EdgeConfig, Realms)> {
+    let mut edge = EdgeConfig::single(mac, Ipv4Address::UNSPECIFIED, 32);
+    edge.addrs.clear();
+    let mut realms = Realms::default();
+    for r in &cfg.realms {
+        let (addr, len) = parse_prefix(&r.ipv4).ok_or_else(|| anyhow!("realm {}: ipv4", r.name))?;
+        edge.addrs.push(InterfaceAddr {
+            addr: Ipv4Address(addr.octets()),
+            prefix_len: len,
+        });
+        if let Some(gw) = r.gateway_v4 {
+            if edge.routes.is_empty() {
+                edge.routes.push(Route {
+                    dest: Ipv4Address::UNSPECIFIED,
+                    prefix_len: 0,
+                    gateway: Some(Ipv4Address(gw.octets())),
+                });
+            } else {
+                warn!(realm = %r.name, "only the first realm's gateway_v4 is the default route");
+            }
+        }
+        realms.add(&r.name, IpAddr::V4(addr), r.port_min, r.port_max);
+    }
+    Ok((edge, realms))
+}
+
+/// The worker core for worker `i` (`dataplane.cores`, if given).
+fn core_of(cfg: &Config, i: usize) -> Option<usize> {
+    cfg.dataplane.cores.get(i).copied()
+}
+
+/// The AF_PACKET backend: one socket per worker on the realms' shared interface, in one
+/// fanout group when there are several.
+fn start_afpacket(
+    cfg: &Config,
+    launch: &Launch,
+    new_worker: &dyn Fn(EdgeConfig) -> Result<WorkerConfig>,
+) -> Result<(Vec<Running>, Realms)> {
+    let iface = cfg.realms[0]
+        .interface
+        .clone()
+        .ok_or_else(|| anyhow!("realm[0].interface: needed with backend afpacket"))?;
+    for (i, r) in cfg.realms.iter().enumerate() {
+        if r.interface.as_deref() != Some(iface.as_str()) {
+            bail!("realm[{i}] ({}).interface: with backend afpacket all realms share one interface (`{iface}`)", r.name);
+        }
+    }
+    let n = cfg.dataplane.workers;
+    let mtu = cfg.realms.iter().map(|r| r.mtu).max().unwrap_or(1500);
+    let pool = Pool::new(16_384 * n, mtu + 14 + dataplane::buf::DEFAULT_HEADROOM + 64);
+    pool.prefill();
+    // A fanout group id private to this process.
+    let group = (std::process::id() & 0xffff) as u16;
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut port = AfPacketPort::open(&iface, pool.clone())
+            .with_context(|| format!("realm[0].interface `{iface}`"))?;
+        if n > 1 {
+            port.join_fanout(group)
+                .with_context(|| format!("realm[0].interface `{iface}`: PACKET_FANOUT"))?;
+        }
+        ports.push(port);
+    }
+    let (edge, realms) = edge_and_realms(cfg, ports[0].mac())?;
+    let steering = (n > 1).then(|| Steering::new(&edge_addrs(&edge), n, 8192));
+    let mut running = Vec::with_capacity(n);
+    for (i, port) in ports.into_iter().enumerate() {
+        running.push(launch.spawn(
+            i,
+            port,
+            new_worker(edge.clone())?,
+            steering.clone(),
+            core_of(cfg, i),
+        )?);
+    }
+    Ok((running, realms))
+}
+
+fn edge_addrs(edge: &EdgeConfig) -> Vec<Ipv4Address> {
+    edge.addrs.iter().map(|a| a.addr).collect()
+}
+
+/// The DPDK backend: EAL from `[dpdk]`, one ethdev (every realm on it), one RX/TX queue pair
+/// per worker with symmetric RSS where the device hashes.
+#[cfg(feature = "dpdk")]
+fn start_dpdk(
+    cfg: &Config,
+    launch: &Launch,
+    new_worker: &dyn Fn(EdgeConfig) -> Result<WorkerConfig>,
+) -> Result<(Vec<Running>, Realms, Box<dyn std::any::Any>)> {
+    use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal, Mempool};
+    let d = cfg.dpdk.clone().unwrap_or_default();
+    let device = crate::config::dpdk_device(cfg)?;
+    let mut eal = vec![
+        "mgwd".to_string(),
+        "-l".into(),
+        cfg.dataplane.control_core.unwrap_or(0).to_string(),
+        "-m".into(),
+        d.memory_mb.to_string(),
+    ];
+    if d.no_huge {
+        eal.push("--no-huge".into());
+    } else if let Some(dir) = &d.huge_dir {
+        eal.extend(["--huge-dir".into(), dir.clone()]);
+    }
+    if let Some(p) = &d.file_prefix {
+        eal.extend(["--file-prefix".into(), p.clone()]);
+    }
+    match &device {
+        crate::config::DpdkDevice::Pci(pci) => eal.extend(["-a".into(), pci.clone()]),
+        crate::config::DpdkDevice::Vdev(_) => {
+            if !d.eal_extra_args.iter().any(|a| a == "--no-pci") {
+                eal.push("--no-pci".into());
+            }
+        }
+    }
+    for v in &d.vdevs {
+        eal.push(format!("--vdev={v}"));
+    }
+    eal.extend(d.eal_extra_args.iter().cloned());
+    info!(args = ?eal, "starting DPDK EAL");
+    let eal = Eal::init(&eal).map_err(|e| anyhow!("[dpdk]: EAL: {e}"))?;
+    let name = device.name();
+    let port_id = eal
+        .port_by_name(name)
+        .map_err(|e| anyhow!("realm device `{name}`: not a DPDK port: {e}"))?;
+    let n = cfg.dataplane.workers;
+    let mtu = cfg.realms.iter().map(|r| r.mtu).max().unwrap_or(1500);
+    // At least DPDK's default mbuf (2,048 B + headroom): some PMDs (net_af_packet) size their
+    // receive frames by it and refuse smaller mbufs.
+    let room = u16::try_from((mtu + 14 + 64).max(2048) + 128).unwrap_or(u16::MAX);
+    let pool = Mempool::new(eal, "mgwd_mbufs", d.mbufs, d.mbuf_cache, room, None)
+        .map_err(|e| anyhow!("dpdk.mbufs/mbuf_cache: mempool: {e}"))?;
+    let queues = u16::try_from(n).map_err(|_| anyhow!("dataplane.workers: too many"))?;
+    let mut port = DpdkPort::new(
+        eal,
+        port_id,
+        queues,
+        pool,
+        DpdkPortConfig {
+            rx_desc: d.rx_descriptors,
+            tx_desc: d.tx_descriptors,
+            mtu: (mtu != 1500).then(|| u16::try_from(mtu).unwrap_or(1500)),
+            promiscuous: false,
+        },
+    )
+    .map_err(|e| anyhow!("realm device `{name}` (port {port_id}): {e}"))?;
+    let f = port.features();
+    info!(
+        port = port_id,
+        driver = f.driver,
+        queues,
+        rss_hf = format_args!("{:#x}", f.rss_hf),
+        rx_cksum = format_args!("{:#x}", f.rx_cksum),
+        tx_cksum = format_args!("{:#x}", f.tx_cksum),
+        mac = %port.mac(),
+        "DPDK port started"
+    );
+    if let Ok(l) = port.link() {
+        info!(up = l.up, speed_mbps = l.speed_mbps, "link");
+    }
+    let (edge, realms) = edge_and_realms(cfg, port.mac())?;
+    let steering = (n > 1).then(|| Steering::new(&edge_addrs(&edge), n, 8192));
+    let mut running = Vec::with_capacity(n);
+    for i in 0..n {
+        let q = port
+            .take_queue(i as u16)
+            .ok_or_else(|| anyhow!("queue {i} of port {port_id} missing"))?;
+        running.push(launch.spawn(
+            i,
+            q,
+            new_worker(edge.clone())?,
+            steering.clone(),
+            core_of(cfg, i),
+        )?);
+    }
+    // The port handle stays alive (the device started) until the daemon exits.
+    Ok((running, realms, Box::new(port)))
 }
 
 /// Runs the daemon.
@@ -131,7 +430,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.general.log));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    // Colours only on a terminal: journald and log files get plain text.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .try_init();
     info!(name = %cfg.general.name, "mgwd starting");
     for k in cfg.not_yet_applied() {
         warn!("configured but not applied by this build: {k}");
@@ -139,24 +442,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     match cfg.dataplane.backend.as_str() {
         "afpacket" => {}
+        "dpdk" if cfg!(feature = "dpdk") => {}
+        "dpdk" => bail!("dataplane.backend = \"dpdk\": this mgwd was built without DPDK (cargo build --features dpdk)"),
         "mem" => bail!("dataplane.backend = \"mem\": the in-memory backend is for `mgwd lab` and tests"),
-        b => bail!("dataplane.backend = \"{b}\": not available in this build of `mgwd run` yet; use \"afpacket\""),
+        b => bail!("dataplane.backend = \"{b}\": not available in this build of `mgwd run`; use \"dpdk\" or \"afpacket\""),
     }
-    if cfg.dataplane.workers != 1 {
-        bail!(
-            "dataplane.workers = {}: this build runs one worker (spreading contexts over workers needs the DPDK backend's steering)",
-            cfg.dataplane.workers
-        );
-    }
-    let iface = cfg.realms[0]
-        .interface
-        .clone()
-        .ok_or_else(|| anyhow!("realm[0].interface: needed with backend afpacket"))?;
-    for (i, r) in cfg.realms.iter().enumerate() {
-        if r.interface.as_deref() != Some(iface.as_str()) {
-            bail!("realm[{i}] ({}).interface: with backend afpacket all realms share one interface (`{iface}`)", r.name);
-        }
-    }
+    let policy = PollPolicy::parse(cfg.dataplane.poll.as_deref())?;
 
     // Identity.
     let identity = match (&cfg.tls.certificate, &cfg.tls.private_key) {
@@ -183,54 +474,45 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     // Data plane.
     let mtu = cfg.realms.iter().map(|r| r.mtu).max().unwrap_or(1500);
-    let pool = Pool::new(16_384, mtu + 14 + dataplane::buf::DEFAULT_HEADROOM + 64);
-    pool.prefill();
-    let port = AfPacketPort::open(&iface, pool)
-        .with_context(|| format!("realm[0].interface `{iface}`"))?;
-    let mut edge = EdgeConfig::single(port.mac(), Ipv4Address::UNSPECIFIED, 32);
-    edge.addrs.clear();
-    let mut realms = Realms::default();
-    for r in &cfg.realms {
-        let (addr, len) = parse_prefix(&r.ipv4).ok_or_else(|| anyhow!("realm {}: ipv4", r.name))?;
-        edge.addrs.push(InterfaceAddr {
-            addr: Ipv4Address(addr.octets()),
-            prefix_len: len,
-        });
-        if let Some(gw) = r.gateway_v4 {
-            if edge.routes.is_empty() {
-                edge.routes.push(Route {
-                    dest: Ipv4Address::UNSPECIFIED,
-                    prefix_len: 0,
-                    gateway: Some(Ipv4Address(gw.octets())),
-                });
-            } else {
-                warn!(realm = %r.name, "only the first realm's gateway_v4 is the default route");
-            }
-        }
-        realms.add(&r.name, IpAddr::V4(addr), r.port_min, r.port_max);
-    }
-    let (ctl_end, w_end) = channel(4096, 16_384);
-    let mut wcfg = WorkerConfig::new(edge);
-    wcfg.max_contexts = cfg.limits.max_contexts;
-    wcfg.tcp.max_connections = cfg.limits.max_connections_per_worker;
-    wcfg.tls = Some(TlsContext::new(tls_settings, identity.clone())?);
-    wcfg.dtls = Some(DtlsConfig::new(
-        &identity,
-        mtu.saturating_sub(28),
-        handshake_timeout,
-    )?);
-    wcfg.msrp.max_message_size = cfg.limits.max_msrp_message;
-    wcfg.udptl.max_datagram = cfg.limits.max_udptl_datagram;
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = match &cfg.dataplane.pcap {
-        Some(path) => {
-            let file =
-                std::fs::File::create(path).with_context(|| format!("dataplane.pcap: {path}"))?;
-            let port = PcapPort::new(port, std::io::BufWriter::new(file), Clock::Monotonic)?;
-            spawn_worker(port, wcfg, w_end, Arc::clone(&stop))?
-        }
-        None => spawn_worker(port, wcfg, w_end, Arc::clone(&stop))?,
+    let new_worker = |edge: EdgeConfig| -> Result<WorkerConfig> {
+        let mut wcfg = WorkerConfig::new(edge);
+        wcfg.max_contexts = cfg.limits.max_contexts;
+        wcfg.tcp.max_connections = cfg.limits.max_connections_per_worker;
+        wcfg.tls = Some(TlsContext::new(tls_settings.clone(), identity.clone())?);
+        wcfg.dtls = Some(DtlsConfig::new(
+            &identity,
+            mtu.saturating_sub(28),
+            handshake_timeout,
+        )?);
+        wcfg.msrp.max_message_size = cfg.limits.max_msrp_message;
+        wcfg.udptl.max_datagram = cfg.limits.max_udptl_datagram;
+        Ok(wcfg)
     };
+    let launch = Launch {
+        stop: Arc::new(AtomicBool::new(false)),
+        policy,
+        pcap: cfg.dataplane.pcap.clone(),
+        workers: cfg.dataplane.workers,
+    };
+    #[cfg(feature = "dpdk")]
+    let mut _device: Option<Box<dyn std::any::Any>> = None;
+    let (running, realms) = match cfg.dataplane.backend.as_str() {
+        #[cfg(feature = "dpdk")]
+        "dpdk" => {
+            let (r, realms, device) = start_dpdk(&cfg, &launch, &new_worker)?;
+            _device = Some(device);
+            (r, realms)
+        }
+        _ => start_afpacket(&cfg, &launch, &new_worker)?,
+    };
+    info!(
+        workers = running.len(),
+        backend = %cfg.dataplane.backend,
+        steering = if running.len() > 1 { "redirect" } else { "none" },
+        "data plane up"
+    );
+    let (ctl_ends, threads): (Vec<ControlEnd>, Vec<_>) =
+        running.into_iter().map(|r| (r.ctl, r.thread)).unzip();
 
     // Control.
     let transport = if cfg.control.transport == "tcp" {
@@ -273,7 +555,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     info!(listen = %cfg.control.listen, mgc = ?cfg.control.mgc, "H.248 control up");
     let mut gateway = Gateway::new(
         server,
-        vec![ctl_end],
+        ctl_ends,
         Awareness {
             msrp: true,
             bfcp: true,
@@ -315,11 +597,30 @@ pub fn run(args: &RunArgs) -> Result<()> {
             break;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let ws = worker
-        .join()
-        .map_err(|_| anyhow!("worker thread panicked"))?;
+    launch.stop.store(true, Ordering::Relaxed);
+    let mut ws = Vec::with_capacity(threads.len());
+    for (i, t) in threads.into_iter().enumerate() {
+        match t.join() {
+            Ok(Ok(s)) => {
+                info!(
+                    worker = i,
+                    busy_polls = s.busy_polls,
+                    relayed = s.relayed,
+                    installs = s.installs,
+                    releases = s.releases,
+                    redirected_out = s.redirected_out,
+                    redirected_in = s.redirected_in,
+                    redirect_dropped = s.redirect_dropped,
+                    neighbors_shared = s.neighbors_shared,
+                    "worker stopped"
+                );
+                ws.push(s);
+            }
+            Ok(Err(e)) => error!("worker {i}: {e}"),
+            Err(_) => error!("worker {i} panicked"),
+        }
+    }
     let gs = gateway.stats();
-    info!(?gs, ?ws, "mgwd stopped");
+    info!(?gs, workers = ws.len(), "mgwd stopped");
     Ok(())
 }

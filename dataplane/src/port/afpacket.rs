@@ -162,6 +162,34 @@ impl AfPacketPort {
         Ok(port)
     }
 
+    /// Joins fanout group `group` (`PACKET_FANOUT_HASH`): the kernel spreads the interface's
+    /// received frames over the group's sockets by a hash of their addresses and ports, the
+    /// AF_PACKET counterpart of a NIC's RSS queues. One socket per worker, all in one group;
+    /// the workers' steering takes care of frames hashed to the worker not owning their leg.
+    ///
+    /// # Errors
+    /// The kernel refuses the group (another process uses the id with other settings).
+    pub fn join_fanout(&mut self, group: u16) -> io::Result<()> {
+        // Defragment before hashing, so every fragment of a datagram reaches the same socket.
+        const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+        let arg = (u32::from(group) | ((libc::PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16))
+            as libc::c_int;
+        // SAFETY: a valid c_int option value and its exact size on our own socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                (&arg as *const libc::c_int).cast(),
+                core::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Receives one frame into `buf`'s tailroom; `Ok(false)` when nothing is waiting.
     fn recv_one(&mut self, buf: &mut PktBuf) -> io::Result<bool> {
         loop {

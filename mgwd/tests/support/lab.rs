@@ -62,7 +62,7 @@ impl Backend {
         match self {
             Backend::AfPacket => String::new(),
             Backend::Dpdk { workers } => format!(
-                "[dpdk]\nno_huge = true\nmemory_mb = 256\neal_extra_args = [\"--no-pci\", \"--no-shconf\", \"--no-telemetry\"]\n\
+                "[dpdk]\nno_huge = true\nmemory_mb = 256\nmbufs = 16383\nmbuf_cache = 128\neal_extra_args = [\"--no-pci\", \"--no-shconf\", \"--no-telemetry\"]\n\
                  vdevs = [\"net_af_packet0,iface={ifname},qpairs={workers}\"]\n\n"
             ),
         }
@@ -157,8 +157,25 @@ ipv4 = "10.79.1.1/16"
         }
     }
 
+    /// mgwd's capture; with several workers (one file each) merged by time with `mergecap`.
     pub fn pcap(&self) -> PathBuf {
-        self.dir.join("mgwd.pcap")
+        let path = self.dir.join("mgwd.pcap");
+        let parts: Vec<String> = (0..64)
+            .map(|i| format!("{}.w{i}", path.display()))
+            .take_while(|p| std::path::Path::new(p).exists())
+            .collect();
+        if !parts.is_empty() {
+            let out = path.display().to_string();
+            let mut args = vec!["timeout", "30", "mergecap", "-w", out.as_str()];
+            args.extend(parts.iter().map(String::as_str));
+            run(&args).expect("mergecap");
+        }
+        path
+    }
+
+    /// mgwd's output so far (its log on stdout, then stderr).
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&self.mgwd.stdout()).into_owned() + &self.mgwd.stderr()
     }
 
     /// The core peer (kernel TCP or UDP in the namespace), listening when this returns.
