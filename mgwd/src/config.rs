@@ -540,7 +540,7 @@ mod tests {
         let e = Config::parse(&base.replace("steering = \"auto\"", "steering = \"rte_flow\""))
             .unwrap_err();
         assert!(e.to_string().contains("rte_flow"), "{e}");
-        let e = Config::parse(&base.replace("steering = \"auto\"", "poll = \"lazy\"")).unwrap_err();
+        let e = Config::parse(&base.replace("poll = \"busy\"", "poll = \"lazy\"")).unwrap_err();
         assert!(e.to_string().contains("dataplane.poll"), "{e}");
         let e = Config::parse(&base.replacen(
             "pci = \"0000:3b:00.0\"",
@@ -561,10 +561,7 @@ mod tests {
         assert!(e.to_string().contains("one DPDK port"), "{e}");
         let vdev = one
             .replace("pci = \"0000:3b:00.0\"", "vdev = \"net_af_packet0\"")
-            .replace(
-                "eal_extra_args = []",
-                "eal_extra_args = []\nvdevs = [\"net_af_packet1,iface=eth1\"]",
-            );
+            .replace("vdevs = []", "vdevs = [\"net_af_packet1,iface=eth1\"]");
         let cfg = Config::parse(&vdev).unwrap();
         let e = dpdk_device(&cfg).unwrap_err();
         assert!(e.to_string().contains("not in dpdk.vdevs"), "{e}");

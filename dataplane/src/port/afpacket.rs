@@ -172,7 +172,8 @@ impl AfPacketPort {
     pub fn join_fanout(&mut self, group: u16) -> io::Result<()> {
         // Defragment before hashing, so every fragment of a datagram reaches the same socket.
         const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
-        let arg = (u32::from(group) | ((libc::PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16))
+        let arg = (u32::from(group)
+            | ((libc::PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16))
             as libc::c_int;
         // SAFETY: a valid c_int option value and its exact size on our own socket.
         let rc = unsafe {
