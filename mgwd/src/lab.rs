@@ -134,6 +134,8 @@ struct Live {
     down_bytes: AtomicU64,
     handshakes: AtomicU64,
     errors: AtomicU64,
+    /// MSRP frames whose To-Path was not the receiver's own URI.
+    msrp_path_errors: AtomicU64,
 }
 
 fn kind_index(k: Kind) -> usize {
@@ -236,7 +238,8 @@ impl Mgc {
                 ),
                 format!(
                     "v=0\nc=IN IP4 {CORE}\nm=message {core_port} TCP/MSRP *\na=setup:passive\na=accept-types:text/plain\n\
-                     a=path:msrp://{CORE}:{core_port}/core{i};tcp"
+                     a=path:{}",
+                    core_msrp_path(i)
                 ),
                 "tcp/ef,tls/ef,tls/sr",
             ),
@@ -364,6 +367,19 @@ fn ue_msrp_path(i: usize) -> String {
     format!("msrps://{UE}:9/ue{i};tcp")
 }
 
+/// The core's URI of session `i`, as the MGC's Remote SDP `a=path` gives it.
+fn core_msrp_path(i: usize) -> String {
+    format!("msrp://{CORE}:{}/core{i};tcp", core_port(Kind::Msrp, i))
+}
+
+/// Whether the To-Path of the frame `p` just parsed is `own` (RFC 4975 §7.3: a receiver takes
+/// only what is addressed to it).
+fn addressed_to(p: &MsrpParser, own: &str) -> bool {
+    p.frame()
+        .to_path
+        .is_some_and(|s| mgw_app::msrp::paths_equivalent(&p.head()[s.range()], own.as_bytes()))
+}
+
 /// A SEND from `from_path` to `to_path` (RFC 4975 §7.1) carrying `body` whole.
 fn msrp_send(tid: &str, to_path: &str, from_path: &str, body: &[u8]) -> Vec<u8> {
     let mut m = format!(
@@ -456,6 +472,9 @@ struct Exchange {
     i: usize,
     /// MSRP: where the UE sends (the URI of the MG's Local SDP).
     to_path: String,
+    /// MSRP: the MG gave its own URI, so it rewrites paths between the legs and the core must
+    /// see its own URI as To-Path.
+    rewrites: bool,
     /// Core side: BFCP bytes not yet framed.
     core_rx: Vec<u8>,
     core_parser: MsrpParser,
@@ -473,6 +492,7 @@ impl Exchange {
         Exchange {
             kind,
             i,
+            rewrites: gw_path.is_some(),
             to_path: gw_path.map_or_else(|| format!("msrps://{GW_ACCESS}/s{i};tcp"), str::to_owned),
             core_rx: Vec::new(),
             core_parser: MsrpParser::new(MsrpConfig::default()),
@@ -494,7 +514,13 @@ impl Exchange {
                 let mut feed = self.core_parser.feed(data);
                 loop {
                     match feed.next_event() {
-                        Ok(Some(MsrpEvent::End { .. })) => answers.push(msrp_ok(feed.parser())),
+                        Ok(Some(MsrpEvent::End { .. })) => {
+                            let p = feed.parser();
+                            if self.rewrites && !addressed_to(p, &core_msrp_path(self.i)) {
+                                live.msrp_path_errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            answers.push(msrp_ok(p));
+                        }
                         Ok(Some(_)) => {}
                         Ok(None) => break,
                         Err(_) => {
@@ -535,6 +561,9 @@ impl Exchange {
                 while let Ok(Some(ev)) = feed.next_event() {
                     if matches!(ev, MsrpEvent::End { .. }) {
                         answered += 1;
+                        if !addressed_to(feed.parser(), &ue_msrp_path(self.i)) {
+                            live.msrp_path_errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -1291,6 +1320,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
         "round_trip_us": { "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "samples": rtt.len() },
         "handshakes": live.handshakes.load(Ordering::Relaxed),
         "errors": live.errors.load(Ordering::Relaxed),
+        "msrp_path_errors": live.msrp_path_errors.load(Ordering::Relaxed),
         "gateway": {
             "contexts_installed": gstats.installed,
             "contexts_released": gstats.released,
@@ -1316,6 +1346,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
             "t38_traffic": counts.t38 == 0 || (msgs(&live.up_msgs, 2) > 0 && msgs(&live.down_msgs, 2) > 0),
             "all_subtracted": subtract_ok == contexts.len(),
             "all_released": gstats.released as usize == contexts.len(),
+            "msrp_paths": live.msrp_path_errors.load(Ordering::Relaxed) == 0,
             "no_errors": live.errors.load(Ordering::Relaxed) == 0 && gstats.secure_failed == 0 && gstats.tcp_failed == 0,
         },
     });
@@ -1417,6 +1448,26 @@ mod tests {
             "MSRP tx01 200 OK\r\nTo-Path: msrp://10.20.0.1:20005/9b2c;tcp\r\n\
              From-Path: msrp://10.20.0.2:30005/core5;tcp\r\n-------tx01$\r\n"
         );
+        assert_eq!(live.msrp_path_errors.load(Ordering::Relaxed), 0);
+        // A frame the MG did not readdress to the core is counted (§7.3).
+        let stray = msrp_send("tx02", gw, "msrps://10.10.0.2:9/ue5;tcp", b"x");
+        assert_eq!(ex.core_received(&stray, &live).len(), 1);
+        assert_eq!(live.msrp_path_errors.load(Ordering::Relaxed), 1);
+        // The UE takes answers addressed to it, and counts others.
+        let mut ue = Exchange::new(Kind::Msrp, 5, Some(gw));
+        let mut rtt = new_rtt();
+        let to_ue = "MSRP tx03 200 OK\r\nTo-Path: msrps://10.10.0.2:9/ue5;tcp\r\nFrom-Path: x\r\n-------tx03$\r\n";
+        ue.ue_received(to_ue.as_bytes(), Instant::from_millis(1), &mut rtt, &live);
+        assert_eq!(live.msrp_path_errors.load(Ordering::Relaxed), 1);
+        let to_other = to_ue.replace("ue5", "ue6");
+        ue.ue_received(
+            to_other.as_bytes(),
+            Instant::from_millis(1),
+            &mut rtt,
+            &live,
+        );
+        assert_eq!(live.msrp_path_errors.load(Ordering::Relaxed), 2);
+        assert_eq!(live.down_msgs[0].load(Ordering::Relaxed), 2);
     }
 
     // --- BFCP: framing by the common header's Payload Length (RFC 8855 §5.1), whatever the
