@@ -759,6 +759,12 @@ pub struct StreamFeed<'p, 'd> {
 }
 
 impl StreamFeed<'_, '_> {
+    /// True once a framing error failed the stream (after an `Err` from
+    /// [`StreamFeed::next_message`]: fatal when true, a dropped message when false).
+    pub fn failed(&self) -> bool {
+        self.framer.failed.is_some()
+    }
+
     /// The message assembled across slices, after [`Framed::Buffered`].
     pub fn buffered(&self) -> &[u8] {
         &self.framer.buf[..self.framer.have]

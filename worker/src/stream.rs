@@ -38,9 +38,10 @@ use dataplane::port::{Batch, Port};
 use dataplane::time::Instant;
 use dataplane::wire::tcp::ChecksumCheck;
 use dataplane::wire::{IpAddress, IpProtocol, TcpPacket, TcpRepr};
+use mgw_app::bfcp::{Fragmenter, Pushed, Reassembler, StreamFramer};
 use mgw_app::msrp::{rewrite_head_between, MsrpEvent, MsrpParser};
 use mgw_tcp::{ConnId, Event, EventKind, ListenerId, SegmentSink};
-use mgw_tls::{PeerAuth, Record, Role, TlsEvent, TlsSession};
+use mgw_tls::{DtlsSession, PeerAuth, Record, Role, TlsEvent, TlsSession};
 
 /// Scratch size: the most ciphertext sealed in one go plus handshake flights.
 pub(crate) const SCRATCH: usize = 64 * 1024 + 8 * 1024;
@@ -76,7 +77,11 @@ pub(crate) struct StreamLeg {
     msrp: Option<MsrpParser>,
     /// MSRP To-Path/From-Path rewriting on frames from this leg (see the module docs).
     rewrite: bool,
-    /// Rewriting legs: plaintext not yet parsed, `raw[raw_off..raw_off + raw_len]`.
+    /// Aware BFCP: messages framed by the common header's length (RFC 8855 §5.1).
+    bfcp: Option<StreamFramer>,
+    /// Plaintext goes through `raw` and an application stage (rewriting, BFCP framing).
+    raw_mode: bool,
+    /// Raw-mode legs: plaintext not yet parsed, `raw[raw_off..raw_off + raw_len]`.
     raw: Box<[u8]>,
     raw_off: usize,
     raw_len: usize,
@@ -89,7 +94,14 @@ pub(crate) struct StreamLeg {
 }
 
 impl StreamLeg {
-    fn new(tls: bool, staging: usize, msrp: Option<MsrpParser>, rewrite: bool) -> StreamLeg {
+    fn new(
+        tls: bool,
+        staging: usize,
+        msrp: Option<MsrpParser>,
+        rewrite: bool,
+        bfcp: Option<StreamFramer>,
+    ) -> StreamLeg {
+        let raw_mode = rewrite || bfcp.is_some();
         StreamLeg {
             conn: None,
             listener: None,
@@ -102,7 +114,9 @@ impl StreamLeg {
             st_len: 0,
             msrp,
             rewrite,
-            raw: vec![0u8; if rewrite { 2 * RECORD_MAX } else { 0 }].into_boxed_slice(),
+            bfcp,
+            raw_mode,
+            raw: vec![0u8; if raw_mode { 2 * RECORD_MAX } else { 0 }].into_boxed_slice(),
             raw_off: 0,
             raw_len: 0,
             tcp_up: false,
@@ -131,7 +145,7 @@ impl StreamLeg {
 
     /// Room for opened plaintext: in raw when rewriting, else in staging.
     fn plain_room(&self) -> usize {
-        if self.rewrite {
+        if self.raw_mode {
             self.raw_room()
         } else {
             self.staged_room()
@@ -242,7 +256,8 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    /// Installs a context whose two legs are TCP or TLS over TCP.
+    /// Installs a context whose two legs are TCP or TLS over TCP, or (BFCP interworking) one
+    /// stream leg and one UDP or DTLS leg.
     pub(crate) fn install_streams(&mut self, p: ContextProgram) {
         let fail = |w: &mut Self, reason| {
             w.ring.send(FlowEvent::InstallFailed {
@@ -257,7 +272,7 @@ impl<P: Port> Worker<P> {
         // Listen first, so a refused address fails the install before anything is registered.
         let mut listeners = [None, None];
         for (i, l) in p.legs.iter().enumerate() {
-            if l.tcp_open == TcpOpen::Passive {
+            if l.transport.is_tcp() && l.tcp_open == TcpOpen::Passive {
                 match self
                     .tcp
                     .listen(IpAddress::from(l.local.ip()), l.local.port())
@@ -296,36 +311,88 @@ impl<P: Port> Worker<P> {
         } else {
             self.cfg.staging_bytes
         };
-        let mk = |i: usize, w: &Self| {
+        let aware_bfcp = p.aware && p.application == Application::Bfcp;
+        let interworking = p.legs.iter().any(|l| !l.transport.is_tcp());
+        let bfcp_max = self.cfg.bfcp.max_message;
+        let mk = |i: usize, w: &Self| -> Option<Leg> {
             let l = p.legs[i];
+            if !l.transport.is_tcp() {
+                // The UDP side of BFCP interworking: datagrams are reassembled (RFC 8855 §6.2.1)
+                // before they become version-1 messages on the stream.
+                let kind = match l.transport {
+                    Transport::DtlsUdp => {
+                        let cfg = w.cfg.dtls.as_ref()?;
+                        let d =
+                            DtlsSession::new(cfg, l.security_role, l.peer_fingerprints, "", w.now)
+                                .ok()?;
+                        LegKind::Dtls(Box::new(d))
+                    }
+                    _ => LegKind::Udp,
+                };
+                return Some(Leg {
+                    prog: l,
+                    remote: l.remote,
+                    kind,
+                    udptl: None,
+                    bfcp_rx: Some(Box::new(Reassembler::new(w.cfg.bfcp))),
+                    stats: LegStats::default(),
+                    deadline: w.now,
+                    up: l.transport == Transport::Udp,
+                });
+            }
             let parser =
                 aware_msrp.then(|| MsrpParser::new(w.cfg.msrp).with_header_events(!rewrite));
-            let mut s = StreamLeg::new(l.transport == Transport::TlsTcp, staging, parser, rewrite);
+            let framer = aware_bfcp.then(|| StreamFramer::new(bfcp_max));
+            let mut s = StreamLeg::new(
+                l.transport == Transport::TlsTcp,
+                staging,
+                parser,
+                rewrite,
+                framer,
+            );
             s.listener = listeners[i];
-            Leg {
+            Some(Leg {
                 prog: l,
                 remote: l.remote,
                 kind: LegKind::Stream(Box::new(s)),
                 udptl: None,
+                bfcp_rx: None,
                 stats: LegStats::default(),
                 deadline: Instant::FAR_FUTURE,
                 up: false,
-            }
+            })
         };
-        let legs = [mk(0, self), mk(1, self)];
-        let Some(slot) = self.register(p, legs) else {
+        let (Some(a), Some(b)) = (mk(0, self), mk(1, self)) else {
+            for id in listeners.iter().flatten() {
+                self.tcp.unlisten(*id);
+            }
+            return fail(self, InstallFailure::Unsupported);
+        };
+        let Some(slot) = self.register(p, [a, b]) else {
             for id in listeners.iter().flatten() {
                 self.tcp.unlisten(*id);
             }
             return fail(self, InstallFailure::NoCapacity);
         };
         for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+            let l = p.legs[i];
             if let Some(id) = listeners[i] {
                 self.listeners.insert(id, (slot, side));
             }
-            if p.legs[i].tcp_open == TcpOpen::Active && p.legs[i].establish_now {
+            if !l.transport.is_tcp() {
+                self.udp_flows.insert(
+                    (IpAddress::from(l.local.ip()), l.local.port()),
+                    (slot, side),
+                );
+                if l.transport == Transport::DtlsUdp && l.establish_now {
+                    self.drain_dtls(slot, side);
+                }
+            } else if l.tcp_open == TcpOpen::Active && l.establish_now {
                 self.establish_stream(slot, side);
             }
+        }
+        if interworking {
+            self.next_timer = self.now;
         }
     }
 
@@ -601,7 +668,7 @@ impl<P: Port> Worker<P> {
     fn pump(&mut self, slot: usize, side: Side) {
         for _ in 0..64 {
             let moved_in = self.read_leg(slot, side);
-            let moved_in = self.rewrite_pending(slot, side) || moved_in;
+            let moved_in = self.app_pending(slot, side) || moved_in;
             let moved_out = self.flush_staged(slot, side);
             if self.slots[slot].is_none() {
                 return;
@@ -642,8 +709,8 @@ impl<P: Port> Worker<P> {
         };
         let Some(conn) = s.conn else { return false };
         let mut moved = false;
-        if s.tls.is_none() && s.rewrite {
-            // Plain TCP, rewriting: ring → raw; the rewrite stage moves it to staging.
+        if s.tls.is_none() && s.raw_mode {
+            // Plain TCP, raw mode: ring → raw; the application stage moves it on.
             if s.raw_room() < 2048 {
                 s.compact_raw();
             }
@@ -718,7 +785,7 @@ impl<P: Port> Worker<P> {
             let before = s.st_len;
             let raw_before = s.raw_len;
             // Early application data: to staging, or to raw on a rewriting leg.
-            let (st, st_off, st_len) = if s.rewrite {
+            let (st, st_off, st_len) = if s.raw_mode {
                 (&mut s.raw, s.raw_off, &mut s.raw_len)
             } else {
                 (&mut s.staged, s.st_off, &mut s.st_len)
@@ -769,7 +836,7 @@ impl<P: Port> Worker<P> {
                     Ok(Record::Data {
                         consumed,
                         plaintext,
-                    }) if s.rewrite => {
+                    }) if s.raw_mode => {
                         let n = plaintext.len();
                         let at = s.raw_off + s.raw_len;
                         let src = s.rec_off + plaintext.start;
@@ -917,6 +984,235 @@ impl<P: Port> Worker<P> {
         true
     }
 
+    /// The application stage of a raw-mode leg: MSRP rewriting or BFCP framing.
+    fn app_pending(&mut self, slot: usize, side: Side) -> bool {
+        match self.stream(slot, side) {
+            Some(s) if s.rewrite => self.rewrite_pending(slot, side),
+            Some(s) if s.bfcp.is_some() => self.bfcp_pending(slot, side),
+            _ => false,
+        }
+    }
+
+    /// Aware BFCP on stream leg `side`: raw → framer (RFC 8855 §5.1, messages delimited by
+    /// the common header's Payload Length). Whole valid messages go on: to the other stream
+    /// leg's staging as they are, or to a UDP leg as version-2 datagrams, fragmented above
+    /// [`crate::worker::WorkerConfig::bfcp_mtu`] (RFC 8855 §5.1 F flag, §6.2 interworking). A
+    /// message with a sound length but bad attributes is dropped and counted; framing loss
+    /// (bad version, F set, too large) is counted and releases the context, as for MSRP.
+    fn bfcp_pending(&mut self, slot: usize, side: Side) -> bool {
+        let mut moved = false;
+        for _ in 0..64 {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let step = self.bfcp_step(slot, side, &mut scratch);
+            match step {
+                BfcpStep::Idle => {
+                    self.scratch = scratch;
+                    break;
+                }
+                BfcpStep::Fatal => {
+                    self.scratch = scratch;
+                    return self.app_failure(slot, side);
+                }
+                BfcpStep::Staged => moved = true,
+                BfcpStep::Datagrams(len) => {
+                    self.bfcp_send_datagrams(slot, side.other(), &scratch[..len]);
+                    moved = true;
+                }
+            }
+            self.scratch = scratch;
+        }
+        moved
+    }
+
+    /// One framer call over as much raw input as the output can take in the worst case (the
+    /// input plus one message begun in an earlier call).
+    fn bfcp_step(&mut self, slot: usize, side: Side, scratch: &mut [u8]) -> BfcpStep {
+        let max = self.cfg.bfcp.max_message;
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return BfcpStep::Idle;
+        };
+        let [a, b] = &mut ctx.legs;
+        let (from, to) = if side == Side::A { (a, b) } else { (b, a) };
+        let LegKind::Stream(s) = &mut from.kind else {
+            return BfcpStep::Idle;
+        };
+        let s: &mut StreamLeg = s;
+        let datagrams = !matches!(to.kind, LegKind::Stream(_));
+        // Towards UDP, wait (reading nothing more) until the datagram leg can send: its
+        // peer known and, for DTLS, the session up.
+        if s.raw_len == 0 || (datagrams && !(to.up && to.remote.is_some())) {
+            return BfcpStep::Idle;
+        }
+        if !datagrams && s.staged_room() < max + 4096 {
+            s.compact_staged();
+        }
+        let (out, at0) = if datagrams {
+            (scratch, 0)
+        } else {
+            let at = s.st_off + s.st_len;
+            (&mut s.staged[..], at)
+        };
+        let n = (out.len() - at0).saturating_sub(max).min(s.raw_len);
+        let Some(framer) = s.bfcp.as_mut() else {
+            return BfcpStep::Idle;
+        };
+        if n == 0 {
+            return BfcpStep::Idle;
+        }
+        let input = &s.raw[s.raw_off..s.raw_off + n];
+        let mut feed = framer.feed(input);
+        let (mut at, mut messages, mut dropped, mut fatal) = (at0, 0u64, 0u64, false);
+        loop {
+            match feed.next_message() {
+                Ok(None) => break,
+                Ok(Some(f)) => {
+                    let m = feed.bytes(f);
+                    out[at..at + m.len()].copy_from_slice(m);
+                    at += m.len();
+                    messages += 1;
+                }
+                Err(_) if feed.failed() => {
+                    fatal = true;
+                    break;
+                }
+                // Sound length, bad content: this message is dropped, the stream goes on.
+                Err(_) => dropped += 1,
+            }
+        }
+        s.raw_off += n;
+        s.raw_len -= n;
+        if s.raw_len == 0 {
+            s.raw_off = 0;
+        }
+        from.stats.messages_received += messages;
+        from.stats.app_errors += dropped + u64::from(fatal);
+        self.stats.app_errors += dropped;
+        if fatal {
+            return BfcpStep::Fatal;
+        }
+        if datagrams {
+            BfcpStep::Datagrams(at)
+        } else {
+            s.st_len += at - at0;
+            BfcpStep::Staged
+        }
+    }
+
+    /// Sends back-to-back version-1 messages as version-2 datagrams on UDP leg `side`.
+    fn bfcp_send_datagrams(&mut self, slot: usize, side: Side, mut msgs: &[u8]) {
+        let mtu = self.cfg.bfcp_mtu;
+        while msgs.len() >= mgw_app::bfcp::HEADER_LEN {
+            let units = usize::from(u16::from_be_bytes([msgs[2], msgs[3]]));
+            let len = (mgw_app::bfcp::HEADER_LEN + 4 * units).min(msgs.len());
+            let (msg, rest) = msgs.split_at(len);
+            msgs = rest;
+            let Ok(mut frag) = Fragmenter::new(msg, mtu) else {
+                self.stats.tx_failed += 1;
+                continue;
+            };
+            loop {
+                let Some(mut b) = self.port.alloc() else {
+                    self.stats.tx_failed += 1;
+                    break;
+                };
+                let cap = b.tailroom();
+                let Some(room) = b.append(cap) else {
+                    self.stats.tx_failed += 1;
+                    break;
+                };
+                match frag.next_fragment(room) {
+                    None => break,
+                    Some(Ok(w)) => {
+                        b.trim(cap - w);
+                        self.relay_out(slot, side, b);
+                    }
+                    Some(Err(_)) => {
+                        self.stats.tx_failed += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A datagram (UDP payload or DTLS plaintext) on BFCP UDP leg `side` whose other leg is a
+    /// stream: reassembled when fragmented (bounded slots and deadline), made version 1
+    /// (RFC 8855 §5.1: version 1 on reliable transports) and written to the stream. Malformed
+    /// datagrams are dropped and counted.
+    pub(crate) fn bfcp_datagram_in(&mut self, slot: usize, side: Side, payload: &[u8]) {
+        let now = self.now;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let len = 'msg: {
+            let Some(ctx) = self.slots[slot].as_mut() else {
+                break 'msg None;
+            };
+            let leg = &mut ctx.legs[side.index()];
+            let Some(r) = leg.bfcp_rx.as_mut() else {
+                break 'msg None;
+            };
+            leg.stats.octets_received += payload.len() as u64;
+            let m = match r.push(now, payload) {
+                Ok(Pushed::Whole) => payload,
+                Ok(Pushed::Complete(i)) => r.completed(i),
+                Ok(Pushed::Pending) => break 'msg None,
+                Err(_) => {
+                    leg.stats.app_errors += 1;
+                    self.stats.app_errors += 1;
+                    break 'msg None;
+                }
+            };
+            let Some(dst) = scratch.get_mut(..m.len()) else {
+                break 'msg None;
+            };
+            dst.copy_from_slice(m);
+            leg.stats.messages_received += 1;
+            Some(m.len())
+        };
+        if let Some(len) = len {
+            if mgw_app::bfcp::to_reliable(&mut scratch[..len]).is_ok() {
+                self.stream_write(slot, side.other(), &mut scratch, len);
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// Writes the message `buf[..len]` to stream leg `side` (sealed into `buf[len..]` for TLS),
+    /// whole or not at all: without room in the TCP send buffer it is dropped and counted.
+    fn stream_write(&mut self, slot: usize, side: Side, buf: &mut [u8], len: usize) {
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let leg = &mut ctx.legs[side.index()];
+        let up = leg.up;
+        let LegKind::Stream(s) = &mut leg.kind else {
+            return;
+        };
+        let Some(conn) = s.conn.filter(|_| up) else {
+            self.stats.no_peer += 1;
+            return;
+        };
+        let space = self.tcp.send_space(conn).unwrap_or(0);
+        let (msg, rest) = buf.split_at_mut(len);
+        let budget = space.min(rest.len());
+        let wire: &[u8] = match s.tls.as_mut() {
+            None if space >= len => msg,
+            None => {
+                self.stats.stream_full += 1;
+                return;
+            }
+            Some(tls) => match tls.seal(msg, &mut rest[..budget]) {
+                Ok(w) => &rest[..w],
+                Err(_) => {
+                    self.stats.stream_full += 1;
+                    return;
+                }
+            },
+        };
+        let _ = self.tcp.send(conn, wire);
+        leg.stats.octets_sent += len as u64;
+        leg.stats.messages_sent += 1;
+    }
+
     /// Rewriting legs: raw plaintext of leg `side` → MSRP parser → staging, heads rewritten for
     /// the other leg (module docs). Runs only once the other leg is up (its route is then
     /// final). Returns true if anything moved; malformed framing or a frame not addressed to
@@ -1028,7 +1324,7 @@ impl<P: Port> Worker<P> {
         for side in [Side::A, Side::B] {
             // Drain towards the other leg what is already staged (Subtract drains), after
             // rewriting what was received but not parsed yet.
-            let _ = self.rewrite_pending(slot, side.other());
+            let _ = self.app_pending(slot, side.other());
             if self.slots[slot].is_none() {
                 return;
             }
@@ -1082,6 +1378,19 @@ impl<P: Port> Worker<P> {
             }
         }
     }
+}
+
+/// What one BFCP framer call produced.
+enum BfcpStep {
+    /// Nothing to do, or no room yet.
+    Idle,
+    /// Messages appended to staging (towards a stream leg).
+    Staged,
+    /// Messages written back to back at the front of scratch, this many bytes (towards a UDP
+    /// leg).
+    Datagrams(usize),
+    /// The stream lost its framing.
+    Fatal,
 }
 
 /// How much raw input one MSRP parser call may take so that its output fits in `room` bytes of

@@ -45,6 +45,14 @@ pub struct WorkerConfig {
     /// Plaintext a stream leg may hold for the other leg when that one cannot take it yet
     /// (per leg; beyond it the leg stops reading and TCP flow control pushes back).
     pub staging_bytes: usize,
+    /// BFCP reassembly on UDP legs interworking with a stream leg (RFC 8855 §6.2.1: slots,
+    /// largest message, timeout). Its `max_message` also bounds BFCP messages on stream legs.
+    pub bfcp: mgw_app::bfcp::ReassemblyConfig,
+    /// Largest BFCP datagram (UDP payload, or DTLS plaintext) sent on a UDP leg when messages
+    /// from a stream leg are interworked: larger messages are fragmented (RFC 8855 §5.1, F
+    /// flag). 1,400 leaves room for IPv4/UDP headers and DTLS record overhead in a 1,500-octet
+    /// MTU.
+    pub bfcp_mtu: usize,
 }
 
 impl WorkerConfig {
@@ -63,6 +71,8 @@ impl WorkerConfig {
             tls: None,
             msrp: mgw_app::msrp::MsrpConfig::default(),
             staging_bytes: 32 * 1024,
+            bfcp: mgw_app::bfcp::ReassemblyConfig::default(),
+            bfcp_mtu: 1400,
         }
     }
 }
@@ -92,6 +102,9 @@ pub struct WorkerStats {
     pub releases: u64,
     /// Leg updates refused because the leg is live or its transport or address would change.
     pub updates_refused: u64,
+    /// BFCP messages from a UDP leg dropped because the stream leg they were for had no room
+    /// in its TCP send buffer (UDP endpoints retransmit, RFC 8855 §6.2).
+    pub stream_full: u64,
     /// Frames received here for a leg another worker owns, handed to it (see [`crate::steer`]).
     pub redirected_out: u64,
     /// Frames another worker handed here.
@@ -114,6 +127,8 @@ pub(crate) struct Leg {
     pub(crate) remote: Option<SocketAddr>,
     pub(crate) kind: LegKind,
     pub(crate) udptl: Option<UdptlFlow>,
+    /// BFCP reassembly of a UDP leg whose other leg is a stream (TCP↔UDP interworking).
+    pub(crate) bfcp_rx: Option<Box<mgw_app::bfcp::Reassembler>>,
     pub(crate) stats: LegStats,
     /// Next (D)TLS timer.
     pub(crate) deadline: Instant,
@@ -138,7 +153,7 @@ pub struct Worker<P: Port> {
     free: Vec<usize>,
     by_id: HashMap<ContextId, usize>,
     /// (local address, local port) → (slot, side).
-    udp_flows: HashMap<(IpAddress, u16), (usize, Side)>,
+    pub(crate) udp_flows: HashMap<(IpAddress, u16), (usize, Side)>,
     pub(crate) tcp: mgw_tcp::Stack,
     /// TCP connection → (slot, side).
     pub(crate) conns: HashMap<mgw_tcp::ConnId, (usize, Side)>,
@@ -368,9 +383,10 @@ impl<P: Port> Worker<P> {
             return fail(self, InstallFailure::Duplicate);
         }
         let streams = p.legs.iter().filter(|l| l.transport.is_tcp()).count();
-        // Both legs of a relay carry the same kind of transport (TCP↔TCP or UDP↔UDP); MSRP
-        // only runs over TCP, UDPTL only over UDP.
-        let mismatch = streams == 1
+        // Both legs of a relay carry the same kind of transport (TCP↔TCP or UDP↔UDP), except
+        // BFCP, which interworks a stream leg with a UDP leg (RFC 8855 §6.2/§6.3; aware only:
+        // it needs the message boundaries). MSRP only runs over TCP, UDPTL only over UDP.
+        let mismatch = (streams == 1 && !(p.application == Application::Bfcp && p.aware))
             || (streams == 2 && p.application == Application::Udptl)
             || (streams == 0 && p.application == Application::Msrp);
         if mismatch {
@@ -382,7 +398,7 @@ impl<P: Port> Worker<P> {
         if keys[0] == keys[1] || keys.iter().any(|k| self.udp_flows.contains_key(k)) {
             return fail(self, InstallFailure::AddressInUse);
         }
-        if streams == 2 {
+        if streams > 0 {
             return self.install_streams(p);
         }
         let Some(slot) = self.free.pop() else {
@@ -414,6 +430,7 @@ impl<P: Port> Worker<P> {
                 remote: l.remote,
                 kind,
                 udptl,
+                bfcp_rx: None,
                 stats: LegStats::default(),
                 deadline: self.now,
                 up: l.transport == Transport::Udp,
@@ -501,6 +518,14 @@ impl<P: Port> Worker<P> {
         leg.prog.peer_fingerprints = new.peer_fingerprints;
         leg.prog.establish_now = new.establish_now;
         leg.prog.latching = new.latching;
+        // The peer's a=path may come with the Remote SDP, too. A route that does not parse is
+        // refused here, as at install; with it the rewrite stage would release the context.
+        match new.msrp {
+            Some(r) if !r.remote_path.is_empty() && r.paths().validate().is_err() => {
+                self.stats.updates_refused += 1;
+            }
+            _ => leg.prog.msrp = new.msrp,
+        }
         if new.remote.is_some() {
             leg.remote = new.remote;
         }
@@ -574,6 +599,7 @@ impl<P: Port> Worker<P> {
         };
         let id = ctx.prog.context;
         let leg = &mut ctx.legs[side.index()];
+        let mut latched = false;
         match leg.remote {
             Some(r) if r == from => {}
             None if leg.prog.latching || leg.prog.remote.is_none() => {
@@ -584,6 +610,8 @@ impl<P: Port> Worker<P> {
                     side,
                     remote: from,
                 });
+                // A stream leg waiting to send BFCP here can go on (interworking).
+                latched = true;
             }
             _ => {
                 self.stats.wrong_source += 1;
@@ -598,8 +626,14 @@ impl<P: Port> Worker<P> {
                 let _ = s.handle_datagram(buf.as_ref(), self.now);
             }
             drop(buf);
+            if latched {
+                self.mark_dirty(slot, side.other());
+            }
             self.drain_dtls(slot, side);
         } else {
+            if latched {
+                self.mark_dirty(slot, side.other());
+            }
             self.plaintext_in(slot, side, buf);
         }
     }
@@ -610,6 +644,10 @@ impl<P: Port> Worker<P> {
             return;
         };
         let leg = &mut ctx.legs[side.index()];
+        if leg.bfcp_rx.is_some() {
+            // The other leg is a stream: reassemble, then write a version-1 message to it.
+            return self.bfcp_datagram_in(slot, side, payload.as_ref());
+        }
         let valid = match (&mut leg.udptl, ctx.prog.application) {
             (Some(flow), _) => match flow.on_datagram(payload.as_ref()) {
                 Ok((_, _arrival)) => {
@@ -637,7 +675,7 @@ impl<P: Port> Worker<P> {
     }
 
     /// Sends plaintext `payload` to the peer of `side`.
-    fn relay_out(&mut self, slot: usize, side: Side, payload: P::Buffer) {
+    pub(crate) fn relay_out(&mut self, slot: usize, side: Side, payload: P::Buffer) {
         let Some(ctx) = self.slots[slot].as_mut() else {
             return;
         };
@@ -662,7 +700,8 @@ impl<P: Port> Worker<P> {
                 drop(payload);
                 self.drain_dtls(slot, side);
             }
-            // Stream legs never carry datagrams (install refuses mixed contexts).
+            // Datagrams reach a stream leg only through BFCP interworking (stream.rs), never
+            // as such.
             LegKind::Stream(_) => {}
         }
     }
@@ -706,7 +745,7 @@ impl<P: Port> Worker<P> {
     }
 
     /// Drains a DTLS leg: datagrams to send, plaintext to relay, events to report.
-    fn drain_dtls(&mut self, slot: usize, side: Side) {
+    pub(crate) fn drain_dtls(&mut self, slot: usize, side: Side) {
         loop {
             let Some(mut b) = self.port.alloc() else {
                 self.stats.tx_failed += 1;
@@ -759,6 +798,7 @@ impl<P: Port> Worker<P> {
                         DtlsEvent::Established { .. } => {
                             leg.up = true;
                             self.ring.send(FlowEvent::SecureUp { context: id, side });
+                            self.mark_dirty(slot, side.other());
                         }
                         DtlsEvent::Failed { reason } => {
                             self.ring.send(FlowEvent::SecureFailed {
