@@ -140,6 +140,8 @@ enum Scenario {
     RewriteNotForUs,
     /// Routes programmed but the relay is agnostic (aware = false): bytes pass unchanged.
     AgnosticWithRoutes,
+    /// Rewriting, with the core's address and a=path unknown at Add: the Modify brings both.
+    RewriteCoreLater,
 }
 
 impl Scenario {
@@ -150,6 +152,7 @@ impl Scenario {
                 | Scenario::RewriteTlsToTls
                 | Scenario::RewriteNotForUs
                 | Scenario::AgnosticWithRoutes
+                | Scenario::RewriteCoreLater
         )
     }
     fn rewrites(self) -> bool {
@@ -247,7 +250,11 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
             },
             LegProgram {
                 local: sa(GW, 40001),
-                remote: (scenario != Scenario::CoreAddressLater).then(|| sa(CORE, 2855)),
+                remote: (!matches!(
+                    scenario,
+                    Scenario::CoreAddressLater | Scenario::RewriteCoreLater
+                ))
+                .then(|| sa(CORE, 2855)),
                 transport: if tls_core {
                     Transport::TlsTcp
                 } else {
@@ -262,10 +269,11 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 } else {
                     PeerFingerprints::new()
                 },
-                msrp: if scenario.routes() {
-                    route(GW_CORE_URI, CORE_URI)
-                } else {
-                    None
+                msrp: match scenario {
+                    // The peer's a=path is not known yet.
+                    Scenario::RewriteCoreLater => route(GW_CORE_URI, ""),
+                    _ if scenario.routes() => route(GW_CORE_URI, CORE_URI),
+                    _ => None,
                 },
             },
         ],
@@ -326,7 +334,11 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
             })
             .unwrap();
         }
-        if scenario == Scenario::CoreAddressLater && round == 100 {
+        if matches!(
+            scenario,
+            Scenario::CoreAddressLater | Scenario::RewriteCoreLater
+        ) && round == 100
+        {
             let leg = LegProgram {
                 local: sa(GW, 40001),
                 remote: Some(sa(CORE, 2855)),
@@ -336,7 +348,9 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 latching: false,
                 security_role: Role::Client,
                 peer_fingerprints: PeerFingerprints::new(),
-                msrp: None,
+                msrp: (scenario == Scenario::RewriteCoreLater)
+                    .then(|| route(GW_CORE_URI, CORE_URI))
+                    .flatten(),
             };
             ctl.send(FlowOp::Update {
                 context: 42,
@@ -602,6 +616,23 @@ fn rewriting_tls_to_tls() {
     assert!(o.to_core == o.expect_core && !o.to_core.is_empty());
     assert!(o.to_ue == o.expect_ue && !o.to_ue.is_empty());
     assert!(o.ue_saw_close_notify && o.core_saw_fin);
+}
+
+#[test]
+fn rewriting_waits_for_the_core_path_from_a_later_modify() {
+    // H.248 Add without the core's Remote SDP: the core leg's route has no peer path yet, so
+    // the UE's frames wait (unread) until the Modify brings address and a=path; then they are
+    // rewritten as usual.
+    let o = run(Scenario::RewriteCoreLater, 50, 15);
+    assert!(
+        o.to_core == o.expect_core && !o.to_core.is_empty(),
+        "core got {} of {} bytes",
+        o.to_core.len(),
+        o.expect_core.len()
+    );
+    assert!(o.to_ue == o.expect_ue && !o.to_ue.is_empty());
+    let stats = released(&o).expect("released");
+    assert_eq!(stats[0].app_errors + stats[1].app_errors, 0);
 }
 
 #[test]
