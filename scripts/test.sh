@@ -51,8 +51,10 @@ cargo fmt --all -- --check
 # Everything builds in the `ci` profile so build-script outputs (aws-lc, bindgen) are compiled once.
 step "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --profile ci -- -D warnings
-step "cargo clippy (DPDK parts: dpdk-sys, the dataplane port, the DPDK bench)"
-cargo clippy -p dpdk-sys -p dataplane -p mgwbench --features dpdk-sys/dpdk,dataplane/dpdk,mgwbench/dpdk --all-targets --profile ci -- -D warnings
+step "cargo clippy (DPDK parts: dpdk-sys, the dataplane port, TCP interop, mgwd, the DPDK bench)"
+cargo clippy -p dpdk-sys -p dataplane -p mgw-tcp -p mgwd -p mgwbench \
+  --features dpdk-sys/dpdk,dataplane/dpdk,mgw-tcp/dpdk,mgwd/dpdk,mgwbench/dpdk \
+  --all-targets --profile ci -- -D warnings
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet --profile ci
@@ -66,6 +68,9 @@ cargo test --workspace --profile ci
 step "cargo test (dpdk-sys and the DPDK port on virtual devices)"
 cargo test -p dpdk-sys --features dpdk --profile ci
 cargo test -p dataplane --features dpdk --profile ci --test dpdk_port
+step "DPDK against kernel peers: TCP interop, and mgwd (two workers) end to end"
+cargo test -p mgw-tcp --features dpdk --profile ci --test kernel_interop_dpdk
+cargo test -p mgwd --features dpdk --profile ci --test e2e_netns -- mgwd_on_dpdk
 
 # ---------------------------------------------------------------------------------------------
 step "mgwd lab smoke run"
