@@ -189,6 +189,8 @@ mod dpdk {
             .allowlist_function("rte_lcore_.*")
             .allowlist_function("rte_socket_.*")
             .allowlist_function("rte_get_main_lcore")
+            .allowlist_function("rte_thread_register")
+            .allowlist_function("rte_thread_unregister")
             .allowlist_function("rte_get_next_lcore")
             .allowlist_function("rte_strerror")
             .allowlist_function("rte_exit")

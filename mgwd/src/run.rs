@@ -147,6 +147,8 @@ fn pin_to_core(core: usize) -> Result<()> {
 
 /// What every worker thread is started with, besides its port.
 struct Launch {
+    /// Run first on each worker thread (DPDK: register it as an lcore for the mempool cache).
+    thread_init: fn() -> Result<Box<dyn std::any::Any>, String>,
     stop: Arc<AtomicBool>,
     policy: PollPolicy,
     pcap: Option<String>,
@@ -217,13 +219,14 @@ impl Launch {
                 .set_steering(index, st)
                 .map_err(|e| anyhow!("worker {index}: steering: {e}"))?;
         }
-        let (stop, policy) = (Arc::clone(&self.stop), self.policy);
+        let (stop, policy, init) = (Arc::clone(&self.stop), self.policy, self.thread_init);
         Ok(std::thread::Builder::new()
             .name(format!("mgwd-worker-{index}"))
             .spawn(move || {
                 if let Some(c) = core {
                     pin_to_core(c).map_err(|e| e.to_string())?;
                 }
+                let _registration = init()?;
                 let mut w = worker;
                 let mut idle = 0u32;
                 while !stop.load(Ordering::Relaxed) {
@@ -319,6 +322,14 @@ fn edge_addrs(edge: &EdgeConfig) -> Vec<Ipv4Address> {
     edge.addrs.iter().map(|a| a.addr).collect()
 }
 
+/// Registers a DPDK worker thread as an lcore (its mbuf cache); the guard unregisters it.
+#[cfg(feature = "dpdk")]
+fn dpdk_thread_init() -> Result<Box<dyn std::any::Any>, String> {
+    let eal = dataplane::port::dpdk::Eal::get().ok_or("EAL is not initialised")?;
+    let reg = eal.register_thread().map_err(|e| e.to_string())?;
+    Ok(Box::new(reg))
+}
+
 /// The DPDK backend: EAL from `[dpdk]`, one ethdev (every realm on it), one RX/TX queue pair
 /// per worker with symmetric RSS where the device hashes.
 #[cfg(feature = "dpdk")]
@@ -326,7 +337,7 @@ fn start_dpdk(
     cfg: &Config,
     launch: &Launch,
     new_worker: &dyn Fn(EdgeConfig) -> Result<WorkerConfig>,
-) -> Result<(Vec<Running>, Realms, Box<dyn std::any::Any>)> {
+) -> Result<(Vec<Running>, Realms, dataplane::port::dpdk::DpdkPort)> {
     use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal, Mempool};
     let d = cfg.dpdk.clone().unwrap_or_default();
     let device = crate::config::dpdk_device(cfg)?;
@@ -414,7 +425,7 @@ fn start_dpdk(
         )?);
     }
     // The port handle stays alive (the device started) until the daemon exits.
-    Ok((running, realms, Box::new(port)))
+    Ok((running, realms, port))
 }
 
 /// Runs the daemon.
@@ -489,18 +500,23 @@ pub fn run(args: &RunArgs) -> Result<()> {
         Ok(wcfg)
     };
     let launch = Launch {
+        thread_init: match cfg.dataplane.backend.as_str() {
+            #[cfg(feature = "dpdk")]
+            "dpdk" => dpdk_thread_init,
+            _ => || Ok(Box::new(())),
+        },
         stop: Arc::new(AtomicBool::new(false)),
         policy,
         pcap: cfg.dataplane.pcap.clone(),
         workers: cfg.dataplane.workers,
     };
     #[cfg(feature = "dpdk")]
-    let mut _device: Option<Box<dyn std::any::Any>> = None;
+    let mut device: Option<dataplane::port::dpdk::DpdkPort> = None;
     let (running, realms) = match cfg.dataplane.backend.as_str() {
         #[cfg(feature = "dpdk")]
         "dpdk" => {
-            let (r, realms, device) = start_dpdk(&cfg, &launch, &new_worker)?;
-            _device = Some(device);
+            let (r, realms, dev) = start_dpdk(&cfg, &launch, &new_worker)?;
+            device = Some(dev);
             (r, realms)
         }
         _ => start_afpacket(&cfg, &launch, &new_worker)?,
@@ -618,6 +634,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
             Ok(Err(e)) => error!("worker {i}: {e}"),
             Err(_) => error!("worker {i} panicked"),
+        }
+    }
+    #[cfg(feature = "dpdk")]
+    if let Some(port) = &device {
+        // The device's extended statistics (drops, errors, per-queue counts), non-zero ones.
+        match port.xstats() {
+            Ok(x) => {
+                for (name, value) in x.into_iter().filter(|(_, v)| *v != 0) {
+                    info!(port = port.port_id(), %name, value, "xstat");
+                }
+            }
+            Err(e) => warn!("xstats: {e}"),
         }
     }
     let gs = gateway.stats();

@@ -25,7 +25,8 @@
 //!
 //! A [`DpdkQueue`] is `Send` but not `Sync`: one thread polls it, as DPDK requires of a queue.
 //! Mbufs may be freed on any thread (the default `ring_mp_mc` mempool is multi-producer; a
-//! thread EAL does not know simply bypasses the per-lcore cache).
+//! thread EAL does not know simply bypasses the per-lcore cache). A worker thread calls
+//! [`Eal::register_thread`] first to become an lcore and get that cache.
 #![allow(unsafe_code)]
 
 use super::{Batch, Port, PortStats};
@@ -192,6 +193,41 @@ impl Eal {
     pub fn port_count(&self) -> u16 {
         // SAFETY: EAL is up.
         unsafe { sys::rte_eth_dev_count_avail() }
+    }
+
+    /// Makes the calling thread (not created by EAL) an lcore, so its mbuf allocations and
+    /// frees go through the mempools' per-lcore caches instead of their shared rings. The
+    /// registration ends when the returned guard drops (on this thread).
+    ///
+    /// # Errors
+    /// [`DpdkError::Call`] when EAL has no free lcore slot left (`RTE_MAX_LCORE`).
+    pub fn register_thread(&self) -> Result<LcoreRegistration, DpdkError> {
+        // SAFETY: EAL is up; registering the calling thread has no other precondition.
+        let rc = unsafe { sys::rte_thread_register() };
+        if rc < 0 {
+            return Err(DpdkError::Call {
+                op: "rte_thread_register",
+                errno: rte_errno(),
+            });
+        }
+        Ok(LcoreRegistration {
+            _not_send: std::marker::PhantomData,
+        })
+    }
+}
+
+/// The calling thread's lcore registration ([`Eal::register_thread`]); unregisters on drop.
+/// Not `Send`: it must drop on the thread it registered.
+#[derive(Debug)]
+pub struct LcoreRegistration {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for LcoreRegistration {
+    fn drop(&mut self) {
+        // SAFETY: this thread registered itself (the guard is not Send, so it drops where it
+        // was made); unregistering releases that lcore slot.
+        unsafe { sys::rte_thread_unregister() };
     }
 }
 
