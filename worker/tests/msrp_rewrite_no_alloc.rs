@@ -1,0 +1,214 @@
+//! MSRP path rewriting allocates nothing in the worker's steady state: with MSRP over TLS
+//! flowing UE → worker → core and every head rewritten (aware, no CEMA: both legs carry their
+//! URIs), a counting global allocator sees zero allocations inside `Worker::poll` once the
+//! session is up. The simulated peers allocate freely; only the worker is counted.
+
+use dataplane::buf::Pool;
+use dataplane::edge::{EdgeConfig, InterfaceAddr};
+use dataplane::port::mem::{pair, MemConfig};
+use dataplane::sim::{Clock, Node, VirtualClock};
+use dataplane::time::Instant;
+use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
+use mgw_tcp::EventKind;
+use mgw_tls::{HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings};
+use mgw_worker::peer::{TcpHost, TlsPeer};
+use mgw_worker::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! { static COUNTING: Cell<bool> = const { Cell::new(false) }; }
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread while
+// counting is on.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const GW: Ipv4Address = Ipv4Address([10, 8, 0, 1]);
+const UE: Ipv4Address = Ipv4Address([10, 8, 0, 2]);
+const CORE: Ipv4Address = Ipv4Address([10, 8, 0, 3]);
+
+#[test]
+fn rewriting_relay_steady_state_allocates_nothing() {
+    let gw_id = Identity::generate_self_signed("mgwd").unwrap();
+    let ue_id = Identity::generate_self_signed("ue").unwrap();
+    let pool = Pool::new(16_384, 2048);
+    pool.prefill();
+    let vc = VirtualClock::new();
+    let mem = MemConfig {
+        mac_a: EthernetAddress([2, 0, 0, 0, 8, 1]),
+        mac_b: EthernetAddress([2, 0, 0, 0, 8, 2]),
+        ..MemConfig::default()
+    };
+    let (wport, pport) = pair(&pool, &Clock::Virtual(vc.clone()), &mem);
+    let (ctl, wend) = channel(64, 1024);
+    let mut cfg = WorkerConfig::new(EdgeConfig::single(mem.mac_a, GW, 24));
+    cfg.max_contexts = 8;
+    cfg.tls = Some(TlsContext::new(TlsSettings::default(), gw_id.clone()).unwrap());
+    let mut worker = Worker::new(wport, cfg, wend).unwrap();
+    let mut pe = EdgeConfig::single(mem.mac_b, UE, 24);
+    pe.addrs.push(InterfaceAddr {
+        addr: CORE,
+        prefix_len: 24,
+    });
+    let mut peers = TcpHost::new(
+        pport,
+        pe,
+        mgw_tcp::Config {
+            max_connections: 16,
+            ..mgw_tcp::Config::default()
+        },
+    )
+    .unwrap();
+    peers.tcp.listen(IpAddress::V4(CORE), 30_000).unwrap();
+    let ue_fp = PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256));
+    let leg = |local, remote, transport, open, role, fps| LegProgram {
+        local,
+        remote,
+        transport,
+        tcp_open: open,
+        establish_now: true,
+        latching: true,
+        security_role: role,
+        peer_fingerprints: fps,
+        msrp: None,
+    };
+    let route =
+        |local: &str, remote: &str| flow::MsrpRoute::new(local.as_bytes(), remote.as_bytes());
+    ctl.send(FlowOp::Install(ContextProgram {
+        context: 1,
+        generation: 1,
+        application: Application::Msrp,
+        aware: true,
+        legs: [
+            LegProgram {
+                msrp: route(
+                    "msrps://10.8.0.1:2855/gw;tcp",
+                    "msrps://10.8.0.2:50000/ue;tcp",
+                ),
+                ..leg(
+                    SocketAddr::from((GW.0, 2855)),
+                    None,
+                    Transport::TlsTcp,
+                    TcpOpen::Passive,
+                    Role::Server,
+                    ue_fp,
+                )
+            },
+            LegProgram {
+                msrp: route(
+                    "msrp://10.8.0.1:40000/gw-core;tcp",
+                    "msrp://10.8.0.3:30000/core;tcp",
+                ),
+                ..leg(
+                    SocketAddr::from((GW.0, 40_000)),
+                    Some(SocketAddr::from((CORE.0, 30_000))),
+                    Transport::Tcp,
+                    TcpOpen::Active,
+                    Role::Client,
+                    PeerFingerprints::new(),
+                )
+            },
+        ],
+    }))
+    .unwrap();
+    let ue_ctx = TlsContext::new(TlsSettings::default(), ue_id).unwrap();
+    let gw_fp = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
+    let mut t = Instant::from_millis(1);
+    // The counter works: installing a context allocates (its legs' buffers, control rate).
+    COUNTING.with(|c| c.set(true));
+    worker.poll(t);
+    COUNTING.with(|c| c.set(false));
+    assert!(ALLOCS.swap(0, Ordering::Relaxed) > 0, "install is counted");
+    let ue_conn = peers
+        .tcp
+        .connect(t, (IpAddress::V4(UE), 50_000), (IpAddress::V4(GW), 2855))
+        .unwrap();
+    let mut ue: Option<TlsPeer> = None;
+    let mut core = None;
+    let mut buf = vec![0u8; 65_536];
+    let mut first_at_core = Vec::new();
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut counted_polls = 0u32;
+    for round in 0..6000u32 {
+        t += Duration::from_millis(1);
+        vc.set(t);
+        while let Some(ev) = peers.tcp.poll_event() {
+            match ev.kind {
+                EventKind::Connected if ev.conn == ue_conn => {
+                    ue = TlsPeer::client(&ue_ctx, ev.conn, gw_fp, t).ok()
+                }
+                EventKind::Accepted { .. } => core = Some(ev.conn),
+                _ => {}
+            }
+        }
+        if let Some(u) = ue.as_mut() {
+            u.drive(&mut peers.tcp, t);
+            u.received.clear();
+            if u.is_established() && peers.tcp.send_space(u.conn).unwrap_or(0) > 8192 {
+                let tid = format!("t{round:08}");
+                let m = format!(
+                    "MSRP {tid} SEND\r\nTo-Path: msrps://10.8.0.1:2855/gw;tcp\r\nFrom-Path: msrps://10.8.0.2:50000/ue;tcp\r\n\r\n{}\r\n-------{tid}$\r\n",
+                    "x".repeat(300)
+                );
+                sent += u.send(&mut peers.tcp, m.as_bytes()) as u64;
+            }
+        }
+        if let Some(c) = core {
+            while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
+                got += n as u64;
+                if first_at_core.len() < 200 {
+                    first_at_core.extend_from_slice(&buf[..n.min(200)]);
+                }
+            }
+        }
+        peers.flush();
+        // Count from the moment data has been flowing for a while (warm pools and tables).
+        let counting = round >= 3000 && got > 0;
+        COUNTING.with(|c| c.set(counting));
+        worker.poll(t);
+        COUNTING.with(|c| c.set(false));
+        counted_polls += u32::from(counting);
+        peers.poll(t);
+    }
+    assert!(
+        sent > 500_000 && got > 400_000,
+        "traffic flowed: sent {sent}, core got {got}"
+    );
+    assert!(counted_polls > 2000);
+    assert_eq!(
+        ALLOCS.load(Ordering::Relaxed),
+        0,
+        "allocations inside Worker::poll in steady state"
+    );
+    let head = String::from_utf8_lossy(&first_at_core);
+    assert!(
+        head.contains("To-Path: msrp://10.8.0.3:30000/core;tcp\r\nFrom-Path: msrp://10.8.0.1:40000/gw-core;tcp\r\n"),
+        "the core gets rewritten heads: {head}"
+    );
+}
