@@ -102,6 +102,9 @@ pub struct WorkerStats {
     pub releases: u64,
     /// Leg updates refused because the leg is live or its transport or address would change.
     pub updates_refused: u64,
+    /// Leg updates applied to a live leg (a UDP or DTLS leg's peer moved; a stream leg's
+    /// unchanged peer with `a=connection:existing`).
+    pub updates_live: u64,
     /// BFCP messages from a UDP leg dropped because the stream leg they were for had no room
     /// in its TCP send buffer (UDP endpoints retransmit, RFC 8855 §6.2).
     pub stream_full: u64,
@@ -499,8 +502,18 @@ impl<P: Port> Worker<P> {
         self.remove(slot);
     }
 
-    /// Applies a Modify to a leg that has no live connection or session yet; a live leg keeps
-    /// what it has (counted).
+    /// Applies a Modify (H.248 Modify with new Remote SDP or properties) to a leg.
+    ///
+    /// A leg with no live connection or session yet takes the new peer, fingerprints,
+    /// establishment, latching and MSRP route, and an active leg connects now. A live leg:
+    /// - UDP or DTLS: the peer may move (the new Remote `c=`/`m=`): datagrams go to the new
+    ///   address at once and only it is accepted afterwards; latching follows the new program.
+    ///   The (D)TLS association, its fingerprints and MSRP/BFCP state are kept (a new `tls-id`,
+    ///   RFC 8842, needs a new termination: not supported in place).
+    /// - TCP or TLS: the connection is kept (`a=connection:existing`, RFC 4145 §5) when the peer
+    ///   is unchanged; anything that would need a new connection is refused and counted.
+    ///
+    /// A change of transport or local address is always refused and counted.
     fn update_leg(&mut self, slot: usize, side: Side, new: LegProgram) {
         let Some(ctx) = self.slots[slot].as_mut() else {
             return;
@@ -510,8 +523,28 @@ impl<P: Port> Worker<P> {
             LegKind::Stream(s) => s.is_connected(),
             _ => leg.up,
         };
-        if live || new.transport != leg.prog.transport || new.local != leg.prog.local {
+        if new.transport != leg.prog.transport || new.local != leg.prog.local {
             self.stats.updates_refused += 1;
+            return;
+        }
+        if live {
+            match &leg.kind {
+                LegKind::Udp | LegKind::Dtls(_) => {
+                    if let Some(r) = new.remote {
+                        leg.prog.remote = Some(r);
+                        leg.remote = Some(r);
+                    }
+                    leg.prog.latching = new.latching;
+                    self.stats.updates_live += 1;
+                }
+                LegKind::Stream(_) => {
+                    if new.remote.is_none() || new.remote == leg.remote {
+                        self.stats.updates_live += 1;
+                    } else {
+                        self.stats.updates_refused += 1;
+                    }
+                }
+            }
             return;
         }
         leg.prog.remote = new.remote;

@@ -1,0 +1,161 @@
+//! H.248 Modify of a live leg (FlowOp::Update): the core's UDP peer of a BFCP relay moves to a
+//! new address and port mid-session. Datagrams go to the new peer at once, the old source is
+//! no longer accepted, and a change of transport or local address is refused and counted.
+
+use dataplane::buf::Pool;
+use dataplane::edge::{EdgeConfig, InterfaceAddr};
+use dataplane::host::Host;
+use dataplane::port::mem::{pair, MemConfig};
+use dataplane::sim::{Clock, LinkModel, Sim, VirtualClock};
+use dataplane::time::Instant;
+use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
+use mgw_tls::{PeerFingerprints, Role};
+use mgw_worker::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const GW: Ipv4Address = Ipv4Address([10, 11, 0, 1]);
+const UE: Ipv4Address = Ipv4Address([10, 11, 0, 2]);
+const CORE: Ipv4Address = Ipv4Address([10, 11, 0, 3]);
+const CORE2: Ipv4Address = Ipv4Address([10, 11, 0, 4]);
+
+/// A BFCP version 2 FloorRequest (RFC 8855 §5.1) with a FLOOR-ID attribute.
+fn floor_request(tid: u16) -> Vec<u8> {
+    let mut m = vec![0x40, 1, 0, 1, 0, 0, 0, 9];
+    m.extend_from_slice(&tid.to_be_bytes());
+    m.extend_from_slice(&7u16.to_be_bytes());
+    m.extend_from_slice(&[(2 << 1) | 1, 4, 0, 1]);
+    m
+}
+
+fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
+    SocketAddr::from((ip.0, port))
+}
+
+#[test]
+fn a_live_udp_leg_follows_its_peer_to_a_new_address() {
+    let pool = Pool::new(2048, 2048);
+    let vc = VirtualClock::new();
+    let link = LinkModel {
+        delay: Duration::from_millis(1),
+        mtu: 1514,
+        ..LinkModel::ideal()
+    };
+    let mem = MemConfig {
+        a_to_b: link.clone(),
+        b_to_a: link,
+        mac_a: EthernetAddress([2, 0, 0, 0, 11, 1]),
+        mac_b: EthernetAddress([2, 0, 0, 0, 11, 2]),
+        ..MemConfig::default()
+    };
+    let (wport, pport) = pair(&pool, &Clock::Virtual(vc.clone()), &mem);
+    let (ctl, wend) = channel(16, 64);
+    let mut worker = Worker::new(
+        wport,
+        WorkerConfig::new(EdgeConfig::single(mem.mac_a, GW, 24)),
+        wend,
+    )
+    .unwrap();
+    let mut pe = EdgeConfig::single(mem.mac_b, UE, 24);
+    for addr in [CORE, CORE2] {
+        pe.addrs.push(InterfaceAddr {
+            addr,
+            prefix_len: 24,
+        });
+    }
+    let mut peers = Host::new(pport, pe);
+    let leg = |local, remote| LegProgram {
+        local,
+        remote,
+        transport: Transport::Udp,
+        tcp_open: TcpOpen::Passive,
+        establish_now: true,
+        latching: false,
+        security_role: Role::Server,
+        peer_fingerprints: PeerFingerprints::new(),
+        msrp: None,
+    };
+    ctl.send(FlowOp::Install(ContextProgram {
+        context: 8,
+        generation: 1,
+        application: Application::Bfcp,
+        aware: true,
+        legs: [
+            leg(sa(GW, 5000), Some(sa(UE, 7000))),
+            leg(sa(GW, 5002), Some(sa(CORE, 6000))),
+        ],
+    }))
+    .unwrap();
+    for ip in [UE, CORE, CORE2] {
+        worker.edge().add_neighbor(Instant::ZERO, ip, mem.mac_b);
+    }
+    peers.edge().add_neighbor(Instant::ZERO, GW, mem.mac_a);
+    let mut t = Instant::ZERO;
+    let mut step = |worker: &mut Worker<_>, peers: &mut Host<_>| {
+        t += Duration::from_millis(10);
+        vc.set(t);
+        peers.flush();
+        let mut sim = Sim::new(vc.clone(), vec![worker, peers]);
+        sim.run(t + Duration::from_millis(9), 10_000, || false);
+    };
+    step(&mut worker, &mut peers);
+    let mut at: Vec<(SocketAddr, u16)> = Vec::new();
+    let collect = |peers: &mut Host<_>, at: &mut Vec<(SocketAddr, u16)>| {
+        while let Some(d) = peers.recv() {
+            let IpAddress::V4(ip) = d.dst.0 else { continue };
+            let p = d.payload();
+            at.push((sa(ip, d.dst.1), u16::from_be_bytes([p[8], p[9]])));
+        }
+    };
+    for i in 0..5u16 {
+        peers.send_udp_from(UE, 7000, GW, 5000, &floor_request(i));
+        step(&mut worker, &mut peers);
+        collect(&mut peers, &mut at);
+    }
+    // The core moves (Modify with a new Remote c=/m=): the live leg follows.
+    let moved = leg(sa(GW, 5002), Some(sa(CORE2, 6100)));
+    ctl.send(FlowOp::Update {
+        context: 8,
+        generation: 1,
+        side: Side::B,
+        leg: moved,
+    })
+    .unwrap();
+    // Refused: another local port, another transport.
+    for bad in [
+        leg(sa(GW, 5004), Some(sa(CORE2, 6100))),
+        LegProgram {
+            transport: Transport::DtlsUdp,
+            ..moved
+        },
+    ] {
+        ctl.send(FlowOp::Update {
+            context: 8,
+            generation: 1,
+            side: Side::B,
+            leg: bad,
+        })
+        .unwrap();
+    }
+    step(&mut worker, &mut peers);
+    for i in 5..10u16 {
+        peers.send_udp_from(UE, 7000, GW, 5000, &floor_request(i));
+        step(&mut worker, &mut peers);
+        collect(&mut peers, &mut at);
+    }
+    // The new peer is accepted, the old one no longer.
+    peers.send_udp_from(CORE2, 6100, GW, 5002, &floor_request(100));
+    peers.send_udp_from(CORE, 6000, GW, 5002, &floor_request(101));
+    step(&mut worker, &mut peers);
+    collect(&mut peers, &mut at);
+
+    let want: Vec<(SocketAddr, u16)> = (0..5)
+        .map(|i| (sa(CORE, 6000), i))
+        .chain((5..10).map(|i| (sa(CORE2, 6100), i)))
+        .chain([(sa(UE, 7000), 100)])
+        .collect();
+    assert_eq!(at, want);
+    let s = worker.stats();
+    assert_eq!((s.updates_live, s.updates_refused), (1, 2), "{s:?}");
+    assert_eq!(s.wrong_source, 1, "the old core address is not accepted");
+}
