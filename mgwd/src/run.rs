@@ -350,8 +350,13 @@ fn start_dpdk(
     ];
     if d.no_huge {
         eal.push("--no-huge".into());
-    } else if let Some(dir) = &d.huge_dir {
-        eal.extend(["--huge-dir".into(), dir.clone()]);
+    } else {
+        // One process, no secondary processes: no shared runtime files (`--in-memory` cannot
+        // be combined with `--no-huge`).
+        eal.push("--in-memory".into());
+        if let Some(dir) = &d.huge_dir {
+            eal.extend(["--huge-dir".into(), dir.clone()]);
+        }
     }
     if let Some(p) = &d.file_prefix {
         eal.extend(["--file-prefix".into(), p.clone()]);
