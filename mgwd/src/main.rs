@@ -1,7 +1,8 @@
 //! `mgwd`: the media gateway data plane.
 //!
 //! - `mgwd lab` runs the embedded demo: the whole gateway and simulated peers in one process,
-//!   on in-memory ports, driven by an embedded MGC over H.248.
+//!   on in-memory ports (`--netns`: peers on the Linux stack in a namespace), driven by an
+//!   embedded MGC over H.248.
 //! - `mgwd run --config FILE` runs the gateway daemon.
 
 use clap::{Parser, Subcommand};
@@ -20,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the embedded lab: gateway, MGC and simulated peers in one process, on in-memory ports.
+    /// Run the embedded lab: gateway, MGC and simulated peers in one process, on in-memory
+    /// ports (or, with `--netns`, with the peers on the kernel stack in a network namespace).
     Lab(lab::LabArgs),
     /// Run the gateway daemon from a TOML configuration file.
     Run(run::RunArgs),

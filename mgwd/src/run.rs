@@ -494,6 +494,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let mut wcfg = WorkerConfig::new(edge);
         wcfg.max_contexts = cfg.limits.max_contexts;
         wcfg.tcp.max_connections = cfg.limits.max_connections_per_worker;
+        // Every passive TCP leg listens until its peer connects: as many listeners as legs.
+        wcfg.tcp.max_listeners = cfg.limits.max_connections_per_worker;
         wcfg.tls = Some(TlsContext::new(tls_settings.clone(), identity.clone())?);
         wcfg.dtls = Some(DtlsConfig::new(
             &identity,
