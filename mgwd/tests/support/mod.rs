@@ -2,6 +2,7 @@
 //! child processes that die with the test, and a small MGC speaking H.248 text over loopback UDP
 //! (its logic follows `mgwd::lab`'s embedded MGC).
 
+pub mod bfcp;
 pub mod lab;
 
 use control::h248::ast::{
