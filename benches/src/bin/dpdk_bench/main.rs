@@ -9,7 +9,8 @@
 //!   segments of an established connection (net_null is RX source and TX sink), see `tcp.rs`.
 //! - `tcp_net_ring`: two stacks over a back-to-back ring pair, 64-byte messages, see `tcp.rs`.
 //! - `tls_relay_net_memif`: a worker relaying MSRP over TLS to MSRP over TCP on one memif end,
-//!   the peers on the other, see `relay.rs`.
+//!   the peers on the other, see `relay.rs`; `tls_relay_net_memif_2k_body` the same with 2 KiB
+//!   MSRP bodies (full runs only).
 //! - `testpmd_io_fwd`: net_null pair, net_ring pair (loopback rings, `--tx-first`), memif pair
 //!   (`--tx-first`, 1514-byte frames) in testpmd with one forwarding core.
 //!
@@ -37,9 +38,49 @@ pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// The share of wall-clock time this thread was on a CPU between `start` and `share`, from
+/// `/proc/thread-self/schedstat` (nanoseconds on CPU). The per-core figures divide by time
+/// measured with the wall clock around the code under test; on a shared machine part of that is
+/// time the thread was preempted, so they are scaled by this share (assuming preemption falls
+/// evenly). 1.0 when the kernel does not say.
+#[cfg(feature = "dpdk")]
+pub struct CpuShare {
+    wall: std::time::Instant,
+    cpu: Option<u64>,
+}
+
+#[cfg(feature = "dpdk")]
+impl CpuShare {
+    fn on_cpu_ns() -> Option<u64> {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Starts measuring.
+    pub fn start() -> CpuShare {
+        CpuShare {
+            wall: std::time::Instant::now(),
+            cpu: Self::on_cpu_ns(),
+        }
+    }
+
+    /// On-CPU time / wall time since `start`, in (0, 1].
+    pub fn share(&self) -> f64 {
+        let wall = self.wall.elapsed().as_nanos() as f64;
+        match (self.cpu, Self::on_cpu_ns()) {
+            (Some(a), Some(b)) if b > a && wall > 0.0 => ((b - a) as f64 / wall).min(1.0),
+            _ => 1.0,
+        }
+    }
+}
+
 #[cfg(feature = "dpdk")]
 mod imp {
-    use super::{relay, round3, tcp, testpmd};
+    use super::{relay, round3, tcp, testpmd, CpuShare};
     use dataplane::port::dpdk::{sys, DpdkPort, DpdkPortConfig, DpdkQueue, Eal, Mempool};
     use dataplane::port::{Batch, Port, BURST};
     use serde_json::{json, Value};
@@ -142,6 +183,10 @@ mod imp {
             "--vdev=net_null2".into(),
             format!("--vdev=net_memif0,role=server,id=0,rsize=12,socket={sock}"),
             format!("--vdev=net_memif1,role=client,id=0,rsize=12,socket={sock}"),
+            // A second pair for the second relay run (a stopped memif pair does not reconnect
+            // when started again).
+            format!("--vdev=net_memif2,role=server,id=1,rsize=12,socket={sock}"),
+            format!("--vdev=net_memif3,role=client,id=1,rsize=12,socket={sock}"),
         ]
         .to_vec()
     }
@@ -247,8 +292,13 @@ mod imp {
         let mut qb = ports[1].take_queue(0).ok_or("queue")?;
         // Warm up caches and the pool.
         fwd_queues(&mut qa, &mut qb, Duration::from_millis(100));
+        let cpu = CpuShare::start();
         let (q_pps, q_pkts) = fwd_queues(&mut qa, &mut qb, p.fwd);
+        let q_share = cpu.share();
+        let cpu = CpuShare::start();
         let (r_pps, r_pkts) = fwd_raw(pa, pb, p.fwd);
+        let r_share = cpu.share();
+        let (q_pps, r_pps) = (q_pps / q_share, r_pps / r_share);
         drop((qa, qb, ports));
         Ok(json!({
             "vdev": "net_null (size 64, copy=0)",
@@ -259,6 +309,7 @@ mod imp {
             "raw_burst_packets": r_pkts,
             "dpdkqueue_vs_raw": round3(q_pps / r_pps),
             "mbufs_out_after_run": pool.capacity() - pool.available(),
+            "thread_on_cpu_share": [round3(q_share), round3(r_share)],
         }))
     }
 
@@ -300,11 +351,15 @@ mod imp {
         Ok(v)
     }
 
-    fn tls_memif(eal: &'static Eal, p: &Plan) -> Result<Value, String> {
-        let pool =
-            Mempool::new(eal, "memif_pool", 32767, 256, 2176, None).map_err(|e| e.to_string())?;
+    fn tls_memif(
+        eal: &'static Eal,
+        p: &Plan,
+        pool: Mempool,
+        pair: [&str; 2],
+        body: usize,
+    ) -> Result<Value, String> {
         let mut ports = Vec::new();
-        for name in ["net_memif0", "net_memif1"] {
+        for name in pair {
             let id = eal.port_by_name(name).map_err(|e| e.to_string())?;
             ports.push(
                 DpdkPort::new(eal, id, 1, pool, DpdkPortConfig::default())
@@ -325,7 +380,7 @@ mod imp {
         let link_ms = t.elapsed().as_secs_f64() * 1e3;
         let wq = ports[0].take_queue(0).ok_or("queue")?;
         let pq = ports[1].take_queue(0).ok_or("queue")?;
-        let mut v = relay::run(wq, pq, p.sessions, p.body, p.relay)?;
+        let mut v = relay::run(wq, pq, p.sessions, body, p.relay)?;
         drop(ports);
         v["vdev"] = json!("net_memif pair in this process (server: worker, client: peers)");
         v["memif_link_up_ms"] = json!(round3(link_ms));
@@ -433,11 +488,25 @@ mod imp {
             },
             &mut failed,
         );
+        let memif_pool = if p.wants("tls") {
+            Mempool::new(eal, "memif_pool", 32767, 256, 2176, None).map_err(|e| e.to_string())
+        } else {
+            Err("not in --only".to_owned())
+        };
         let memif = section(
-            if p.wants("tls") {
-                tls_memif(eal, &p)
-            } else {
-                skipped()
+            match memif_pool {
+                Ok(pool) => tls_memif(eal, &p, pool, ["net_memif0", "net_memif1"], p.body),
+                Err(_) => skipped(),
+            },
+            &mut failed,
+        );
+        // Bulk-sized MSRP chunks (2 KiB bodies: fewer, larger frames per byte) in full runs.
+        let memif_2k = section(
+            match memif_pool {
+                Ok(pool) if !p.quick => {
+                    tls_memif(eal, &p, pool, ["net_memif2", "net_memif3"], 2048)
+                }
+                _ => Ok(json!({"skipped": "quick mode or not in --only"})),
             },
             &mut failed,
         );
@@ -472,8 +541,12 @@ mod imp {
                     get(&memif, &["per_worker_core", "gbit_per_s_relayed"]),
                 "tls_relay_msrp_messages_per_s_per_worker_core":
                     get(&memif, &["per_worker_core", "msrp_messages_per_s"]),
-                "tls_relay_gbit_per_s_wall_worker_plus_peers":
-                    get(&memif, &["wall_clock_worker_plus_peers_one_core", "gbit_per_s_relayed"]),
+                "tls_relay_2k_body_gbit_per_s_per_worker_core":
+                    get(&memif_2k, &["per_worker_core", "gbit_per_s_relayed"]),
+                "tls_relay_2k_body_msrp_messages_per_s_per_worker_core":
+                    get(&memif_2k, &["per_worker_core", "msrp_messages_per_s"]),
+                "tls_relay_gbit_per_s_worker_plus_peers_one_core":
+                    get(&memif, &["worker_plus_peers_one_core", "gbit_per_s_relayed"]),
             },
         });
         Ok((
@@ -490,6 +563,7 @@ mod imp {
                 "tcp_net_null": tnull,
                 "tcp_net_ring": ring,
                 "tls_relay_net_memif": memif,
+                "tls_relay_net_memif_2k_body": memif_2k,
                 "testpmd_io_fwd": tp,
             }),
             failed,

@@ -21,7 +21,7 @@
 //!   this one core taking turns. B receives data segments, A receives ACK-only segments; each
 //!   host's time is measured separately.
 
-use super::round3;
+use super::{round3, CpuShare};
 use dataplane::buf::PacketBuffer;
 use dataplane::edge::{Edge, EdgeConfig, Egress, Ingress};
 use dataplane::port::dpdk::{DpdkQueue, Mbuf};
@@ -362,6 +362,7 @@ pub fn null_run(q: DpdkQueue, mode: NullMode, d: Duration) -> Result<Value, Stri
     let mut craft_time = Duration::ZERO;
     let mut stack_time = Duration::ZERO;
     let (mut frames, mut crafted, mut read, mut acked_msgs) = (0u64, 0u64, 0u64, 0u64);
+    let cpu = CpuShare::start();
     let start = Wall::now();
     'outer: loop {
         for _ in 0..256 {
@@ -428,17 +429,19 @@ pub fn null_run(q: DpdkQueue, mode: NullMode, d: Duration) -> Result<Value, Stri
         }
     }
     let wall = start.elapsed().as_secs_f64();
+    let share = cpu.share();
     let c1 = *host.tcp.counters();
     let seg_in = c1.segments_in - c0.segments_in;
     let seg_out = c1.segments_out - c0.segments_out;
-    let st = stack_time.as_secs_f64();
+    let st = stack_time.as_secs_f64() * share;
     let mut v = json!({
         "segments_in": seg_in,
         "segments_out": seg_out,
         "frames_from_net_null": frames,
         "crafted": crafted,
+        "thread_on_cpu_share": round3(share),
         "stack_cpu_s": round3(st),
-        "crafting_cpu_s": round3(craft_time.as_secs_f64()),
+        "crafting_cpu_s": round3(craft_time.as_secs_f64() * share),
         "wall_s": round3(wall),
         "stack_mpps_in": round3(seg_in as f64 / st / 1e6),
         "stack_mpps_in_plus_out": round3((seg_in + seg_out) as f64 / st / 1e6),
@@ -509,6 +512,7 @@ pub fn ring_run(qa: DpdkQueue, qb: DpdkQueue, d: Duration) -> Result<Value, Stri
     let (a0, b0) = (*a.tcp.counters(), *b.tcp.counters());
     let (mut ta, mut tb) = (Duration::ZERO, Duration::ZERO);
     let (mut msgs, mut read) = (0u64, 0u64);
+    let cpu = CpuShare::start();
     let start = Wall::now();
     loop {
         for _ in 0..256 {
@@ -542,6 +546,7 @@ pub fn ring_run(qa: DpdkQueue, qb: DpdkQueue, d: Duration) -> Result<Value, Stri
         }
     }
     let wall = start.elapsed().as_secs_f64();
+    let share = cpu.share();
     // Take what is still in the rings, so that the pool count after the run shows leaks only.
     for _ in 0..64 {
         let now = monotonic_now();
@@ -550,7 +555,7 @@ pub fn ring_run(qa: DpdkQueue, qb: DpdkQueue, d: Duration) -> Result<Value, Stri
         }
     }
     let (a1, b1) = (*a.tcp.counters(), *b.tcp.counters());
-    let (ta, tb) = (ta.as_secs_f64(), tb.as_secs_f64());
+    let (ta, tb) = (ta.as_secs_f64() * share, tb.as_secs_f64() * share);
     let b_in = b1.segments_in - b0.segments_in;
     let b_out = b1.segments_out - b0.segments_out;
     let a_in = a1.segments_in - a0.segments_in;
@@ -560,6 +565,7 @@ pub fn ring_run(qa: DpdkQueue, qb: DpdkQueue, d: Duration) -> Result<Value, Stri
         "cores": "1 (both stacks take turns on it)",
         "arp_and_handshake_ms": round3(handshake_ms),
         "wall_s": round3(wall),
+        "thread_on_cpu_share": round3(share),
         "messages_sent": msgs,
         "payload_bytes_read_by_app": read,
         "receiver_b": {
