@@ -39,7 +39,7 @@ use dataplane::time::Instant;
 use dataplane::wire::tcp::ChecksumCheck;
 use dataplane::wire::{IpAddress, IpProtocol, TcpPacket, TcpRepr};
 use mgw_app::bfcp::{Fragmenter, Pushed, Reassembler, StreamFramer};
-use mgw_app::msrp::{rewrite_head_between, MsrpEvent, MsrpParser};
+use mgw_app::msrp::{rewrite_head_between, LegPathsRef, MsrpEvent, MsrpParser};
 use mgw_tcp::{ConnId, Event, EventKind, ListenerId, SegmentSink};
 use mgw_tls::{DtlsSession, PeerAuth, Record, Role, TlsEvent, TlsSession};
 
@@ -1252,43 +1252,11 @@ impl<P: Port> Worker<P> {
             };
             let input = &s.raw[s.raw_off..s.raw_off + n];
             let out = &mut s.staged[s.st_off + s.st_len..];
-            let mut at = 0;
-            let mut feed = parser.feed(input);
-            loop {
-                let put = match feed.next_event() {
-                    Ok(None) => break,
-                    Ok(Some(MsrpEvent::HeadersEnd { .. })) => {
-                        let p = feed.parser();
-                        rewrite_head_between(
-                            inbound,
-                            outbound,
-                            false,
-                            p.head(),
-                            p.frame(),
-                            &mut out[at..],
-                        )
-                        .ok()
-                    }
-                    Ok(Some(MsrpEvent::Body { range })) => {
-                        let body = &input[range.range()];
-                        copy_into(out, at, body)
-                    }
-                    Ok(Some(MsrpEvent::BodyCarry)) => copy_into(out, at, feed.parser().carried()),
-                    Ok(Some(MsrpEvent::End { continuation })) => {
-                        from.stats.messages_received += 1;
-                        feed.parser().write_end_line(continuation, &mut out[at..])
-                    }
-                    Ok(Some(_)) => Some(0),
-                    Err(_) => None,
-                };
-                match put {
-                    Some(w) => at += w,
-                    None => {
-                        ok = false;
-                        break;
-                    }
-                }
-            }
+            let Some((at, frames)) = rewrite_chunk(parser, input, inbound, outbound, out) else {
+                ok = false;
+                break;
+            };
+            from.stats.messages_received += frames;
             s.st_len += at;
             s.raw_off += n;
             s.raw_len -= n;
@@ -1403,6 +1371,48 @@ fn rewrite_input_len(room: usize, max_head: usize, growth: usize) -> usize {
     room.saturating_sub(reserve) * MSRP_MIN_FRAME / (MSRP_MIN_FRAME + growth)
 }
 
+/// Feeds `input` to `parser` and writes the frames' bytes to `out`, heads rewritten from the
+/// `inbound` leg's to the `outbound` leg's URIs, bodies and end-lines as they are. Returns the
+/// bytes written and the frames completed; `None` on malformed framing, a frame not addressed
+/// to the MGW on the inbound leg, or an `out` too small (impossible within
+/// [`rewrite_input_len`]).
+fn rewrite_chunk(
+    parser: &mut MsrpParser,
+    input: &[u8],
+    inbound: LegPathsRef<'_>,
+    outbound: LegPathsRef<'_>,
+    out: &mut [u8],
+) -> Option<(usize, u64)> {
+    let (mut at, mut frames) = (0, 0);
+    let mut feed = parser.feed(input);
+    loop {
+        let w = match feed.next_event() {
+            Ok(None) => return Some((at, frames)),
+            Ok(Some(MsrpEvent::HeadersEnd { .. })) => {
+                let p = feed.parser();
+                rewrite_head_between(
+                    inbound,
+                    outbound,
+                    false,
+                    p.head(),
+                    p.frame(),
+                    &mut out[at..],
+                )
+                .ok()?
+            }
+            Ok(Some(MsrpEvent::Body { range })) => copy_into(out, at, &input[range.range()])?,
+            Ok(Some(MsrpEvent::BodyCarry)) => copy_into(out, at, feed.parser().carried())?,
+            Ok(Some(MsrpEvent::End { continuation })) => {
+                frames += 1;
+                feed.parser().write_end_line(continuation, &mut out[at..])?
+            }
+            Ok(Some(_)) => 0,
+            Err(_) => return None,
+        };
+        at += w;
+    }
+}
+
 /// Copies `src` to `out[at..]`; `None` if it does not fit (cannot happen within the bound of
 /// [`rewrite_input_len`]; treated as an error rather than a panic).
 fn copy_into(out: &mut [u8], at: usize, src: &[u8]) -> Option<usize> {
@@ -1427,5 +1437,119 @@ fn check_msrp(s: &mut StreamLeg, at: usize, n: usize, stats: &mut LegStats) -> b
                 return false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mgw_app::msrp::MsrpConfig;
+    use proptest::prelude::*;
+
+    const GW_A: &str = "msrps://10.0.0.1:2855/gw;tcp";
+    const UE: &str = "msrps://10.0.0.2:5000/ue;tcp";
+
+    /// One frame as the UE writes it, and as the core must get it.
+    fn frame(i: usize, body: Option<&[u8]>, gw_b: &str, core: &str) -> (Vec<u8>, Vec<u8>) {
+        let tid = format!("t{i:05}");
+        let (start, blank, end) = match body {
+            Some(_) => (
+                format!("MSRP {tid} SEND"),
+                "\r\n",
+                format!("\r\n-------{tid}$\r\n"),
+            ),
+            None => (
+                format!("MSRP {tid} 200 OK"),
+                "",
+                format!("-------{tid}$\r\n"),
+            ),
+        };
+        let body = body.unwrap_or_default();
+        let build = |to: &str, from: &str| {
+            let mut f = format!(
+                "{start}\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\nMessage-ID: m{i}\r\n{blank}"
+            )
+            .into_bytes();
+            f.extend_from_slice(body);
+            f.extend_from_slice(end.as_bytes());
+            f
+        };
+        (build(GW_A, UE), build(core, gw_b))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the frames, the outbound URIs' lengths and the staging room left, one call
+        /// sized by `rewrite_input_len` never writes more than the room, and the calls together
+        /// give exactly the rewritten stream.
+        #[test]
+        fn rewrite_chunks_fit_their_room_and_rewrite_exactly(
+            // Mostly small bodiless frames (many heads per call: the growth bound matters),
+            // some bodies with CR, LF and dashes (end-line candidates carried across calls).
+            bodies in prop::collection::vec(
+                prop::option::weighted(0.3, prop::collection::vec(
+                    prop::sample::select(vec![b'a', b'\r', b'\n', b'-', b'x']), 0..3000)),
+                1..200),
+            core_len in 0usize..300,
+            gw_len in 0usize..80,
+            extra_rooms in prop::collection::vec(1usize..6000, 1..50),
+        ) {
+            let core = format!("msrp://10.0.0.3:2855/{};tcp", "c".repeat(core_len));
+            let gw_b = format!("msrp://10.0.0.1:4000/{};tcp", "g".repeat(gw_len));
+            let (mut input, mut want) = (Vec::new(), Vec::new());
+            for (i, b) in bodies.iter().enumerate() {
+                let (x, y) = frame(i, b.as_deref(), &gw_b, &core);
+                input.extend(x);
+                want.extend(y);
+            }
+            let inbound = LegPathsRef { local_uri: GW_A.as_bytes(), remote_path: UE.as_bytes() };
+            let outbound = LegPathsRef { local_uri: gw_b.as_bytes(), remote_path: core.as_bytes() };
+            let cfg = MsrpConfig::default();
+            let mut parser = MsrpParser::new(cfg).with_header_events(false);
+            let reserve = cfg.max_header_block + MSRP_CARRY_OUT + outbound.max_growth();
+            let (mut got, mut pos, mut frames, mut k) = (Vec::new(), 0, 0, 0);
+            while pos < input.len() {
+                let room = reserve + MSRP_MIN_FRAME + extra_rooms[k % extra_rooms.len()];
+                k += 1;
+                let n = rewrite_input_len(room, cfg.max_header_block, outbound.max_growth())
+                    .min(input.len() - pos);
+                prop_assert!(n > 0);
+                let mut out = vec![0u8; room];
+                let r = rewrite_chunk(&mut parser, &input[pos..pos + n], inbound, outbound, &mut out);
+                let Some((w, f)) = r else {
+                    return Err(TestCaseError::fail(format!("call at {pos} of {n} bytes into {room}")));
+                };
+                got.extend_from_slice(&out[..w]);
+                frames += f;
+                pos += n;
+            }
+            prop_assert_eq!(frames as usize, bodies.len());
+            prop_assert!(got == want, "rewritten stream differs");
+        }
+    }
+
+    #[test]
+    fn a_frame_for_someone_else_is_refused() {
+        let (x, _) = frame(
+            1,
+            Some(b"hi"),
+            "msrp://10.0.0.1:4000/g;tcp",
+            "msrp://c/d;tcp",
+        );
+        let x = String::from_utf8(x)
+            .unwrap()
+            .replace("/gw;tcp", "/other;tcp");
+        let inbound = LegPathsRef {
+            local_uri: GW_A.as_bytes(),
+            remote_path: UE.as_bytes(),
+        };
+        let outbound = LegPathsRef {
+            local_uri: b"msrp://10.0.0.1:4000/g;tcp",
+            remote_path: b"msrp://c/d;tcp",
+        };
+        let mut parser = MsrpParser::new(MsrpConfig::default());
+        let mut out = vec![0u8; 8192];
+        assert!(rewrite_chunk(&mut parser, x.as_bytes(), inbound, outbound, &mut out).is_none());
     }
 }
