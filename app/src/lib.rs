@@ -24,8 +24,11 @@ pub mod udptl;
 /// - `StartLine`, `Header`: informational (statistics, tracing); spans index
 ///   [`msrp::MsrpParser::head`].
 /// - `HeadersEnd`: the head is complete. Without CEMA, write
-///   [`msrp::MsrpRewriter::rewrite_head`] into the other leg's send buffer; with CEMA (or
-///   agnostic mode), forward `head()` as is.
+///   [`msrp::MsrpRewriter::rewrite_head`] (or [`msrp::rewrite_head_between`] over URIs the
+///   relay keeps inline, as the worker does) into the other leg's send buffer; with CEMA (or
+///   agnostic mode), forward `head()` as is. A rewritten head grows by at most
+///   [`msrp::LegPathsRef::max_growth`] of the outbound leg, which is how the worker sizes each
+///   parser call so that its output always fits the room it has.
 /// - `Body { range }`: forward `chunk[range]` in place: the parser never copies a body.
 /// - `BodyCarry`: forward [`msrp::MsrpParser::carried`] (≤ 44 bytes that straddled two chunks
 ///   and looked like the start of this frame's end-line but were not) before the next `Body`.
@@ -57,7 +60,8 @@ pub mod udptl;
 ///   slots, each with a deadline from `now + timeout`; the relay calls `handle_timeout` from its
 ///   timer wheel at [`bfcp::Reassembler::poll_timeout`]).
 /// - Interworking: UDP→TCP = reassemble, then [`bfcp::to_reliable`] (version 2 → 1).
-///   TCP→UDP = [`bfcp::Fragmenter`] under the path MTU (version 1 → 2).
+///   TCP→UDP = [`bfcp::Fragmenter`] under the path MTU (version 1 → 2). The worker does both
+///   for a context of one stream leg and one UDP/DTLS leg (aware BFCP only).
 /// - **(verify)** fragment-field semantics: see [`bfcp::FRAGMENT_SEMANTICS`]. The UDP
 ///   retransmission/ack behaviour of RFC 8855 §6.2 is an endpoint's job and is not done here.
 ///
