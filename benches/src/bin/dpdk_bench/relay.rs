@@ -240,8 +240,8 @@ pub fn run(
     let msgs = bytes as f64 / msg_len;
     let stats = worker.stats();
     let ps = worker.port().stats();
-    if bytes == 0 {
-        return Err(format!("nothing relayed; worker {stats:?}"));
+    if bytes == 0 || stats.app_errors != 0 {
+        return Err(format!("nothing relayed or MSRP errors; worker {stats:?}"));
     }
     let (rx, tx) = (
         ps.rx_packets - ps0.rx_packets,
