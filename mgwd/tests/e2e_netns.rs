@@ -23,15 +23,23 @@ use support::lab::{Backend, Lab, CORE, UE};
 use support::{run, wait_until};
 
 /// Add with an MSRP session: the UE over TLS (it connects: `a=setup:active`, fingerprint
-/// `ue_fp`), the core over TCP (it listens on `core_port`: `a=setup:passive`).
+/// `ue_fp`), the core over TCP (it listens on `core_port`: `a=setup:passive`). Both sides
+/// declare CEMA (RFC 6714), so the MG relays the bytes unchanged.
 fn msrp_add_body(ue_fp: &str, core_port: u16) -> String {
+    msrp_add_body_with(ue_fp, core_port, true)
+}
+
+/// As [`msrp_add_body`]; without `cema` the MG is the MSRP hop on each leg and rewrites paths.
+fn msrp_add_body_with(ue_fp: &str, core_port: u16, cema: bool) -> String {
+    let cema = if cema { "\na=msrp-cema" } else { "" };
     let access = format!(
         "v=0\nc=IN IP4 {UE}\nm=message 9 TCP/TLS/MSRP *\na=setup:active\na=accept-types:text/plain\n\
-         a=path:msrps://{UE}:9/ue;tcp\na=fingerprint:{ue_fp}\na=msrp-cema"
+         a=path:{UE_PATH}\na=fingerprint:{ue_fp}{cema}"
     );
     let core = format!(
         "v=0\nc=IN IP4 {CORE}\nm=message {core_port} TCP/MSRP *\na=setup:passive\na=accept-types:text/plain\n\
-         a=path:msrp://{CORE}:{core_port}/core;tcp\na=msrp-cema"
+         a=path:{}{cema}",
+        core_path(core_port)
     );
     format!(
         "C=${{A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=access,ipnapt/latch=ON}},L{{\nv=0\nc=IN IP4 $\nm=message $ TCP/TLS/MSRP *\na=fingerprint:$\n}},R{{\n{access}\n}}}}}},E=1{{tcp/ef,tls/ef,tls/sr}}}},\
@@ -54,10 +62,84 @@ fn t38_add_body(ue_fp: &str, ue_port: u16, core_port: u16) -> String {
     )
 }
 
+/// The UE's MSRP URI (its `a=path`).
+const UE_PATH: &str = "msrps://10.79.0.2:9/ue;tcp";
+
+/// The core's MSRP URI.
+fn core_path(port: u16) -> String {
+    format!("msrp://{CORE}:{port}/core;tcp")
+}
+
+/// An MSRP SEND request (RFC 4975 §7.1) with the given paths, complete in one chunk.
+fn msrp_send_paths(tid: &str, to: &str, from: &str, body: &str) -> Vec<u8> {
+    format!(
+        "MSRP {tid} SEND\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\n\
+         Message-ID: m{tid}\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n",
+        n = body.len()
+    )
+    .into_bytes()
+}
+
+/// Case 1b: MSRP without CEMA: the MG is the MSRP hop on each leg (RFC 4975 §8.1, its own
+/// `a=path` in each Local SDP). The UE addresses the MG's access URI; the core receives the same
+/// messages addressed from the MG's core URI to the core's URI, and the core's 200 OKs reach the
+/// UE addressed back to the UE from the MG's access URI.
+fn msrp_relay_rewritten(lab: &mut Lab) {
+    let core_port = 31_005;
+    let (mut core, core_out) = lab.core_peer("tcp", core_port, "answer");
+    let added = lab.add(&msrp_add_body_with(&lab.ue_fp.clone(), core_port, false));
+    let mgw_access = support::sdp_path(&added.access_sdp).expect("a=path in the access Local SDP");
+    let mgw_core = support::sdp_path(&added.core_sdp).expect("a=path in the core Local SDP");
+    assert_ne!(mgw_access, mgw_core, "one MG URI per leg");
+    let mut ue = lab.ue(added.access_local, None);
+    let (mut sent, mut expected) = (Vec::new(), Vec::new());
+    let bodies = ["rewritten hello", "and a second one"];
+    for (i, text) in bodies.iter().enumerate() {
+        let tid = format!("e2e1btid{i}");
+        let m = msrp_send_paths(&tid, &mgw_access, UE_PATH, text);
+        ue.write(&m);
+        sent.extend_from_slice(&m);
+        expected.extend(msrp_send_paths(
+            &tid,
+            &core_path(core_port),
+            &mgw_core,
+            text,
+        ));
+    }
+    let arrived = wait_until(Duration::from_secs(10), || {
+        read(&core_out).len() >= expected.len()
+    });
+    let got = read(&core_out);
+    assert!(
+        arrived && got == expected,
+        "the core received the UE's messages with rewritten paths:\n{}\nexpected:\n{}\nmgwd: {}",
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&expected),
+        lab.log()
+    );
+    let want = format!("To-Path: {UE_PATH}\r\nFrom-Path: {mgw_access}\r\n");
+    assert!(
+        ue.wait_stdout(Duration::from_secs(10), |o| count(o, want.as_bytes())
+            == bodies.len()),
+        "the UE got {} 200 OK addressed to it from the MG: {}",
+        bodies.len(),
+        String::from_utf8_lossy(&ue.stdout())
+    );
+    let stats = lab.subtract(added.context);
+    eprintln!(
+        "e2e case 1b (MSRP paths rewritten): {} bytes from the UE, {} to the core",
+        sent.len(),
+        got.len()
+    );
+    assert_eq!(stat(&stats, &added.access, "nt/or"), sent.len() as u64);
+    assert_eq!(stat(&stats, &added.core, "nt/os"), got.len() as u64);
+    core.kill();
+}
+
 /// An MSRP SEND request (RFC 4975 §7.1) from the UE, complete in one chunk.
 fn msrp_send(tid: &str, gw: SocketAddr, body: &str) -> Vec<u8> {
     format!(
-        "MSRP {tid} SEND\r\nTo-Path: msrps://{gw}/gw;tcp\r\nFrom-Path: msrps://{UE}:9/ue;tcp\r\n\
+        "MSRP {tid} SEND\r\nTo-Path: msrps://{gw}/gw;tcp\r\nFrom-Path: {UE_PATH}\r\n\
          Message-ID: m{tid}\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n",
         n = body.len()
     )
@@ -405,6 +487,7 @@ fn all_cases(backend: &Backend) -> String {
     let started = Instant::now();
     let mut lab = Lab::up(backend);
     let (core_port, access) = msrp_relay(&mut lab);
+    msrp_relay_rewritten(&mut lab);
     fingerprint_mismatch(&mut lab);
     core_reset(&mut lab);
     subtract_mid_session(&mut lab);

@@ -395,6 +395,17 @@ pub struct Added {
     pub access_local: SocketAddr,
     /// The gateway's core-side address (core Local SDP).
     pub core_local: SocketAddr,
+    /// The access termination's Local SDP as the MG answered it.
+    pub access_sdp: String,
+    /// The core termination's Local SDP.
+    pub core_sdp: String,
+}
+
+/// The first `a=path` of an SDP (RFC 4975 §8.1), if any.
+pub fn sdp_path(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=path:"))
+        .map(|p| p.trim().to_string())
 }
 
 /// The test's MGC: answers every request of the MG and records it.
@@ -600,16 +611,19 @@ impl Mgc {
                 .and_then(|m| m.streams.first())
                 .and_then(|s| s.local.clone())
                 .ok_or("Add reply without Local SDP")?;
-            terms.push((x.termination.0.clone(), local_addr(&local)?));
+            terms.push((x.termination.0.clone(), local_addr(&local)?, local));
         }
-        let [(access, access_local), (core, core_local)] = <[_; 2]>::try_from(terms)
-            .map_err(|t| format!("Add reply with {} terminations", t.len()))?;
+        let [(access, access_local, access_sdp), (core, core_local, core_sdp)] =
+            <[_; 2]>::try_from(terms)
+                .map_err(|t| format!("Add reply with {} terminations", t.len()))?;
         Ok(Added {
             context,
             access,
             core,
             access_local,
             core_local,
+            access_sdp,
+            core_sdp,
         })
     }
 
