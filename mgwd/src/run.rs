@@ -76,16 +76,21 @@ fn parse_mid(s: &str) -> Result<Mid> {
     bail!("control.mid: `{s}` is neither `[ip]:port` nor `<domain>:port`")
 }
 
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    // The restart-avalanche delay and first transaction id only need to differ between MGs.
-    if std::fs::File::open("/dev/urandom")
+/// Bytes from the kernel's CSPRNG.
+fn urandom<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
-        .is_err()
-    {
-        b = (monotonic_now().as_nanos() ^ u64::from(std::process::id())).to_le_bytes();
-    }
-    u64::from_le_bytes(b)
+        .context("reading /dev/urandom")?;
+    Ok(b)
+}
+
+fn random_u64() -> u64 {
+    // The restart-avalanche delay and first transaction id only need to differ between MGs.
+    urandom::<8>().map_or_else(
+        |_| monotonic_now().as_nanos() ^ u64::from(std::process::id()),
+        u64::from_le_bytes,
+    )
 }
 
 /// How an idle worker waits (`dataplane.poll`).
@@ -244,6 +249,8 @@ fn edge_and_realms(cfg: &Config, mac: EthernetAddress) -> Result<(EdgeConfig, Re
     let mut edge = EdgeConfig::single(mac, Ipv4Address::UNSPECIFIED, 32);
     edge.addrs.clear();
     let mut realms = Realms::default();
+    // RFC 4975 §14.1: the session-ids of the MG's own MSRP URIs must be hard to guess.
+    realms.set_msrp_session_key(urandom::<16>()?);
     for r in &cfg.realms {
         let (addr, len) = parse_prefix(&r.ipv4).ok_or_else(|| anyhow!("realm {}: ipv4", r.name))?;
         edge.addrs.push(InterfaceAddr {
