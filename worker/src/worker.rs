@@ -50,8 +50,9 @@ pub struct WorkerConfig {
     pub bfcp: mgw_app::bfcp::ReassemblyConfig,
     /// Largest BFCP datagram (UDP payload, or DTLS plaintext) sent on a UDP leg when messages
     /// from a stream leg are interworked: larger messages are fragmented (RFC 8855 §5.1, F
-    /// flag). 1,400 leaves room for IPv4/UDP headers and DTLS record overhead in a 1,500-octet
-    /// MTU.
+    /// flag). Over DTLS one message (fragment) must fit one record in one datagram, so this
+    /// must stay below the DTLS MTU less the record overhead (13-octet header, 8-octet explicit
+    /// nonce and 16-octet tag for AES-GCM): the default 1,150 suits a DTLS MTU of 1,200.
     pub bfcp_mtu: usize,
 }
 
@@ -72,7 +73,7 @@ impl WorkerConfig {
             msrp: mgw_app::msrp::MsrpConfig::default(),
             staging_bytes: 32 * 1024,
             bfcp: mgw_app::bfcp::ReassemblyConfig::default(),
-            bfcp_mtu: 1400,
+            bfcp_mtu: 1150,
         }
     }
 }

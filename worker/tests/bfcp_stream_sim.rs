@@ -14,7 +14,11 @@ use dataplane::sim::{Clock, LinkModel, Sim, VirtualClock};
 use dataplane::time::Instant;
 use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_tcp::EventKind;
-use mgw_tls::{HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings};
+use mgw_tls::dtls::DtlsOutput;
+use mgw_tls::{
+    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role, TlsContext,
+    TlsSettings,
+};
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
 use std::net::SocketAddr;
@@ -126,6 +130,8 @@ enum Core {
     Udp,
     /// The core is on plain TCP (stream ↔ stream).
     Tcp,
+    /// The core is on DTLS over UDP (UDP/TLS/BFCP): the gateway is its DTLS client.
+    Dtls,
 }
 
 #[derive(Default)]
@@ -147,6 +153,19 @@ struct Outcome {
 fn run(core: Core, up: &[u8], down: &[Vec<u8>], seed: u64) -> Outcome {
     let gw_id = Identity::generate_self_signed("mgwd").unwrap();
     let ue_id = Identity::generate_self_signed("ue").unwrap();
+    let core_id = Identity::generate_self_signed("core").unwrap();
+    let dtls_cfg = |id: &Identity| DtlsConfig::new(id, 1200, Duration::from_secs(20)).unwrap();
+    let mut core_dtls = (core == Core::Dtls).then(|| {
+        DtlsSession::new(
+            &dtls_cfg(&core_id),
+            Role::Server,
+            PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256)),
+            "core-1",
+            Instant::ZERO,
+        )
+        .unwrap()
+    });
+    let mut core_up = false;
     let pool = Pool::new(8192, 2048);
     let vc = VirtualClock::new();
     let clock = Clock::Virtual(vc.clone());
@@ -169,6 +188,7 @@ fn run(core: Core, up: &[u8], down: &[Vec<u8>], seed: u64) -> Outcome {
     cfg.max_contexts = 4;
     cfg.tls = Some(TlsContext::new(TlsSettings::default(), gw_id.clone()).unwrap());
     cfg.bfcp_mtu = MTU;
+    cfg.dtls = Some(dtls_cfg(&gw_id));
     let mut worker = Worker::new(wport, cfg, wend).unwrap();
     let mut peer_edge = EdgeConfig::single(mem.mac_b, UE, 24);
     peer_edge.addrs.push(InterfaceAddr {
@@ -202,16 +222,16 @@ fn run(core: Core, up: &[u8], down: &[Vec<u8>], seed: u64) -> Outcome {
             LegProgram {
                 local: sa(GW, 5002),
                 remote: Some(sa(CORE, 6000)),
-                transport: if core == Core::Udp {
-                    Transport::Udp
-                } else {
-                    Transport::Tcp
+                transport: match core {
+                    Core::Udp => Transport::Udp,
+                    Core::Tcp => Transport::Tcp,
+                    Core::Dtls => Transport::DtlsUdp,
                 },
                 tcp_open: TcpOpen::Active,
                 establish_now: true,
                 latching: false,
                 security_role: Role::Client,
-                peer_fingerprints: PeerFingerprints::new(),
+                peer_fingerprints: PeerFingerprints::one(core_id.fingerprint(HashFunction::Sha256)),
                 msrp: None,
             },
         ],
@@ -256,7 +276,29 @@ fn run(core: Core, up: &[u8], down: &[Vec<u8>], seed: u64) -> Outcome {
             out.ue_saw_close_notify |= u.is_closed();
         }
         while let Some((_, _, d)) = peers.udp_in.pop_front() {
-            out.core_datagrams.push(d);
+            match core_dtls.as_mut() {
+                Some(c) => {
+                    let _ = c.handle_datagram(&d, t);
+                }
+                None => out.core_datagrams.push(d),
+            }
+        }
+        if let Some(c) = core_dtls.as_mut() {
+            let _ = c.handle_timeout(t);
+            let mut buf = [0u8; 2048];
+            loop {
+                match c.poll(&mut buf) {
+                    DtlsOutput::Transmit(d) => {
+                        let d = d.to_vec();
+                        peers.send_udp(sa(CORE, 6000), sa(GW, 5002), &d);
+                    }
+                    DtlsOutput::Data(d) => out.core_datagrams.push(d.to_vec()),
+                    DtlsOutput::Event(DtlsEvent::Established { .. }) => core_up = true,
+                    DtlsOutput::Event(_) => {}
+                    DtlsOutput::BufferTooSmall { .. } => panic!("2 KiB holds a datagram"),
+                    DtlsOutput::Wait(_) => break,
+                }
+            }
         }
         if let Some(c) = core_conn {
             let mut buf = [0u8; 16384];
@@ -269,6 +311,10 @@ fn run(core: Core, up: &[u8], down: &[Vec<u8>], seed: u64) -> Outcome {
             for d in down_left.drain(..) {
                 match core {
                     Core::Udp => assert!(peers.send_udp(sa(CORE, 6000), sa(GW, 5002), &d)),
+                    Core::Dtls => {
+                        assert!(core_up);
+                        core_dtls.as_mut().unwrap().send(&d).unwrap();
+                    }
                     Core::Tcp => {
                         let c = core_conn.unwrap();
                         assert_eq!(peers.tcp.send(c, &d).unwrap(), d.len());
@@ -364,6 +410,45 @@ fn bfcp_tls_to_udp_interworking_fragments_and_reassembles() {
     assert_eq!(stats[1].app_errors, 1, "the malformed datagram");
     assert_eq!(stats[0].messages_sent, 2);
     assert!(o.ue_saw_close_notify, "Subtract closes the UE's TLS");
+}
+
+#[test]
+fn bfcp_tls_to_dtls_interworking() {
+    // The same over DTLS (UDP/TLS/BFCP on the core side): each datagram is one DTLS record.
+    let up_msgs = [bfcp(1, 1, 1, 0), bfcp(1, 1, 3, 12), bfcp(1, 1, 4, 0)];
+    let big_down = bfcp(2, 4, 3, 8);
+    let mut down = vec![bfcp(2, 4, 1, 0)];
+    down.extend(fragments(&big_down, 128));
+    let o = run(Core::Dtls, &up_msgs.concat(), &down, 24);
+    assert!(
+        o.events
+            .iter()
+            .any(|e| matches!(e, FlowEvent::SecureUp { side: Side::B, .. })),
+        "{:?}",
+        o.events
+    );
+    let want: Vec<Vec<u8>> = up_msgs.iter().map(|m| with_version(m, 2)).collect();
+    assert_eq!(reassemble(&o.core_datagrams), want);
+    assert!(
+        o.core_datagrams.len() > 3,
+        "the large message was fragmented"
+    );
+    let want_ue = [
+        with_version(&bfcp(2, 4, 1, 0), 1),
+        with_version(&big_down, 1),
+    ]
+    .concat();
+    assert!(
+        o.to_ue == want_ue,
+        "UE got {} of {} octets",
+        o.to_ue.len(),
+        want_ue.len()
+    );
+    let stats = released(&o);
+    assert_eq!(
+        (stats[0].messages_received, stats[1].messages_received),
+        (3, 2)
+    );
 }
 
 #[test]
