@@ -17,7 +17,10 @@
 //!    nothing is counted as received) and counted (`app_errors` in mgwd's final statistics);
 //!    the valid messages around them go through.
 //! 4. tshark on mgwd's capture of its port: no malformed packet; BFCP primitives decoded on the
-//!    plain TCP and UDP legs, TLS on the UE's TLS port.
+//!    plain TCP and UDP legs, TLS on the UE's TLS leg, DTLS on the UE's DTLS leg; every UDP
+//!    datagram accounted for (the malformed ones came in and went nowhere).
+//! 5. DTLS (UE: `openssl s_client -dtls1_2`) ↔ UDP (core): the Ver 2 exchange of case 2,
+//!    byte-exact, with the UE's FloorRequestStatusAck.
 //!
 //! tshark 4.0's `bfcp` dissector decodes only Ver 1 headers (first octet 0x20 or 0x30), so the
 //! RFC 8855 Ver 2 datagrams of case 2 show as undissected data; the Ver 1 part of case 2 is what
@@ -314,6 +317,115 @@ fn udp_to_udp(lab: &mut Lab) -> ([LegAddrs; 2], [usize; 3]) {
     )
 }
 
+/// Case 5: BFCP over DTLS (UE: `openssl s_client -dtls1_2`, which sends each stdin read as one
+/// record) ↔ UDP (core), RFC 8855 Ver 2 with the client's FloorRequestStatusAck.
+fn dtls_to_udp(lab: &mut Lab) -> [LegAddrs; 2] {
+    let (ue_port, core_port) = (32_102, 34_102);
+    let server = bfcp::server(lab, "udp", core_port);
+    let extra = format!(
+        "\na=setup:active\na=tls-id:bfcpdtls1\na=fingerprint:{}",
+        lab.ue_fp
+    );
+    let body = bfcp::add_body(
+        "UDP/TLS/BFCP",
+        ue_port,
+        &extra,
+        "UDP/BFCP",
+        core_port,
+        ("dtls/ef,dtls/sr", ""),
+    );
+    let added = bfcp::add(lab, &body).added;
+    let mut ue = lab.ue(added.access_local, Some(ue_port));
+    let received = |ue: &Proc| bfcp::split_messages(&ue.stdout());
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    let mut step = |ue: &mut Proc, m: Vec<u8>, answers: usize| {
+        ue.write(&m);
+        sent.push(m);
+        let ok = wait_until(Duration::from_secs(10), || received(ue).len() >= answers);
+        assert!(
+            ok,
+            "the UE got {answers} messages over DTLS: {:?}\ns_client stderr: {}\nserver: {}\nmgwd: {}",
+            received(ue),
+            ue.stderr(),
+            String::from_utf8_lossy(&server.stdout()),
+            lab.mgwd.stderr()
+        );
+        // One stdin read per record: let s_client read this write alone.
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    step(&mut ue, bfcp::hello(2, 1), 1);
+    step(&mut ue, bfcp::floor_request(2, 2), 3);
+    let granted = received(&ue)[2].clone();
+    step(&mut ue, bfcp::floor_request_status_ack(&granted), 3);
+    step(&mut ue, bfcp::floor_release(2, 3, 1), 4);
+    step(&mut ue, bfcp::goodbye(2, 4), 5);
+    assert!(
+        wait_until(Duration::from_secs(5), || bfcp::logged(&server, "recv")
+            .len()
+            >= sent.len()),
+        "server: {}",
+        String::from_utf8_lossy(&server.stdout())
+    );
+    let down = bfcp::logged(&server, "sent");
+    assert_eq!(bfcp::logged(&server, "recv"), sent, "UE -> core byte-exact");
+    assert_eq!(received(&ue), down, "core -> UE byte-exact");
+    assert_eq!(
+        ue.stdout().len() as u64,
+        octets(&down),
+        "nothing else came out of the DTLS session"
+    );
+    let headers: Vec<_> = down.iter().map(|m| bfcp::header(m)).collect();
+    assert_eq!(
+        headers,
+        [
+            (2, true, p::HELLO_ACK, 1),
+            (2, true, p::FLOOR_REQUEST_STATUS, 2),
+            (2, false, p::FLOOR_REQUEST_STATUS, 0x4001),
+            (2, true, p::FLOOR_REQUEST_STATUS, 3),
+            (2, true, p::GOODBYE_ACK, 4),
+        ]
+    );
+    let stats = lab.subtract(added.context);
+    eprintln!(
+        "e2e BFCP case 5 (DTLS<->UDP): {} messages up ({} octets), {} down ({} octets); Subtract statistics {stats:?}",
+        sent.len(),
+        octets(&sent),
+        down.len(),
+        octets(&down)
+    );
+    assert_eq!(
+        stat(&stats, &added.access, "nt/or"),
+        octets(&sent),
+        "{stats:?}"
+    );
+    assert_eq!(
+        stat(&stats, &added.core, "nt/os"),
+        octets(&sent),
+        "{stats:?}"
+    );
+    assert_eq!(
+        stat(&stats, &added.core, "nt/or"),
+        octets(&down),
+        "{stats:?}"
+    );
+    assert_eq!(
+        stat(&stats, &added.access, "nt/os"),
+        octets(&down),
+        "{stats:?}"
+    );
+    let addr = |ip: &str, port| SocketAddr::new(ip.parse().expect("address"), port);
+    [
+        LegAddrs {
+            peer: addr(UE, ue_port),
+            gw: added.access_local,
+        },
+        LegAddrs {
+            peer: addr(CORE, core_port),
+            gw: added.core_local,
+        },
+    ]
+}
+
 /// `app_errors` of mgwd's final worker statistics (its `mgwd stopped` log line).
 fn app_errors(log: &str) -> Option<u64> {
     let line = log.lines().rev().find(|l| l.contains("mgwd stopped"))?;
@@ -340,13 +452,18 @@ fn tshark_checks(
     tcp_core: LegAddrs,
     udp: [LegAddrs; 2],
     udp_counts: [usize; 3],
+    dtls: [LegAddrs; 2],
 ) {
     let p = pcap.to_string_lossy().into_owned();
     let decode = [
         format!("tcp.port=={},bfcp", tcp_core.peer.port()),
         format!("tcp.port=={},tls", tls.gw.port()),
-        format!("udp.port=={},bfcp", udp[0].gw.port()),
+        // UDP ports by the peers' side: the gateway reuses its ports from one context to the
+        // next, and tshark tries the lower (the gateway's) port first only if it has an entry.
+        format!("udp.port=={},bfcp", udp[0].peer.port()),
         format!("udp.port=={},bfcp", udp[1].peer.port()),
+        format!("udp.port=={},dtls", dtls[0].peer.port()),
+        format!("udp.port=={},bfcp", dtls[1].peer.port()),
     ];
     let mut args: Vec<&str> = vec!["timeout", "30", "tshark", "-n", "-r", &p];
     for d in &decode {
@@ -385,6 +502,14 @@ fn tshark_checks(
         tshark(&["-Y", &f]).lines().count()
     };
     let (tls_up, tls_down) = (tls_frames(tls.peer, tls.gw), tls_frames(tls.gw, tls.peer));
+    let dtls_frames = |from, to| {
+        let f = format!("dtls.record && {}", filter("udp", from, to));
+        tshark(&["-Y", &f]).lines().count()
+    };
+    let (dtls_up, dtls_down) = (
+        dtls_frames(dtls[0].peer, dtls[0].gw),
+        dtls_frames(dtls[0].gw, dtls[0].peer),
+    );
     let total = tshark(&[]).lines().count();
     let bfcp = tshark(&["-Y", "bfcp"]).lines().count();
     let up = BTreeSet::from([p::HELLO, p::FLOOR_REQUEST, p::FLOOR_RELEASE]);
@@ -460,12 +585,17 @@ fn tshark_checks(
     }
     eprintln!(
         "e2e BFCP case 4 (tshark): {total} frames, none malformed, {bfcp} with BFCP; TLS records on the UE's TLS leg: \
-         {tls_up} up, {tls_down} down; BFCP primitives: {}",
+         {tls_up} up, {tls_down} down; DTLS records on the UE's DTLS leg: {dtls_up} up, {dtls_down} down; \
+         BFCP primitives: {}",
         summary.join("; ")
     );
     assert!(
         tls_up > 0 && tls_down > 0,
         "TLS both ways on the UE's TLS leg"
+    );
+    assert!(
+        dtls_up > 0 && dtls_down > 0,
+        "DTLS both ways on the UE's DTLS leg"
     );
 }
 
@@ -483,6 +613,7 @@ fn mgwd_relays_bfcp_with_real_peers() {
     let (tls, tcp_core) = tls_to_tcp(&mut lab);
     let (udp, udp_counts) = udp_to_udp(&mut lab);
     let bad = udp_counts[1];
+    let dtls = dtls_to_udp(&mut lab);
     lab.stop();
     // tracing writes to stdout.
     let log = String::from_utf8_lossy(&lab.mgwd.stdout()).into_owned() + &lab.mgwd.stderr();
@@ -491,7 +622,7 @@ fn mgwd_relays_bfcp_with_real_peers() {
         Some(bad as u64),
         "mgwd counted the malformed datagrams as application errors:\n{log}"
     );
-    tshark_checks(&lab.pcap(), tls, tcp_core, udp, udp_counts);
+    tshark_checks(&lab.pcap(), tls, tcp_core, udp, udp_counts, dtls);
     eprintln!("e2e BFCP: done in {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(120));
 }

@@ -247,6 +247,8 @@ pub fn add(lab: &mut Lab, body: &str) -> BfcpAdded {
             core: terms[1].0.clone(),
             access_local: addr(&terms[0].1),
             core_local: addr(&terms[1].1),
+            access_sdp: terms[0].1.clone(),
+            core_sdp: terms[1].1.clone(),
         },
         gw_fingerprint: fp,
     }
@@ -326,4 +328,26 @@ pub fn client_udp(lab: &Lab, port: u16, gw: SocketAddr) -> Proc {
 /// Has the client send `m` (one TLS write or one datagram).
 pub fn send(client: &mut Proc, m: &[u8]) {
     client.write(format!("{}\n", hex(m)).as_bytes());
+}
+
+/// Whole messages at the front of a byte stream (RFC 8855 §5.1: 12-octet common header, then
+/// Payload Length 4-octet units), e.g. what `openssl s_client` printed of DTLS records.
+pub fn split_messages(mut b: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while b.len() >= 12 {
+        let n = 12 + 4 * usize::from(u16::from_be_bytes([b[2], b[3]]));
+        if b.len() < n {
+            break;
+        }
+        out.push(b[..n].to_vec());
+        b = &b[n..];
+    }
+    out
+}
+
+/// FloorRequestStatusAck (§5.3.14): a client's acknowledgement over an unreliable transport
+/// of the server-initiated FloorRequestStatus `m` (same IDs, R set).
+pub fn floor_request_status_ack(m: &[u8]) -> Vec<u8> {
+    let (ver, _, _, tid) = header(m);
+    message(ver, true, primitive::FLOOR_REQUEST_STATUS_ACK, tid, &[])
 }
