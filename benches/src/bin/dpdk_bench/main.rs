@@ -81,6 +81,7 @@ impl CpuShare {
 #[cfg(feature = "dpdk")]
 mod imp {
     use super::{relay, round3, tcp, testpmd, CpuShare};
+    use dataplane::buf::PacketBuffer;
     use dataplane::port::dpdk::{sys, DpdkPort, DpdkPortConfig, DpdkQueue, Eal, Mempool};
     use dataplane::port::{Batch, Port, BURST};
     use serde_json::{json, Value};
@@ -342,11 +343,31 @@ mod imp {
             .map_err(|e| e.to_string())?;
         let mut pb = DpdkPort::new(eal, ids.1, 1, pool, DpdkPortConfig::default())
             .map_err(|e| e.to_string())?;
-        let qa = pa.take_queue(0).ok_or("queue")?;
-        let qb = pb.take_queue(0).ok_or("queue")?;
+        let mut qa = pa.take_queue(0).ok_or("queue")?;
+        let mut qb = pb.take_queue(0).ok_or("queue")?;
+        // io forwarding on these very ports through DpdkQueue first (testpmd cannot open
+        // rte_eth_from_rings ports): 64 frames seeded, forwarded around a → b → a.
+        let mut seed = Batch::new(2 * BURST);
+        for _ in 0..2 * BURST {
+            let mut m = qa.alloc().ok_or("pool empty")?;
+            m.append(64).ok_or("no room")?.fill(0);
+            let _ = seed.push(m);
+        }
+        qa.tx_burst(&mut seed);
+        drop(seed);
+        let cpu = CpuShare::start();
+        let (fwd_pps, _) = fwd_queues(&mut qb, &mut qa, p.fwd);
+        let fwd_share = cpu.share();
+        let mut drain = Batch::new(BURST);
+        for _ in 0..16 {
+            qa.rx_burst(&mut drain);
+            qb.rx_burst(&mut drain);
+            drain.clear();
+        }
         let mut v = tcp::ring_run(qa, qb, p.tcp)?;
         drop((pa, pb));
         v["vdev"] = json!("two rte_eth_from_rings ports over two SP/SC rte_rings of 4096");
+        v["dpdkqueue_io_fwd_mpps_same_ports"] = json!(round3(fwd_pps / fwd_share / 1e6));
         v["mbufs_out_after_run"] = json!(pool.capacity() - pool.available());
         Ok(v)
     }
@@ -533,6 +554,8 @@ mod imp {
                 "tcp_receiver_data_64B_mpps_per_core": get(&ring, &["receiver_b", "mpps_in"]),
                 "tcp_sender_ack_only_mpps_per_core": get(&ring, &["sender_a", "mpps_in"]),
                 "tcp_both_stacks_one_core_mpps": get(&ring, &["wall_mpps_both_directions"]),
+                "dpdkqueue_io_fwd_mpps_same_ports":
+                    get(&ring, &["dpdkqueue_io_fwd_mpps_same_ports"]),
             },
             "net_memif": {
                 "testpmd_io_fwd_mpps_1514B": get(&tp, &["net_memif", "mpps"]),
