@@ -22,8 +22,9 @@
 //! [-- --quick] [-- --seconds S --sessions N --size B --only fwd,tcp_null,tcp_ring,tls,testpmd]`
 //! as root. `--quick` (CI smoke, under
 //! ~15 s) shortens every measurement. Env: `SKIP_TESTPMD=1`, `TESTPMD=<path>`. Without feature
-//! `dpdk` or root it prints `{"bench":"dpdk","skipped":reason}` and exits 0. A section that fails
-//! is `{"error": ...}` in the JSON and makes the exit status 1.
+//! `dpdk` or root it prints `{"bench":"dpdk","skipped":reason}` and exits 0 (1 under
+//! `MGW_REQUIRE_PEERS=1`, which also fails a run without dpdk-testpmd). A section that fails is
+//! `{"error": ...}` in the JSON and makes the exit status 1.
 
 #[cfg(feature = "dpdk")]
 mod relay;
@@ -537,8 +538,12 @@ mod imp {
         } else {
             json!({"skipped": "not in --only"})
         };
+        // CI (MGW_REQUIRE_PEERS=1) wants the ceiling: a missing testpmd fails there.
+        let require = std::env::var("MGW_REQUIRE_PEERS").is_ok_and(|v| v == "1");
         for k in ["net_null", "net_ring", "net_memif"] {
-            if tp.get(k).is_some_and(|v| v.get("error").is_some()) {
+            if tp.get(k).is_some_and(|v| {
+                v.get("error").is_some() || (require && v.get("skipped").is_some())
+            }) {
                 failed = true;
             }
         }
@@ -598,7 +603,15 @@ fn main() {
     #[cfg(feature = "dpdk")]
     let (v, failed) = match imp::run() {
         Ok(r) => r,
-        Err(why) => (serde_json::json!({"bench": "dpdk", "skipped": why}), false),
+        Err(why) => {
+            eprintln!("dpdk_bench skipped: {why}");
+            // Under MGW_REQUIRE_PEERS=1 (CI) a run that cannot happen is a failure.
+            let require = std::env::var("MGW_REQUIRE_PEERS").is_ok_and(|v| v == "1");
+            (
+                serde_json::json!({"bench": "dpdk", "skipped": why}),
+                require,
+            )
+        }
     };
     #[cfg(not(feature = "dpdk"))]
     let (v, failed) = (
