@@ -600,6 +600,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     loop {
         let events = match gateway.poll(Duration::from_millis(5)) {
             Ok(e) => e,
+            // A signal (SIGTERM, SIGINT) interrupted the wait: the flag is checked below.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Vec::new(),
             Err(e) => {
                 error!("H.248 transport: {e}");
                 Vec::new()
@@ -636,6 +638,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
                     worker = i,
                     busy_polls = s.busy_polls,
                     relayed = s.relayed,
+                    app_errors = s.app_errors,
                     installs = s.installs,
                     releases = s.releases,
                     redirected_out = s.redirected_out,
