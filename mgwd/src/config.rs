@@ -434,9 +434,10 @@ impl Config {
             ),
             Some(s) => bail!("dataplane.steering: `{s}` is not auto, rte_flow or redirect"),
         }
-        match self.dataplane.poll.as_deref() {
-            None | Some("adaptive" | "busy") => {}
-            Some(p) => bail!("dataplane.poll: `{p}` is neither `busy` nor `adaptive`"),
+        if let Some(p) = &self.dataplane.poll {
+            if let Err(e) = crate::poll::PollPolicy::from_name(p) {
+                bail!("dataplane.poll: {e}");
+            }
         }
         if self.realms.is_empty() {
             bail!("realm: at least one [[realm]] is needed");

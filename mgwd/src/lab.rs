@@ -885,21 +885,6 @@ impl Peers {
     }
 }
 
-fn spin_or_yield(idle: &mut u32, busy: bool) {
-    // Adaptive poll: spin while busy, then yield, then sleep briefly (the lab shares 2 cores
-    // between the worker, the control thread, the MGC and the peers).
-    if busy {
-        *idle = 0;
-    } else {
-        *idle += 1;
-        if *idle > 2000 {
-            std::thread::sleep(Duration::from_micros(50));
-        } else if *idle > 100 {
-            std::thread::yield_now();
-        }
-    }
-}
-
 type WorkerResult = (WorkerStats, mgw_tcp::Counters);
 type PeersResult = Result<Histogram<u64>>;
 
@@ -940,7 +925,7 @@ where
             let mut idle = 0;
             while !stop.load(Ordering::Relaxed) {
                 let busy = w.run_once(monotonic_now());
-                spin_or_yield(&mut idle, busy);
+                crate::poll::PollPolicy::LAB.after_poll(&mut idle, busy);
             }
             (w.stats(), w.tcp_counters())
         })?)
@@ -1054,7 +1039,7 @@ fn mem_wire(args: &LabArgs, mg_id: &Identity, ring: WorkerEnd, ctx: PeerCtx) -> 
                     let now = monotonic_now();
                     p.step(now, traffic.load(Ordering::Relaxed));
                     let busy = p.host.poll_at().is_some_and(|t| t <= monotonic_now());
-                    spin_or_yield(&mut idle, busy);
+                    crate::poll::PollPolicy::LAB.after_poll(&mut idle, busy);
                 }
                 Ok(p.rtt)
             })?)

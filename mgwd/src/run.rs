@@ -11,6 +11,7 @@
 
 use crate::config::{parse_prefix, Config};
 use crate::gateway::{Awareness, Gateway};
+use crate::poll::PollPolicy;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use control::h248::association::AssociationConfig;
@@ -91,43 +92,6 @@ fn random_u64() -> u64 {
         |_| monotonic_now().as_nanos() ^ u64::from(std::process::id()),
         u64::from_le_bytes,
     )
-}
-
-/// How an idle worker waits (`dataplane.poll`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollPolicy {
-    /// Never leave the core: lowest latency, one core burnt per worker (dedicated servers).
-    Busy,
-    /// Spin, then yield, then nap 100 µs while idle, so a lab or a shared host stays usable.
-    Adaptive,
-}
-
-impl PollPolicy {
-    fn parse(s: Option<&str>) -> Result<PollPolicy> {
-        match s.unwrap_or("adaptive") {
-            "busy" => Ok(PollPolicy::Busy),
-            "adaptive" => Ok(PollPolicy::Adaptive),
-            p => bail!("dataplane.poll: `{p}` is neither `busy` nor `adaptive`"),
-        }
-    }
-
-    /// Called after each poll; `busy` says whether it found work.
-    fn after_poll(self, idle: &mut u32, busy: bool) {
-        if busy {
-            *idle = 0;
-            return;
-        }
-        if self == PollPolicy::Busy {
-            std::hint::spin_loop();
-            return;
-        }
-        *idle = idle.saturating_add(1);
-        if *idle > 10_000 {
-            std::thread::sleep(Duration::from_micros(100));
-        } else if *idle > 200 {
-            std::thread::yield_now();
-        }
-    }
 }
 
 /// Pins the calling thread to `core`.
@@ -470,7 +434,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         "mem" => bail!("dataplane.backend = \"mem\": the in-memory backend is for `mgwd lab` and tests"),
         b => bail!("dataplane.backend = \"{b}\": not available in this build of `mgwd run`; use \"dpdk\" or \"afpacket\""),
     }
-    let policy = PollPolicy::parse(cfg.dataplane.poll.as_deref())?;
+    let policy = PollPolicy::from_name(cfg.dataplane.poll.as_deref().unwrap_or("adaptive"))
+        .map_err(|e| anyhow!("dataplane.poll: {e}"))?;
 
     // Identity.
     let identity = match (&cfg.tls.certificate, &cfg.tls.private_key) {
