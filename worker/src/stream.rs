@@ -26,6 +26,15 @@
 //! hold in the worst case ([`rewrite_input_len`]). This stage runs only once Y is up, so Y's
 //! route is final (its remote path may come with a Modify after the Add); until then `raw`
 //! fills and X's window closes, as with staging. One extra copy (record→raw) for rewritten legs.
+//! If a Modify later takes a route away (CEMA learned on both sides), frames pass unchanged.
+//!
+//! **BFCP** (aware): a stream leg frames messages by the common header's Payload Length
+//! (RFC 8855 §5.1) through the same `raw` stage. Towards a stream leg whole valid messages go to
+//! staging; towards a UDP or DTLS leg (interworking, RFC 8855 §6.2/§6.3) each message leaves
+//! as version-2 datagrams, fragmented above `WorkerConfig::bfcp_mtu`. The other way, the UDP
+//! leg reassembles (bounded slots and deadline) and writes version-1 messages straight into the
+//! stream's send buffer, or drops and counts them when it is full: BFCP over UDP has its own
+//! retransmission (RFC 8855 §6.2), so nothing is queued without bound for a slow stream.
 
 use crate::flow::{
     Application, ContextProgram, FlowEvent, InstallFailure, LegStats, SecurityFailure, Side,
@@ -1233,7 +1242,31 @@ impl<P: Port> Worker<P> {
         }
         let (Some(inbound), Some(outbound)) = (from.prog.msrp.as_ref(), to.prog.msrp.as_ref())
         else {
-            return false;
+            // A Modify took a route away (both endpoints turned out to use CEMA): frames pass
+            // as they are from now on, still checked and counted.
+            let mut moved = false;
+            while s.raw_len > 0 {
+                if s.staged_room() < s.raw_len {
+                    s.compact_staged();
+                }
+                let n = s.staged_room().min(s.raw_len);
+                if n == 0 {
+                    break;
+                }
+                let at = s.st_off + s.st_len;
+                s.staged[at..at + n].copy_from_slice(&s.raw[s.raw_off..s.raw_off + n]);
+                s.st_len += n;
+                s.raw_off += n;
+                s.raw_len -= n;
+                moved = true;
+                if !check_msrp(s, at, n, &mut from.stats) {
+                    return self.app_failure(slot, side);
+                }
+            }
+            if s.raw_len == 0 {
+                s.raw_off = 0;
+            }
+            return moved;
         };
         let (inbound, outbound) = (inbound.paths(), outbound.paths());
         let mut ok = !outbound.remote_path.is_empty();

@@ -142,6 +142,9 @@ enum Scenario {
     AgnosticWithRoutes,
     /// Rewriting, with the core's address and a=path unknown at Add: the Modify brings both.
     RewriteCoreLater,
+    /// Routes at Add (the core's SDP unknown), then the Modify says CEMA on both sides (control
+    /// sends no route): frames pass unchanged.
+    CemaLearnedLater,
 }
 
 impl Scenario {
@@ -153,10 +156,21 @@ impl Scenario {
                 | Scenario::RewriteNotForUs
                 | Scenario::AgnosticWithRoutes
                 | Scenario::RewriteCoreLater
+                | Scenario::CemaLearnedLater
         )
     }
     fn rewrites(self) -> bool {
-        self.routes() && self != Scenario::AgnosticWithRoutes
+        self.routes()
+            && !matches!(
+                self,
+                Scenario::AgnosticWithRoutes | Scenario::CemaLearnedLater
+            )
+    }
+    fn core_later(self) -> bool {
+        matches!(
+            self,
+            Scenario::CoreAddressLater | Scenario::RewriteCoreLater | Scenario::CemaLearnedLater
+        )
     }
     fn body_len(self, i: usize) -> usize {
         if self.rewrites() && i % 25 == 7 {
@@ -250,11 +264,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
             },
             LegProgram {
                 local: sa(GW, 40001),
-                remote: (!matches!(
-                    scenario,
-                    Scenario::CoreAddressLater | Scenario::RewriteCoreLater
-                ))
-                .then(|| sa(CORE, 2855)),
+                remote: (!scenario.core_later()).then(|| sa(CORE, 2855)),
                 transport: if tls_core {
                     Transport::TlsTcp
                 } else {
@@ -271,7 +281,9 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 },
                 msrp: match scenario {
                     // The peer's a=path is not known yet.
-                    Scenario::RewriteCoreLater => route(GW_CORE_URI, ""),
+                    Scenario::RewriteCoreLater | Scenario::CemaLearnedLater => {
+                        route(GW_CORE_URI, "")
+                    }
                     _ if scenario.routes() => route(GW_CORE_URI, CORE_URI),
                     _ => None,
                 },
@@ -298,7 +310,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
             "msrps://10.8.0.1:2855/someone-else;tcp",
         ));
     }
-    let mut down_queue: Vec<u8> = if scenario.routes() {
+    let mut down_queue: Vec<u8> = if scenario.rewrites() {
         (0..messages).flat_map(msrp_ok_core).collect()
     } else {
         (0..messages).flat_map(msrp_ok).collect()
@@ -334,11 +346,7 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
             })
             .unwrap();
         }
-        if matches!(
-            scenario,
-            Scenario::CoreAddressLater | Scenario::RewriteCoreLater
-        ) && round == 100
-        {
+        if scenario.core_later() && round == 100 {
             let leg = LegProgram {
                 local: sa(GW, 40001),
                 remote: Some(sa(CORE, 2855)),
@@ -632,6 +640,18 @@ fn rewriting_waits_for_the_core_path_from_a_later_modify() {
     );
     assert!(o.to_ue == o.expect_ue && !o.to_ue.is_empty());
     let stats = released(&o).expect("released");
+    assert_eq!(stats[0].app_errors + stats[1].app_errors, 0);
+}
+
+#[test]
+fn cema_learned_from_a_modify_stops_rewriting() {
+    // The Add had no core SDP, so control sent routes; the Modify shows CEMA on both sides and
+    // takes the core leg's route away: frames that waited pass unchanged, checked and counted.
+    let o = run(Scenario::CemaLearnedLater, 50, 16);
+    assert!(o.to_core == o.sent_up && !o.sent_up.is_empty());
+    assert!(o.to_ue == o.sent_down && !o.sent_down.is_empty());
+    let stats = released(&o).expect("released");
+    assert_eq!(stats[0].messages_received, 50);
     assert_eq!(stats[0].app_errors + stats[1].app_errors, 0);
 }
 
