@@ -26,8 +26,10 @@
 //! RFC 8855 Ver 2 datagrams of case 2 show as undissected data; the Ver 1 part of case 2 is what
 //! it decodes on the UDP legs.
 //!
-//! One `#[test]`, sequential, bounded in time; skips (printing why) without root, ip, openssl
-//! (certificates), python3 or tshark, unless `MGW_REQUIRE_PEERS=1`.
+//! One `#[test]` per backend (AF_PACKET; with feature `dpdk`, DPDK `net_af_packet` with two
+//! workers), each running the cases in order on one `mgwd run`, bounded in time; skips (printing
+//! why) without root, ip, openssl (certificates), python3 or tshark, unless
+//! `MGW_REQUIRE_PEERS=1`.
 
 #[allow(dead_code)]
 mod support;
@@ -615,15 +617,59 @@ fn mgwd_relays_bfcp_with_real_peers() {
     ) {
         return;
     }
+    all_cases(&Backend::AfPacket);
+}
+
+/// The same cases with mgwd on DPDK (`net_af_packet` on the veth, two workers on two queue
+/// pairs): the contexts alternate between the workers and frames hashed to the other worker
+/// are redirected in software.
+#[cfg(feature = "dpdk")]
+#[test]
+fn mgwd_on_dpdk_with_two_workers_relays_bfcp() {
+    if !dataplane::testkit::require(
+        "mgwd_on_dpdk_with_two_workers_relays_bfcp",
+        &["ip", "openssl", "python3", "tshark", "mergecap"],
+        true,
+    ) {
+        return;
+    }
+    let log = all_cases(&Backend::Dpdk { workers: 2 });
+    assert!(log.contains("DPDK port started"), "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.contains("worker stopped")).count(),
+        2,
+        "{log}"
+    );
+    let redirected: u64 = log
+        .split("redirected_in=")
+        .skip(1)
+        .filter_map(|r| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    eprintln!("e2e BFCP on DPDK: {redirected} frames redirected between the workers");
+}
+
+/// One lab at a time: `Lab::up` names its scratch directory by process id only, so two labs of
+/// one test binary would share certificates, configuration and capture.
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Every case in order on one `mgwd run`; returns mgwd's log.
+fn all_cases(backend: &Backend) -> String {
+    let _one = ONE_LAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let started = Instant::now();
-    let mut lab = Lab::up(&Backend::AfPacket);
+    let mut lab = Lab::up(backend);
     let (tls, tcp_core) = tls_to_tcp(&mut lab);
     let (udp, udp_counts) = udp_to_udp(&mut lab);
     let bad = udp_counts[1];
     let dtls = dtls_to_udp(&mut lab);
     lab.stop();
-    // tracing writes to stdout.
-    let log = String::from_utf8_lossy(&lab.mgwd.stdout()).into_owned() + &lab.mgwd.stderr();
+    let log = lab.log();
     assert_eq!(
         app_errors(&log),
         Some(bad as u64),
@@ -634,6 +680,7 @@ fn mgwd_relays_bfcp_with_real_peers() {
     let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
     assert!(errors.is_empty(), "mgwd logged errors: {errors:#?}");
     tshark_checks(&lab.pcap(), tls, tcp_core, udp, udp_counts, dtls);
-    eprintln!("e2e BFCP: done in {:?}", started.elapsed());
+    eprintln!("e2e BFCP ({backend:?}): done in {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(120));
+    log
 }
