@@ -479,3 +479,51 @@ fn bfcp_tls_to_tcp_drops_bad_messages_and_releases_on_framing_loss() {
     );
     assert!(o.stats.app_errors >= 1);
 }
+
+#[test]
+fn random_bytes_on_both_sides_are_counted_never_fatal_to_the_worker() {
+    // Hostile input on an interworking context: random datagrams (some looking like fragments)
+    // from the core and a random byte stream from the UE. Nothing panics; the stream's framing
+    // loss releases the context; the datagrams are dropped and counted.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut down = Vec::new();
+    for i in 0..40 {
+        let len = 4 + (rnd() % 300) as usize;
+        let mut d: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        if i % 2 == 0 {
+            // Version 2 with F set and plausible lengths: exercises the reassembler.
+            d[0] = 0x48;
+            d[2] = 0;
+            d[3] = (rnd() % 200) as u8;
+        }
+        down.push(d);
+    }
+    // The core's garbage: dropped and counted, the session goes on.
+    let o = run(Core::Udp, &bfcp(1, 1, 1, 0), &down, 25);
+    let stats = released(&o);
+    assert!(
+        stats[1].app_errors >= 20,
+        "bad datagrams counted: {:?}",
+        stats[1]
+    );
+    assert!(
+        o.released_round.is_some_and(|r| r >= 300),
+        "kept until Subtract"
+    );
+    // The UE's garbage after a valid message: the stream's framing is lost, the context goes.
+    let mut up = bfcp(1, 1, 1, 0);
+    up.extend((0..5000).map(|_| rnd() as u8));
+    let o = run(Core::Udp, &up, &[], 26);
+    let stats = released(&o);
+    assert!(stats[0].app_errors >= 1, "the stream lost its framing");
+    assert!(
+        o.released_round.is_some_and(|r| r < 300),
+        "released by the framing loss"
+    );
+}
