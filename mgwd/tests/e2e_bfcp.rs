@@ -15,7 +15,9 @@
 //! 2. UDP ↔ UDP: the same in Ver 2 with the client's FloorRequestStatusAck, then in Ver 1.
 //! 3. Within case 2: malformed datagrams from the UE are dropped (the core never sees them,
 //!    nothing is counted as received) and counted (`app_errors` in mgwd's final statistics);
-//!    the valid messages around them go through.
+//!    the valid messages around them go through. Within case 1 the same for a message with a
+//!    sound length but a malformed attribute on the TLS stream: dropped, counted, the session
+//!    goes on.
 //! 4. tshark on mgwd's capture of its port: no malformed packet; BFCP primitives decoded on the
 //!    plain TCP and UDP legs, TLS on the UE's TLS leg, DTLS on the UE's DTLS leg; every UDP
 //!    datagram accounted for (the malformed ones came in and went nowhere).
@@ -74,9 +76,14 @@ fn exchange(lab: &Lab, ue: &mut Proc, server: &Proc, m: &[u8], answers: usize) {
     );
 }
 
-/// Both directions arrived byte-exact: what one peer sent is what the other received.
-fn assert_exact(ue: &Proc, server: &Proc) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let (up, down) = (bfcp::logged(ue, "sent"), bfcp::logged(server, "sent"));
+/// Both directions arrived byte-exact: what one peer sent (but `dropped`) is what the other
+/// received.
+fn assert_exact(ue: &Proc, server: &Proc, dropped: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let up: Vec<Vec<u8>> = bfcp::logged(ue, "sent")
+        .into_iter()
+        .filter(|m| !dropped.contains(m))
+        .collect();
+    let down = bfcp::logged(server, "sent");
     let dump = || {
         format!(
             "\nUE: {}\nserver: {}",
@@ -101,7 +108,7 @@ fn assert_exact(ue: &Proc, server: &Proc) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 }
 
 /// Case 1: BFCP over TLS (UE) ↔ TCP (core). Returns the core port and the UE's TLS port.
-fn tls_to_tcp(lab: &mut Lab) -> (LegAddrs, LegAddrs) {
+fn tls_to_tcp(lab: &mut Lab) -> (LegAddrs, LegAddrs, usize) {
     // Below the gateway's ports (from 20000), so tshark tries the `bfcp` decode-as first.
     let core_port = 19_101;
     let server = bfcp::server(lab, "tcp", core_port);
@@ -123,10 +130,15 @@ fn tls_to_tcp(lab: &mut Lab) -> (LegAddrs, LegAddrs) {
     // RFC 8855 §5.3: each request, then its answers. Over TCP the server-initiated Granted has
     // Transaction ID 0 (§6.2) and nothing is acknowledged.
     exchange(lab, &mut ue, &server, &bfcp::hello(1, 1), 1);
+    // Case 3 on a stream: a message whose length is sound but whose attribute is not is
+    // dropped and counted; the session goes on.
+    let bad = bfcp::malformed_attribute(1, 80);
+    bfcp::send(&mut ue, &bad);
     exchange(lab, &mut ue, &server, &bfcp::floor_request(1, 2), 3);
     exchange(lab, &mut ue, &server, &bfcp::floor_release(1, 3, 1), 4);
     exchange(lab, &mut ue, &server, &bfcp::goodbye(1, 4), 5);
-    let (up, down) = assert_exact(&ue, &server);
+    let (up, down) = assert_exact(&ue, &server, std::slice::from_ref(&bad));
+    assert_eq!(up.len(), 4, "the UE sent its malformed message too");
     let headers: Vec<_> = down.iter().map(|m| bfcp::header(m)).collect();
     assert_eq!(
         headers,
@@ -147,10 +159,12 @@ fn tls_to_tcp(lab: &mut Lab) -> (LegAddrs, LegAddrs) {
         octets(&down)
     );
     // Held until the worker released the legs, the Subtract reply has their final counters:
-    // BFCP octets (TLS payload on the access side, TCP payload on the core side).
+    // BFCP octets (TLS payload on the access side, TCP payload on the core side). A stream leg
+    // counts every octet it received, the dropped message's too (a UDP leg counts only the
+    // datagrams it relays: case 2).
     assert_eq!(
         stat(&stats, &added.access, "nt/or"),
-        octets(&up),
+        octets(&up) + bad.len() as u64,
         "{stats:?}"
     );
     assert_eq!(stat(&stats, &added.core, "nt/os"), octets(&up), "{stats:?}");
@@ -194,6 +208,7 @@ fn tls_to_tcp(lab: &mut Lab) -> (LegAddrs, LegAddrs) {
             peer: SocketAddr::new(CORE.parse().expect("CORE"), core_port),
             gw: added.core_local,
         },
+        1,
     )
 }
 
@@ -664,9 +679,9 @@ fn all_cases(backend: &Backend) -> String {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let started = Instant::now();
     let mut lab = Lab::up(backend);
-    let (tls, tcp_core) = tls_to_tcp(&mut lab);
+    let (tls, tcp_core, bad_stream) = tls_to_tcp(&mut lab);
     let (udp, udp_counts) = udp_to_udp(&mut lab);
-    let bad = udp_counts[1];
+    let bad = udp_counts[1] + bad_stream;
     let dtls = dtls_to_udp(&mut lab);
     lab.stop();
     let log = lab.log();

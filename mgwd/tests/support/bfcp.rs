@@ -104,8 +104,7 @@ pub fn goodbye(ver: u8, tid: u16) -> Vec<u8> {
 pub fn malformed() -> Vec<Vec<u8>> {
     let mut truncated = floor_request(2, 90);
     truncated[3] += 2;
-    let mut bad_attr = floor_request(2, 91);
-    bad_attr[13] = 1;
+    let bad_attr = malformed_attribute(2, 91);
     let mut bad_version = hello(2, 92);
     bad_version[0] = 5 << 5;
     vec![
@@ -114,6 +113,14 @@ pub fn malformed() -> Vec<Vec<u8>> {
         bad_attr,
         bad_version,
     ]
+}
+
+/// A FloorRequest whose Payload Length is right but whose FLOOR-ID attribute claims a Length of
+/// 1, below its own 2-octet header (RFC 8855 §5.2).
+pub fn malformed_attribute(ver: u8, tid: u16) -> Vec<u8> {
+    let mut m = floor_request(ver, tid);
+    m[13] = 1;
+    m
 }
 
 /// The common header's fields as tshark prints them: (Ver, R, primitive, transaction ID).
