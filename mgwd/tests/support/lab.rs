@@ -92,7 +92,7 @@ pub fn free_udp_port() -> u16 {
 
 impl Lab {
     pub fn up(backend: &Backend) -> Lab {
-        let dir = TempDir::new("mgwd-e2e");
+        let dir = TempDir::new(&format!("mgwd-e2e{}", backend.tag()));
         let net = Net::new(backend.tag(), &[&format!("{UE}/16"), &format!("{CORE}/16")])
             .expect("lab network");
         let (ue_crt, ue_key, ue_fp) = make_cert(&dir.0, "ue").expect("UE certificate");
