@@ -133,7 +133,7 @@ fn tls_to_tcp(lab: &mut Lab) -> (LegAddrs, LegAddrs, usize) {
     let gw_fp = gw_fingerprint.expect("the access Local SDP carries the gateway's a=fingerprint");
     let mut ue = bfcp::client_tls(lab, added.access_local, &gw_fp);
     // RFC 8855 §5.3: each request, then its answers. Over TCP the server-initiated Granted has
-    // Transaction ID 0 (§6.2) and nothing is acknowledged.
+    // Transaction ID 0 (§8) and nothing is acknowledged.
     exchange(lab, &mut ue, &server, &bfcp::hello(1, 1), 1);
     // Case 3 on a stream: a message whose length is sound but whose attribute is not is
     // dropped and counted; the session goes on.

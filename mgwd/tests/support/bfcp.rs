@@ -67,7 +67,7 @@ pub fn attr_u16(kind: u8, value: u16) -> [u8; 4] {
     [(kind << 1) | 1, 4, v[0], v[1]]
 }
 
-/// Hello (§5.3.10): the common header alone.
+/// Hello (§5.3.11): the common header alone.
 pub fn hello(ver: u8, tid: u16) -> Vec<u8> {
     message(ver, false, primitive::HELLO, tid, &[])
 }
@@ -155,7 +155,7 @@ pub fn logged(p: &Proc, word: &str) -> Vec<Vec<u8>> {
 
 /// H.248 Add of a BFCP session: the UE (floor participant, `a=floorctrl:c-only`) on the access
 /// side over `ue_proto` from `ue_port` with `extra` attributes, the floor control server on the
-/// core side over `core_proto` at `core_port` (RFC 8856 §4-§8 attributes on both).
+/// core side over `core_proto` at `core_port` (RFC 8856 attributes on both).
 pub fn add_body(
     ue_proto: &str,
     ue_port: u16,

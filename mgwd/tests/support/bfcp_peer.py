@@ -4,12 +4,13 @@
 #   server-udp <ip> <port>                 floor control server on kernel UDP (Ver 2)
 #   client-tls <ip> <port> <crt> <key> <fp> BFCP client over TLS with a client certificate; the
 #                                          server's certificate must have SHA-256 fingerprint <fp>
-#                                          (hex, colons allowed: RFC 8122), self-signed is fine
+#                                          (hex, colons allowed: RFC 8122), self-signed is fine;
+#                                          prints `local <ip:port>` once connected
 #   client-udp <bind ip> <bind port> <ip> <port>   BFCP client over kernel UDP (Ver 2)
 #
 # Clients send each stdin line (hex) as given: one message per line, malformed ones included,
 # as one TLS write or one datagram. Over UDP they acknowledge server-initiated FloorRequestStatus
-# and FloorStatus (RFC 8855 sections 5.3.14, 5.3.15, 6.2.2).
+# and FloorStatus (RFC 8855 sections 5.3.14, 5.3.15, 8).
 # Servers answer: Hello -> HelloAck (SUPPORTED-PRIMITIVES, SUPPORTED-ATTRIBUTES), FloorRequest ->
 # FloorRequestStatus Pending then a server-initiated FloorRequestStatus Granted, FloorRelease ->
 # FloorRequestStatus Released, Goodbye -> GoodbyeAck; unparseable input -> Error (code 10).
@@ -78,7 +79,7 @@ def parse(msg, versions):
 
 
 class Server:
-    """A floor control server (RFC 8855 section 9) for one client."""
+    """A floor control server (RFC 8855) for one client."""
 
     def __init__(self, reliable):
         # Section 5.1: Ver 1 over reliable transports, Ver 2 over unreliable ones. Over UDP this
@@ -88,7 +89,7 @@ class Server:
         self.versions, self.ver = ((1,) if reliable else (1, 2)), 1 if reliable else 2
 
     def server_tid(self):
-        # Section 6.2: server-initiated transactions use Transaction ID 0 over reliable
+        # Section 8: server-initiated transactions use Transaction ID 0 over reliable
         # transports, and a fresh non-zero one over unreliable transports.
         if self.reliable:
             return 0
