@@ -158,8 +158,9 @@ pub enum Egress {
     Ready,
     /// No route to the destination: drop it.
     NoRoute,
-    /// The next hop is not resolved: drop it (the upper layer retransmits); an ARP request is
-    /// due, see [`Edge::poll_arp`].
+    /// The next hop is not resolved; an ARP request is due (see [`Edge::poll_arp`]). The
+    /// headers are in place with a zero destination MAC: drop the buffer (the upper layer
+    /// retransmits) or hold it a short while and send it once [`Edge::complete_l2`] succeeds.
     Unresolved,
     /// Not enough headroom for the headers.
     NoHeadroom,
@@ -564,10 +565,10 @@ impl Edge {
             self.stats.no_route += 1;
             return Egress::NoRoute;
         };
-        let Some(mac) = self.resolve(now, hop) else {
+        let mac = self.resolve(now, hop);
+        if mac.is_none() {
             self.stats.unresolved += 1;
-            return Egress::Unresolved;
-        };
+        }
         self.ident = self.ident.wrapping_add(1);
         let ip = Ipv4Repr {
             src_addr: src,
@@ -588,13 +589,36 @@ impl Edge {
         };
         let e = EthernetRepr {
             src_addr: self.cfg.mac,
-            dst_addr: mac,
+            dst_addr: mac.unwrap_or(EthernetAddress([0; 6])),
             ethertype: EtherType::Ipv4,
         };
         if e.emit(&mut EthernetFrame::new_unchecked(h)).is_err() {
             return Egress::NoHeadroom;
         }
+        if mac.is_none() {
+            return Egress::Unresolved;
+        }
         Egress::Ready
+    }
+
+    /// For a frame [`Edge::encap_ipv4`] left [`Egress::Unresolved`]: fills in the destination
+    /// MAC once its next hop is resolved. `Some(true)`: ready to send; `Some(false)`: not yet
+    /// (the request stays due); `None`: not an IPv4 frame of ours, or no route any more (drop).
+    pub fn complete_l2<B: PacketBuffer>(&mut self, now: Instant, buf: &mut B) -> Option<bool> {
+        let frame = buf.as_mut();
+        let dst = {
+            let eth = EthernetFrame::new_checked(&*frame).ok()?;
+            if eth.ethertype() != EtherType::Ipv4 {
+                return None;
+            }
+            Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr()
+        };
+        let hop = self.next_hop(dst)?;
+        let Some(mac) = self.resolve(now, hop) else {
+            return Some(false);
+        };
+        EthernetFrame::new_unchecked(frame).set_dst_addr(mac);
+        Some(true)
     }
 
     /// Builds at most one due ARP request into a buffer from `alloc`. Call until it returns
@@ -856,9 +880,37 @@ mod tests {
             Ingress::Dropped(DropReason::Ignored)
         ));
         assert_eq!(e.resolve(Instant::ZERO, IP_A), Some(MAC_A));
+        let mut fresh = pool.alloc_from(&[0u8; 20]).unwrap();
         assert_eq!(
-            e.encap_ipv4(Instant::ZERO, &mut seg, IP_B, IP_A, IpProtocol::Tcp),
+            e.encap_ipv4(Instant::ZERO, &mut fresh, IP_B, IP_A, IpProtocol::Tcp),
             Egress::Ready
         );
+    }
+
+    #[test]
+    fn a_frame_held_for_an_unresolved_next_hop_is_completed_when_it_resolves() {
+        let mut e = Edge::new(EdgeConfig::single(MAC_B, IP_B, 24));
+        let pool = Pool::new(8, 256);
+        let mut seg = pool.alloc_from(&[0u8; 20]).unwrap();
+        assert_eq!(
+            e.encap_ipv4(Instant::ZERO, &mut seg, IP_B, IP_A, IpProtocol::Udp),
+            Egress::Unresolved
+        );
+        // Headers are in place, the destination MAC is not known yet.
+        assert_eq!(seg.len(), 14 + 20 + 20);
+        assert_eq!(
+            EthernetFrame::new_checked(seg.as_ref()).unwrap().dst_addr(),
+            EthernetAddress([0; 6])
+        );
+        assert_eq!(e.complete_l2(Instant::ZERO, &mut seg), Some(false));
+        e.add_neighbor(Instant::ZERO, IP_A, MAC_A);
+        assert_eq!(e.complete_l2(Instant::ZERO, &mut seg), Some(true));
+        let eth = EthernetFrame::new_checked(seg.as_ref()).unwrap();
+        assert_eq!((eth.dst_addr(), eth.src_addr()), (MAC_A, MAC_B));
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (IP_B, IP_A));
+        // Not an IPv4 frame: nothing to complete.
+        let mut junk = pool.alloc_from(&[0u8; 10]).unwrap();
+        assert_eq!(e.complete_l2(Instant::ZERO, &mut junk), None);
     }
 }

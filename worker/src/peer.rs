@@ -29,7 +29,10 @@ pub struct TcpHost<P: Port> {
     rx: Batch<P::Buffer>,
     tx: Batch<P::Buffer>,
     now: Instant,
-    tx_failed: u64,
+    /// Only `tx_failed` is used: segments the IP layer could not send.
+    stats: crate::worker::WorkerStats,
+    /// Empty and never grown: a peer drops frames for unresolved next hops (TCP retransmits).
+    arp_hold: Vec<(Instant, P::Buffer)>,
 }
 
 impl<P: Port> TcpHost<P> {
@@ -92,7 +95,8 @@ impl<P: Port> TcpHost<P> {
             rx: Batch::new(BURST),
             tx: Batch::new(BURST * 4),
             now: Instant::ZERO,
-            tx_failed: 0,
+            stats: crate::worker::WorkerStats::default(),
+            arp_hold: Vec::new(),
         })
     }
 
@@ -103,7 +107,9 @@ impl<P: Port> TcpHost<P> {
             edge: &mut self.edge,
             tx: &mut self.tx,
             now: self.now,
-            failed: &mut self.tx_failed,
+            stats: &mut self.stats,
+            arp_hold: &mut self.arp_hold,
+            hold_until: self.now,
         };
         (&mut self.tcp, sink)
     }

@@ -188,14 +188,17 @@ pub(crate) struct Sink<'a, P: Port> {
     pub(crate) edge: &'a mut Edge,
     pub(crate) tx: &'a mut Batch<P::Buffer>,
     pub(crate) now: Instant,
-    pub(crate) failed: &'a mut u64,
+    pub(crate) stats: &'a mut crate::worker::WorkerStats,
+    /// Frames waiting for their next hop's ARP answer, and until when.
+    pub(crate) arp_hold: &'a mut Vec<(Instant, P::Buffer)>,
+    pub(crate) hold_until: Instant,
 }
 
 impl<P: Port> SegmentSink for Sink<'_, P> {
     fn transmit(&mut self, src: IpAddress, dst: IpAddress, seg: &TcpRepr<'_>) -> bool {
         let (IpAddress::V4(s), IpAddress::V4(d)) = (src, dst) else {
             // IPv6 egress waits for neighbour discovery; the segment is dropped, and counted.
-            *self.failed += 1;
+            self.stats.tx_failed += 1;
             return true;
         };
         if self.tx.is_full() {
@@ -208,14 +211,14 @@ impl<P: Port> SegmentSink for Sink<'_, P> {
             return false;
         };
         let Some(room) = b.append(seg.buffer_len()) else {
-            *self.failed += 1;
+            self.stats.tx_failed += 1;
             return true;
         };
         if seg
             .emit(&mut TcpPacket::new_unchecked(room), &src, &dst)
             .is_err()
         {
-            *self.failed += 1;
+            self.stats.tx_failed += 1;
             return true;
         }
         match self
@@ -225,8 +228,12 @@ impl<P: Port> SegmentSink for Sink<'_, P> {
             Egress::Ready => {
                 let _ = self.tx.push(b);
             }
-            // Unrouted or unresolved: dropped like a lost segment; TCP retransmits.
-            _ => *self.failed += 1,
+            // Sent once the next hop answers ARP (or dropped, and TCP retransmits).
+            Egress::Unresolved => {
+                crate::worker::hold(self.arp_hold, self.stats, self.hold_until, b);
+            }
+            // Unrouted: dropped like a lost segment.
+            _ => self.stats.tx_failed += 1,
         }
         true
     }
@@ -240,7 +247,9 @@ impl<P: Port> Worker<P> {
             edge: &mut self.edge,
             tx: &mut self.tx,
             now: self.now,
-            failed: &mut self.stats.tx_failed,
+            stats: &mut self.stats,
+            arp_hold: &mut self.arp_hold,
+            hold_until: self.now + self.cfg.arp_hold_time,
         };
         (&mut self.tcp, sink)
     }

@@ -54,6 +54,12 @@ pub struct WorkerConfig {
     /// must stay below the DTLS MTU less the record overhead (13-octet header, 8-octet explicit
     /// nonce and 16-octet tag for AES-GCM): the default 1,150 suits a DTLS MTU of 1,200.
     pub bfcp_mtu: usize,
+    /// Frames held while their next hop's ARP answer is awaited (worker-wide; beyond it they
+    /// are dropped and counted). Holding them saves a new flow its first packet: a TCP SYN or a
+    /// DTLS ClientHello would otherwise wait a whole retransmission timeout (1 s).
+    pub arp_hold_frames: usize,
+    /// How long a frame waits for its next hop to resolve before it is dropped.
+    pub arp_hold_time: std::time::Duration,
 }
 
 impl WorkerConfig {
@@ -74,6 +80,8 @@ impl WorkerConfig {
             staging_bytes: 32 * 1024,
             bfcp: mgw_app::bfcp::ReassemblyConfig::default(),
             bfcp_mtu: 1150,
+            arp_hold_frames: 64,
+            arp_hold_time: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -117,6 +125,10 @@ pub struct WorkerStats {
     pub redirect_dropped: u64,
     /// Neighbours learned here from ARP and handed to the other workers.
     pub neighbors_shared: u64,
+    /// Frames held for a next hop's ARP answer (then sent, or expired into `tx_failed`).
+    pub arp_held: u64,
+    /// Held frames dropped: the next hop did not answer in time, or the hold was full.
+    pub arp_expired: u64,
 }
 
 /// What a leg runs.
@@ -172,6 +184,8 @@ pub struct Worker<P: Port> {
     pub(crate) now: Instant,
     pub(crate) next_timer: Instant,
     pub(crate) stats: WorkerStats,
+    /// Frames waiting for their next hop's MAC: (give up at, frame with headers in place).
+    pub(crate) arp_hold: Vec<(Instant, P::Buffer)>,
     /// Context affinity with the other workers of this port; `None`: this worker is alone.
     pub(crate) steer: Option<crate::steer::WorkerSteer<P::Buffer>>,
 }
@@ -206,6 +220,7 @@ impl<P: Port> Worker<P> {
             now: Instant::ZERO,
             next_timer: Instant::FAR_FUTURE,
             stats: WorkerStats::default(),
+            arp_hold: Vec::with_capacity(cfg.arp_hold_frames),
             steer: None,
             cfg,
         })
@@ -273,6 +288,9 @@ impl<P: Port> Worker<P> {
         while let Some(req) = self.edge.poll_arp(now, || self.port.alloc()) {
             self.queue(req);
         }
+        if !self.arp_hold.is_empty() {
+            self.release_held();
+        }
         self.flush();
         if busy {
             self.stats.busy_polls += 1;
@@ -309,6 +327,27 @@ impl<P: Port> Worker<P> {
             self.flush();
             if self.tx.push(b).is_err() {
                 self.stats.tx_failed += 1;
+            }
+        }
+    }
+
+    /// Sends the held frames whose next hop has resolved, drops those past their time. In
+    /// order, so a flow's held segments leave as they were made.
+    fn release_held(&mut self) {
+        let mut i = 0;
+        while i < self.arp_hold.len() {
+            let until = self.arp_hold[i].0;
+            match self.edge.complete_l2(self.now, &mut self.arp_hold[i].1) {
+                Some(true) => {
+                    let (_, b) = self.arp_hold.remove(i);
+                    self.queue(b);
+                }
+                Some(false) if self.now < until => i += 1,
+                _ => {
+                    self.arp_hold.remove(i);
+                    self.stats.arp_expired += 1;
+                    self.stats.tx_failed += 1;
+                }
             }
         }
     }
@@ -774,6 +813,10 @@ impl<P: Port> Worker<P> {
             .encap_ipv4(self.now, &mut payload, s, d, IpProtocol::Udp)
         {
             Egress::Ready => self.queue(payload),
+            Egress::Unresolved => {
+                let until = self.now + self.cfg.arp_hold_time;
+                hold(&mut self.arp_hold, &mut self.stats, until, payload);
+            }
             _ => self.stats.tx_failed += 1,
         }
     }
@@ -909,10 +952,23 @@ impl<P: Port> Node for Worker<P> {
             self.edge.poll_at(),
             (self.next_timer != Instant::FAR_FUTURE).then_some(self.next_timer),
             self.steer_poll_at(),
+            self.arp_hold.iter().map(|h| h.0).min(),
         ]
         .into_iter()
         .flatten()
         .min()?;
         Some(t.max(self.now))
+    }
+}
+
+/// Holds a frame for its next hop's ARP answer if there is room (never allocates: the hold is
+/// sized at start); else drops it and counts.
+pub(crate) fn hold<B>(held: &mut Vec<(Instant, B)>, stats: &mut WorkerStats, until: Instant, b: B) {
+    if held.len() < held.capacity() {
+        held.push((until, b));
+        stats.arp_held += 1;
+    } else {
+        stats.arp_expired += 1;
+        stats.tx_failed += 1;
     }
 }

@@ -89,8 +89,7 @@ fn bfcp_udp_relay_validates_and_latches() {
         ],
     }))
     .unwrap();
-    // Static neighbours: this test is about BFCP, not ARP (the edge drops, rather than queues,
-    // what it sends before a next hop is resolved).
+    // Static neighbours: this test is about BFCP, not ARP (tests/arp_hold_sim.rs is).
     for ip in [UE, CORE, OTHER] {
         worker.edge().add_neighbor(Instant::ZERO, ip, mem.mac_b);
     }

@@ -319,7 +319,7 @@ fn udp_to_udp_on_two_workers_every_datagram_arrives() {
     assert_eq!(gw.installed(), usize::from(CONTEXTS));
     assert_eq!(gw.steering.claimed(), 2 * usize::from(CONTEXTS));
     // Warm-up: the first datagrams make the peers ARP for the gateway and the workers ARP for
-    // the core (the edge drops, rather than queues, what it cannot send yet).
+    // the core (what a worker sends before that is held, but only briefly).
     for _ in 0..3 {
         for i in 0..CONTEXTS {
             peers.send_udp_from(UE, ue_port(i), GW, gw_a(i), b"warm-up");

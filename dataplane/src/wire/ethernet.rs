@@ -123,6 +123,10 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    /// Sets the destination MAC.
+    pub fn set_dst_addr(&mut self, a: EthernetAddress) {
+        self.buffer.as_mut()[0..6].copy_from_slice(&a.0);
+    }
     /// Payload, writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]

@@ -1,0 +1,136 @@
+//! A new flow's first packets are not lost to ARP: frames the worker sends before their next
+//! hop is resolved are held (bounded) and leave as soon as the ARP answer arrives; a next hop
+//! that never answers has its frames dropped after `arp_hold_time`, counted.
+
+use dataplane::buf::Pool;
+use dataplane::edge::{EdgeConfig, InterfaceAddr};
+use dataplane::host::Host;
+use dataplane::port::mem::{pair, MemConfig};
+use dataplane::sim::{Clock, LinkModel, Sim, VirtualClock};
+use dataplane::time::Instant;
+use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
+use mgw_tls::{PeerFingerprints, Role};
+use mgw_worker::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const GW: Ipv4Address = Ipv4Address([10, 8, 0, 1]);
+const UE: Ipv4Address = Ipv4Address([10, 8, 0, 2]);
+const CORE: Ipv4Address = Ipv4Address([10, 8, 0, 3]);
+/// On the subnet, but nobody answers ARP for it.
+const SILENT: Ipv4Address = Ipv4Address([10, 8, 0, 9]);
+
+#[test]
+fn first_datagrams_wait_for_arp_instead_of_being_lost() {
+    let pool = Pool::new(2048, 2048);
+    let vc = VirtualClock::new();
+    let link = LinkModel {
+        delay: Duration::from_millis(1),
+        mtu: 1514,
+        ..LinkModel::ideal()
+    };
+    let mem = MemConfig {
+        a_to_b: link.clone(),
+        b_to_a: link,
+        mac_a: EthernetAddress([2, 0, 0, 0, 8, 1]),
+        mac_b: EthernetAddress([2, 0, 0, 0, 8, 2]),
+        ..MemConfig::default()
+    };
+    let (wport, pport) = pair(&pool, &Clock::Virtual(vc.clone()), &mem);
+    let (ctl, wend) = channel(16, 64);
+    let mut worker = Worker::new(
+        wport,
+        WorkerConfig::new(EdgeConfig::single(mem.mac_a, GW, 24)),
+        wend,
+    )
+    .unwrap();
+    let mut pe = EdgeConfig::single(mem.mac_b, UE, 24);
+    pe.addrs.push(InterfaceAddr {
+        addr: CORE,
+        prefix_len: 24,
+    });
+    // The peers answer ARP for UE and CORE; the worker knows no neighbour at the start.
+    let mut peers = Host::new(pport, pe);
+    peers.edge().add_neighbor(Instant::ZERO, GW, mem.mac_a);
+    let leg = |local, remote| LegProgram {
+        local,
+        remote: Some(remote),
+        transport: Transport::Udp,
+        tcp_open: TcpOpen::Passive,
+        establish_now: true,
+        latching: false,
+        security_role: Role::Server,
+        peer_fingerprints: PeerFingerprints::new(),
+        msrp: None,
+    };
+    let install = |context, a: u16, b: u16, core: Ipv4Address| {
+        ctl.send(FlowOp::Install(ContextProgram {
+            context,
+            generation: 1,
+            application: Application::Bfcp,
+            aware: false,
+            legs: [
+                leg(SocketAddr::from((GW.0, a)), SocketAddr::from((UE.0, 7000))),
+                leg(
+                    SocketAddr::from((GW.0, b)),
+                    SocketAddr::from((core.0, 6000)),
+                ),
+            ],
+        }))
+        .unwrap();
+    };
+    install(1, 5000, 5002, CORE);
+    install(2, 5004, 5006, SILENT);
+    let mut t = Instant::ZERO;
+    let mut step = |worker: &mut Worker<_>, peers: &mut Host<_>| {
+        t += Duration::from_millis(10);
+        vc.set(t);
+        peers.flush();
+        let mut sim = Sim::new(vc.clone(), vec![worker, peers]);
+        sim.run(t + Duration::from_millis(9), 10_000, || false);
+    };
+    step(&mut worker, &mut peers);
+
+    // Three datagrams at once towards a core whose MAC the worker has yet to learn.
+    for i in 0..3u8 {
+        peers.send_udp_from(UE, 7000, GW, 5000, &[b'u', i]);
+    }
+    step(&mut worker, &mut peers);
+    let (mut at_core, mut at_ue) = (Vec::new(), Vec::new());
+    for _ in 0..6 {
+        while let Some(d) = peers.recv() {
+            if d.dst.0 == IpAddress::V4(CORE) {
+                at_core.push(d.payload().to_vec());
+                // The core answers: the UE's MAC is unknown to the worker too.
+                peers.send_udp_from(CORE, 6000, GW, 5002, &[b'c', d.payload()[1]]);
+            } else {
+                assert_eq!(d.dst.0, IpAddress::V4(UE));
+                at_ue.push(d.payload().to_vec());
+            }
+        }
+        step(&mut worker, &mut peers);
+    }
+    assert_eq!(
+        at_core,
+        vec![b"u\0".to_vec(), b"u\x01".to_vec(), b"u\x02".to_vec()]
+    );
+    assert_eq!(
+        at_ue,
+        vec![b"c\0".to_vec(), b"c\x01".to_vec(), b"c\x02".to_vec()]
+    );
+    let s = worker.stats();
+    assert!(s.arp_held >= 3, "the first datagrams were held: {s:?}");
+    assert_eq!((s.arp_expired, s.tx_failed), (0, 0), "{s:?}");
+
+    // Towards a next hop that never answers: held, then dropped after arp_hold_time (1 s).
+    peers.send_udp_from(UE, 7000, GW, 5004, b"to nowhere");
+    step(&mut worker, &mut peers);
+    let held = worker.stats().arp_held;
+    assert!(held > s.arp_held, "{:?}", worker.stats());
+    for _ in 0..150 {
+        step(&mut worker, &mut peers);
+    }
+    let s = worker.stats();
+    assert_eq!((s.arp_expired, s.tx_failed), (1, 1), "{s:?}");
+    assert!(peers.recv().is_none());
+}
