@@ -71,6 +71,7 @@ cargo test -p dataplane --features dpdk --profile ci --test dpdk_port
 step "DPDK against kernel peers: TCP interop, and mgwd (two workers) end to end"
 cargo test -p mgw-tcp --features dpdk --profile ci --test kernel_interop_dpdk
 cargo test -p mgwd --features dpdk --profile ci --test e2e_netns -- mgwd_on_dpdk
+cargo test -p mgwd --features dpdk --profile ci --test e2e_bfcp -- mgwd_on_dpdk
 step "DPDK benchmark smoke run (net_null, net_ring, net_memif beside dpdk-testpmd; figures are not checked)"
 cargo run --quiet --profile ci -p mgwbench --features dpdk --bin dpdk_bench -- --quick > target/dpdk_bench.json
 cat target/dpdk_bench.json
