@@ -62,6 +62,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet --profile ci
 # ---------------------------------------------------------------------------------------------
 # Tests run in the optimised `ci` profile (debug assertions and overflow checks stay on) so the
 # simulator matrices can afford thousands of seeds.
+# Reports land in ./target (also when CARGO_TARGET_DIR puts the build elsewhere).
+mkdir -p target
 step "cargo test (workspace, profile ci)"
 cargo test --workspace --profile ci
 
