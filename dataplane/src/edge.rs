@@ -49,6 +49,11 @@ pub struct EdgeConfig {
     pub addrs: Vec<InterfaceAddr>,
     /// Static routes (connected subnets are implicit).
     pub routes: Vec<Route>,
+    /// Default gateways by source address: a packet from an address inside one of these
+    /// subnets, to a destination not on a connected subnet, goes to that subnet's gateway
+    /// before the static routes are consulted. One per IP realm when realms sit on different
+    /// networks (each realm's traffic leaves through its own router).
+    pub source_gateways: Vec<(InterfaceAddr, Ipv4Address)>,
     /// Neighbour table slots (rounded up to a power of two).
     pub neighbor_capacity: usize,
     /// How long a learned neighbour stays valid.
@@ -66,6 +71,7 @@ impl EdgeConfig {
             mac,
             addrs: vec![InterfaceAddr { addr, prefix_len }],
             routes: Vec::new(),
+            source_gateways: Vec::new(),
             neighbor_capacity: 256,
             neighbor_ttl: Duration::from_secs(300),
             arp_retry: Duration::from_secs(1),
@@ -505,6 +511,29 @@ impl Edge {
         self.learned.take()
     }
 
+    /// The next hop for a packet from `src` to `dst`: on-link if a connected subnet covers
+    /// `dst`, else the gateway of `src`'s subnet in `source_gateways`, else as
+    /// [`Edge::next_hop`].
+    pub fn next_hop_from(&self, src: Ipv4Address, dst: Ipv4Address) -> Option<Ipv4Address> {
+        if self
+            .cfg
+            .addrs
+            .iter()
+            .any(|a| a.addr.same_prefix(dst, a.prefix_len))
+        {
+            return Some(dst);
+        }
+        if let Some((_, gw)) = self
+            .cfg
+            .source_gateways
+            .iter()
+            .find(|(a, _)| a.addr.same_prefix(src, a.prefix_len))
+        {
+            return Some(*gw);
+        }
+        self.next_hop(dst)
+    }
+
     /// The next hop for `dst`: on-link if a connected subnet or an on-link route covers it, else
     /// the gateway of the longest matching static route.
     pub fn next_hop(&self, dst: Ipv4Address) -> Option<Ipv4Address> {
@@ -561,7 +590,7 @@ impl Edge {
         dst: Ipv4Address,
         protocol: IpProtocol,
     ) -> Egress {
-        let Some(hop) = self.next_hop(dst) else {
+        let Some(hop) = self.next_hop_from(src, dst) else {
             self.stats.no_route += 1;
             return Egress::NoRoute;
         };
@@ -606,14 +635,15 @@ impl Edge {
     /// (the request stays due); `None`: not an IPv4 frame of ours, or no route any more (drop).
     pub fn complete_l2<B: PacketBuffer>(&mut self, now: Instant, buf: &mut B) -> Option<bool> {
         let frame = buf.as_mut();
-        let dst = {
+        let (src, dst) = {
             let eth = EthernetFrame::new_checked(&*frame).ok()?;
             if eth.ethertype() != EtherType::Ipv4 {
                 return None;
             }
-            Ipv4Packet::new_checked(eth.payload()).ok()?.dst_addr()
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            (ip.src_addr(), ip.dst_addr())
         };
-        let hop = self.next_hop(dst)?;
+        let hop = self.next_hop_from(src, dst)?;
         let Some(mac) = self.resolve(now, hop) else {
             return Some(false);
         };
@@ -912,5 +942,41 @@ mod tests {
         // Not an IPv4 frame: nothing to complete.
         let mut junk = pool.alloc_from(&[0u8; 10]).unwrap();
         assert_eq!(e.complete_l2(Instant::ZERO, &mut junk), None);
+    }
+
+    #[test]
+    fn each_realm_leaves_through_its_own_gateway() {
+        let access = Ipv4Address([192, 0, 2, 10]);
+        let core = Ipv4Address([198, 51, 100, 10]);
+        let mut cfg = EdgeConfig::single(MAC_B, access, 24);
+        cfg.addrs.push(InterfaceAddr {
+            addr: core,
+            prefix_len: 24,
+        });
+        cfg.routes.push(Route {
+            dest: Ipv4Address::UNSPECIFIED,
+            prefix_len: 0,
+            gateway: Some(Ipv4Address([192, 0, 2, 1])),
+        });
+        cfg.source_gateways.push((
+            InterfaceAddr {
+                addr: core,
+                prefix_len: 24,
+            },
+            Ipv4Address([198, 51, 100, 1]),
+        ));
+        let e = Edge::new(cfg);
+        let far = Ipv4Address([203, 0, 113, 5]);
+        assert_eq!(
+            e.next_hop_from(core, far),
+            Some(Ipv4Address([198, 51, 100, 1]))
+        );
+        assert_eq!(
+            e.next_hop_from(access, far),
+            Some(Ipv4Address([192, 0, 2, 1]))
+        );
+        // On-link destinations stay on-link whatever the source.
+        let near = Ipv4Address([192, 0, 2, 77]);
+        assert_eq!(e.next_hop_from(core, near), Some(near));
     }
 }

@@ -327,47 +327,33 @@ impl DpdkDevice {
     }
 }
 
-/// The one DPDK device every realm names (`pci` or `vdev`). The configuration format allows a
-/// port per realm (see deploy/mgwd.example.toml); this build's workers drive one port each
-/// (one queue pair of it), so `mgwd run` refuses realms on different ports at start.
+/// The DPDK device realm `i` names (`pci` or `vdev`). Realms may share a device or each have
+/// their own (one NIC port per realm); every worker drives one queue pair of each.
 ///
 /// # Errors
-/// A realm names no device or both kinds, realms name different devices, or a `vdev` is not
-/// declared in `dpdk.vdevs`.
-pub fn dpdk_device(cfg: &Config) -> Result<DpdkDevice> {
-    let mut found: Option<DpdkDevice> = None;
-    for (i, r) in cfg.realms.iter().enumerate() {
-        let dev = match (&r.pci, &r.vdev) {
-            (Some(p), None) => DpdkDevice::Pci(p.clone()),
-            (None, Some(v)) => DpdkDevice::Vdev(v.clone()),
-            (None, None) => bail!(
-                "realm[{i}] ({}): backend dpdk needs `pci` or `vdev`",
-                r.name
-            ),
-            (Some(_), Some(_)) => {
-                bail!("realm[{i}] ({}): give `pci` or `vdev`, not both", r.name)
-            }
-        };
-        if let DpdkDevice::Vdev(v) = &dev {
-            let declared = cfg.dpdk.as_ref().is_some_and(|d| {
-                d.vdevs
-                    .iter()
-                    .any(|s| s.split(',').next() == Some(v.as_str()))
-            });
-            if !declared {
-                bail!("realm[{i}] ({}).vdev: `{v}` is not in dpdk.vdevs", r.name);
-            }
-        }
-        match &found {
-            Some(f) if *f != dev => bail!(
-                "realm[{i}] ({}): this build runs every realm on one DPDK port (`{}`)",
-                r.name,
-                f.name()
-            ),
-            _ => found = Some(dev),
+/// The realm names no device or both kinds, or its `vdev` is not declared in `dpdk.vdevs`.
+pub fn dpdk_device_of(cfg: &Config, i: usize) -> Result<DpdkDevice> {
+    let r = &cfg.realms[i];
+    let dev = match (&r.pci, &r.vdev) {
+        (Some(p), None) => DpdkDevice::Pci(p.clone()),
+        (None, Some(v)) => DpdkDevice::Vdev(v.clone()),
+        (None, None) => bail!(
+            "realm[{i}] ({}): backend dpdk needs `pci` or `vdev`",
+            r.name
+        ),
+        (Some(_), Some(_)) => bail!("realm[{i}] ({}): give `pci` or `vdev`, not both", r.name),
+    };
+    if let DpdkDevice::Vdev(v) = &dev {
+        let declared = cfg.dpdk.as_ref().is_some_and(|d| {
+            d.vdevs
+                .iter()
+                .any(|s| s.split(',').next() == Some(v.as_str()))
+        });
+        if !declared {
+            bail!("realm[{i}] ({}).vdev: `{v}` is not in dpdk.vdevs", r.name);
         }
     }
-    found.ok_or_else(|| anyhow::anyhow!("realm: at least one [[realm]] is needed"))
+    Ok(dev)
 }
 
 impl Config {
@@ -470,9 +456,9 @@ impl Config {
                 bail!("tls.fingerprint_hash: `{h}` is not sha-256, sha-384 or sha-512");
             }
         }
-        for (i, r) in self.realms.iter().enumerate() {
-            if r.pci.is_some() && r.vdev.is_some() {
-                bail!("realm[{i}] ({}): give `pci` or `vdev`, not both", r.name);
+        if self.dataplane.backend == "dpdk" {
+            for i in 0..self.realms.len() {
+                dpdk_device_of(self, i)?;
             }
         }
         if self.tls.certificate.is_some() != self.tls.private_key.is_some() {
@@ -550,21 +536,16 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("not both"), "{e}");
-        // One port for every realm: the daemon's DPDK device.
-        let one = base.replace("pci = \"0000:3b:00.1\"", "pci = \"0000:3b:00.0\"");
-        let cfg = Config::parse(&one).unwrap();
-        assert_eq!(
-            dpdk_device(&cfg).unwrap(),
-            DpdkDevice::Pci("0000:3b:00.0".into())
-        );
+        // One port per realm, as in the example.
         let cfg = Config::parse(base).unwrap();
-        let e = dpdk_device(&cfg).unwrap_err();
-        assert!(e.to_string().contains("one DPDK port"), "{e}");
-        let vdev = one
+        assert_eq!(
+            dpdk_device_of(&cfg, 1).unwrap(),
+            DpdkDevice::Pci("0000:3b:00.1".into())
+        );
+        let vdev = base
             .replace("pci = \"0000:3b:00.0\"", "vdev = \"net_af_packet0\"")
             .replace("vdevs = []", "vdevs = [\"net_af_packet1,iface=eth1\"]");
-        let cfg = Config::parse(&vdev).unwrap();
-        let e = dpdk_device(&cfg).unwrap_err();
-        assert!(e.to_string().contains("not in dpdk.vdevs"), "{e}");
+        let e = Config::parse(&vdev).unwrap_err();
+        assert!(format!("{e:#}").contains("not in dpdk.vdevs"), "{e:#}");
     }
 }

@@ -23,6 +23,7 @@ use control::server::{Server, ServerConfig, ServerEvent, TransportKind};
 use dataplane::buf::Pool;
 use dataplane::edge::{EdgeConfig, InterfaceAddr, Route};
 use dataplane::port::afpacket::AfPacketPort;
+use dataplane::port::multi::MultiPort;
 use dataplane::port::pcap::PcapPort;
 use dataplane::port::Port;
 use dataplane::sim::Clock;
@@ -222,14 +223,22 @@ fn edge_and_realms(cfg: &Config, mac: EthernetAddress) -> Result<(EdgeConfig, Re
             prefix_len: len,
         });
         if let Some(gw) = r.gateway_v4 {
+            let gw = Ipv4Address(gw.octets());
+            // Each realm's traffic leaves through its own router; the first realm's is also
+            // the default for anything else.
+            edge.source_gateways.push((
+                InterfaceAddr {
+                    addr: Ipv4Address(addr.octets()),
+                    prefix_len: len,
+                },
+                gw,
+            ));
             if edge.routes.is_empty() {
                 edge.routes.push(Route {
                     dest: Ipv4Address::UNSPECIFIED,
                     prefix_len: 0,
-                    gateway: Some(Ipv4Address(gw.octets())),
+                    gateway: Some(gw),
                 });
-            } else {
-                warn!(realm = %r.name, "only the first realm's gateway_v4 is the default route");
             }
         }
         realms.add(&r.name, IpAddr::V4(addr), r.port_min, r.port_max);
@@ -242,49 +251,88 @@ fn core_of(cfg: &Config, i: usize) -> Option<usize> {
     cfg.dataplane.cores.get(i).copied()
 }
 
-/// The AF_PACKET backend: one socket per worker on the realms' shared interface, in one
-/// fanout group when there are several.
+/// Which port a realm's source addresses use: (realm subnet, port index).
+type BySource = Vec<(InterfaceAddr, usize)>;
+
+/// The realms' devices (realm order, deduplicated) and each realm's subnet with the index of
+/// its device.
+fn realm_ports<T: PartialEq + Clone>(
+    cfg: &Config,
+    device_of: impl Fn(usize) -> Result<T>,
+) -> Result<(Vec<T>, BySource)> {
+    let mut devices: Vec<T> = Vec::new();
+    let mut by_source = Vec::new();
+    for (i, r) in cfg.realms.iter().enumerate() {
+        let d = device_of(i)?;
+        let idx = match devices.iter().position(|x| *x == d) {
+            Some(k) => k,
+            None => {
+                devices.push(d);
+                devices.len() - 1
+            }
+        };
+        let (addr, len) = parse_prefix(&r.ipv4).ok_or_else(|| anyhow!("realm {}: ipv4", r.name))?;
+        by_source.push((
+            InterfaceAddr {
+                addr: Ipv4Address(addr.octets()),
+                prefix_len: len,
+            },
+            idx,
+        ));
+    }
+    Ok((devices, by_source))
+}
+
+/// The AF_PACKET backend: per worker, one socket on each realm's interface (in one fanout
+/// group per interface when there are several workers); a worker whose realms are on several
+/// interfaces drives them as one `MultiPort`.
 fn start_afpacket(
     cfg: &Config,
     launch: &Launch,
     new_worker: &dyn Fn(EdgeConfig) -> Result<WorkerConfig>,
 ) -> Result<(Vec<Running>, Realms)> {
-    let iface = cfg.realms[0]
-        .interface
-        .clone()
-        .ok_or_else(|| anyhow!("realm[0].interface: needed with backend afpacket"))?;
-    for (i, r) in cfg.realms.iter().enumerate() {
-        if r.interface.as_deref() != Some(iface.as_str()) {
-            bail!("realm[{i}] ({}).interface: with backend afpacket all realms share one interface (`{iface}`)", r.name);
-        }
-    }
+    let (ifaces, by_source) = realm_ports(cfg, |i| {
+        let r = &cfg.realms[i];
+        r.interface.clone().ok_or_else(|| {
+            anyhow!(
+                "realm[{i}] ({}).interface: needed with backend afpacket",
+                r.name
+            )
+        })
+    })?;
     let n = cfg.dataplane.workers;
     let mtu = cfg.realms.iter().map(|r| r.mtu).max().unwrap_or(1500);
-    let pool = Pool::new(16_384 * n, mtu + 14 + dataplane::buf::DEFAULT_HEADROOM + 64);
+    let pool = Pool::new(
+        16_384 * n * ifaces.len(),
+        mtu + 14 + dataplane::buf::DEFAULT_HEADROOM + 64,
+    );
     pool.prefill();
-    // A fanout group id private to this process.
-    let group = (std::process::id() & 0xffff) as u16;
-    let mut ports = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut port = AfPacketPort::open(&iface, pool.clone())
-            .with_context(|| format!("realm[0].interface `{iface}`"))?;
-        if n > 1 {
-            port.join_fanout(group)
-                .with_context(|| format!("realm[0].interface `{iface}`: PACKET_FANOUT"))?;
+    let mut per_worker: Vec<Vec<AfPacketPort>> = (0..n).map(|_| Vec::new()).collect();
+    for (k, iface) in ifaces.iter().enumerate() {
+        // A fanout group id private to this process and interface.
+        let group = ((std::process::id() as usize + k) & 0xffff) as u16;
+        for ports in &mut per_worker {
+            let mut port = AfPacketPort::open(iface, pool.clone())
+                .with_context(|| format!("realm interface `{iface}`"))?;
+            if n > 1 {
+                port.join_fanout(group)
+                    .with_context(|| format!("realm interface `{iface}`: PACKET_FANOUT"))?;
+            }
+            ports.push(port);
         }
-        ports.push(port);
     }
-    let (edge, realms) = edge_and_realms(cfg, ports[0].mac())?;
+    let (edge, realms) = edge_and_realms(cfg, per_worker[0][0].mac())?;
     let steering = (n > 1).then(|| Steering::new(&edge_addrs(&edge), n, 8192));
     let mut running = Vec::with_capacity(n);
-    for (i, port) in ports.into_iter().enumerate() {
-        running.push(launch.spawn(
-            i,
-            port,
-            new_worker(edge.clone())?,
-            steering.clone(),
-            core_of(cfg, i),
-        )?);
+    for (i, mut ports) in per_worker.into_iter().enumerate() {
+        let wcfg = new_worker(edge.clone())?;
+        running.push(if ports.len() == 1 {
+            let port = ports.remove(0);
+            launch.spawn(i, port, wcfg, steering.clone(), core_of(cfg, i))?
+        } else {
+            let port = MultiPort::new(ports, by_source.clone());
+            launch.spawn(i, port, wcfg, steering.clone(), core_of(cfg, i))?
+        });
     }
     Ok((running, realms))
 }
@@ -308,10 +356,10 @@ fn start_dpdk(
     cfg: &Config,
     launch: &Launch,
     new_worker: &dyn Fn(EdgeConfig) -> Result<WorkerConfig>,
-) -> Result<(Vec<Running>, Realms, dataplane::port::dpdk::DpdkPort)> {
+) -> Result<(Vec<Running>, Realms, Vec<dataplane::port::dpdk::DpdkPort>)> {
     use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal, Mempool};
     let d = cfg.dpdk.clone().unwrap_or_default();
-    let device = crate::config::dpdk_device(cfg)?;
+    let (devices, by_source) = realm_ports(cfg, |i| crate::config::dpdk_device_of(cfg, i))?;
     let mut eal = vec![
         "mgwd".to_string(),
         "-l".into(),
@@ -332,13 +380,15 @@ fn start_dpdk(
     if let Some(p) = &d.file_prefix {
         eal.extend(["--file-prefix".into(), p.clone()]);
     }
-    match &device {
-        crate::config::DpdkDevice::Pci(pci) => eal.extend(["-a".into(), pci.clone()]),
-        crate::config::DpdkDevice::Vdev(_) => {
-            if !d.eal_extra_args.iter().any(|a| a == "--no-pci") {
-                eal.push("--no-pci".into());
-            }
+    let mut any_pci = false;
+    for dev in &devices {
+        if let crate::config::DpdkDevice::Pci(pci) = dev {
+            eal.extend(["-a".into(), pci.clone()]);
+            any_pci = true;
         }
+    }
+    if !any_pci && !d.eal_extra_args.iter().any(|a| a == "--no-pci") {
+        eal.push("--no-pci".into());
     }
     for v in &d.vdevs {
         eal.push(format!("--vdev={v}"));
@@ -346,10 +396,6 @@ fn start_dpdk(
     eal.extend(d.eal_extra_args.iter().cloned());
     info!(args = ?eal, "starting DPDK EAL");
     let eal = Eal::init(&eal).map_err(|e| anyhow!("[dpdk]: EAL: {e}"))?;
-    let name = device.name();
-    let port_id = eal
-        .port_by_name(name)
-        .map_err(|e| anyhow!("realm device `{name}`: not a DPDK port: {e}"))?;
     let n = cfg.dataplane.workers;
     let mtu = cfg.realms.iter().map(|r| r.mtu).max().unwrap_or(1500);
     // At least DPDK's default mbuf (2,048 B + headroom): some PMDs (net_af_packet) size their
@@ -358,50 +404,64 @@ fn start_dpdk(
     let pool = Mempool::new(eal, "mgwd_mbufs", d.mbufs, d.mbuf_cache, room, None)
         .map_err(|e| anyhow!("dpdk.mbufs/mbuf_cache: mempool: {e}"))?;
     let queues = u16::try_from(n).map_err(|_| anyhow!("dataplane.workers: too many"))?;
-    let mut port = DpdkPort::new(
-        eal,
-        port_id,
-        queues,
-        pool,
-        DpdkPortConfig {
-            rx_desc: d.rx_descriptors,
-            tx_desc: d.tx_descriptors,
-            mtu: (mtu != 1500).then(|| u16::try_from(mtu).unwrap_or(1500)),
-            promiscuous: false,
-        },
-    )
-    .map_err(|e| anyhow!("realm device `{name}` (port {port_id}): {e}"))?;
-    let f = port.features();
-    info!(
-        port = port_id,
-        driver = f.driver,
-        queues,
-        rss_hf = format_args!("{:#x}", f.rss_hf),
-        rx_cksum = format_args!("{:#x}", f.rx_cksum),
-        tx_cksum = format_args!("{:#x}", f.tx_cksum),
-        mac = %port.mac(),
-        "DPDK port started"
-    );
-    if let Ok(l) = port.link() {
-        info!(up = l.up, speed_mbps = l.speed_mbps, "link");
+    let mut ports = Vec::with_capacity(devices.len());
+    for dev in &devices {
+        let name = dev.name();
+        let port_id = eal
+            .port_by_name(name)
+            .map_err(|e| anyhow!("realm device `{name}`: not a DPDK port: {e}"))?;
+        let port = DpdkPort::new(
+            eal,
+            port_id,
+            queues,
+            pool,
+            DpdkPortConfig {
+                rx_desc: d.rx_descriptors,
+                tx_desc: d.tx_descriptors,
+                mtu: (mtu != 1500).then(|| u16::try_from(mtu).unwrap_or(1500)),
+                promiscuous: false,
+            },
+        )
+        .map_err(|e| anyhow!("realm device `{name}` (port {port_id}): {e}"))?;
+        let f = port.features();
+        info!(
+            port = port_id,
+            device = name,
+            driver = f.driver,
+            queues,
+            rss_hf = format_args!("{:#x}", f.rss_hf),
+            rx_cksum = format_args!("{:#x}", f.rx_cksum),
+            tx_cksum = format_args!("{:#x}", f.tx_cksum),
+            mac = %port.mac(),
+            "DPDK port started"
+        );
+        if let Ok(l) = port.link() {
+            info!(port = port_id, up = l.up, speed_mbps = l.speed_mbps, "link");
+        }
+        ports.push(port);
     }
-    let (edge, realms) = edge_and_realms(cfg, port.mac())?;
+    let (edge, realms) = edge_and_realms(cfg, ports[0].mac())?;
     let steering = (n > 1).then(|| Steering::new(&edge_addrs(&edge), n, 8192));
     let mut running = Vec::with_capacity(n);
     for i in 0..n {
-        let q = port
-            .take_queue(i as u16)
-            .ok_or_else(|| anyhow!("queue {i} of port {port_id} missing"))?;
-        running.push(launch.spawn(
-            i,
-            q,
-            new_worker(edge.clone())?,
-            steering.clone(),
-            core_of(cfg, i),
-        )?);
+        let mut qs = Vec::with_capacity(ports.len());
+        for p in &mut ports {
+            qs.push(
+                p.take_queue(i as u16)
+                    .ok_or_else(|| anyhow!("queue {i} of port {} missing", p.port_id()))?,
+            );
+        }
+        let wcfg = new_worker(edge.clone())?;
+        running.push(if qs.len() == 1 {
+            let q = qs.remove(0);
+            launch.spawn(i, q, wcfg, steering.clone(), core_of(cfg, i))?
+        } else {
+            let port = MultiPort::new(qs, by_source.clone());
+            launch.spawn(i, port, wcfg, steering.clone(), core_of(cfg, i))?
+        });
     }
-    // The port handle stays alive (the device started) until the daemon exits.
-    Ok((running, realms, port))
+    // The port handles stay alive (the devices started) until the daemon exits.
+    Ok((running, realms, ports))
 }
 
 /// Runs the daemon.
@@ -490,12 +550,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         workers: cfg.dataplane.workers,
     };
     #[cfg(feature = "dpdk")]
-    let mut device: Option<dataplane::port::dpdk::DpdkPort> = None;
+    let mut devices: Vec<dataplane::port::dpdk::DpdkPort> = Vec::new();
     let (running, realms) = match cfg.dataplane.backend.as_str() {
         #[cfg(feature = "dpdk")]
         "dpdk" => {
             let (r, realms, dev) = start_dpdk(&cfg, &launch, &new_worker)?;
-            device = Some(dev);
+            devices = dev;
             (r, realms)
         }
         _ => start_afpacket(&cfg, &launch, &new_worker)?,
@@ -619,7 +679,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
     #[cfg(feature = "dpdk")]
-    if let Some(port) = &device {
+    for port in &devices {
         // The device's extended statistics (drops, errors, per-queue counts), non-zero ones.
         match port.xstats() {
             Ok(x) => {

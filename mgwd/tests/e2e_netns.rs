@@ -482,6 +482,20 @@ fn mgwd_relays_real_peers_on_a_veth() {
     all_cases(&Backend::AfPacket);
 }
 
+/// The same cases with one interface per realm (access and core on two veths, as a two-port
+/// server has them): one worker drives both through one `MultiPort`.
+#[test]
+fn mgwd_with_one_port_per_realm_relays_real_peers() {
+    if !dataplane::testkit::require(
+        "mgwd_with_one_port_per_realm_relays_real_peers",
+        &["ip", "openssl", "python3", "tshark"],
+        true,
+    ) {
+        return;
+    }
+    all_cases(&Backend::AfPacketPerRealm);
+}
+
 /// Every case in order on one `mgwd run`; returns mgwd's log.
 fn all_cases(backend: &Backend) -> String {
     let started = Instant::now();
@@ -531,4 +545,20 @@ fn mgwd_on_dpdk_with_two_workers_relays_real_peers() {
         redirected > 0,
         "frames were redirected between workers:\n{log}"
     );
+}
+
+/// DPDK with one `net_af_packet` device per realm (the two-port server layout), two workers:
+/// each worker drives a queue pair of both devices.
+#[cfg(feature = "dpdk")]
+#[test]
+fn mgwd_on_dpdk_with_a_port_per_realm_relays_real_peers() {
+    if !dataplane::testkit::require(
+        "mgwd_on_dpdk_with_a_port_per_realm_relays_real_peers",
+        &["ip", "openssl", "python3", "tshark", "mergecap"],
+        true,
+    ) {
+        return;
+    }
+    let log = all_cases(&Backend::DpdkPerRealm { workers: 2 });
+    assert_eq!(log.matches("DPDK port started").count(), 2, "{log}");
 }

@@ -14,6 +14,7 @@ pub mod afpacket;
 pub mod dpdk;
 pub mod fault;
 pub mod mem;
+pub mod multi;
 pub mod pcap;
 
 use crate::buf::PacketBuffer;

@@ -14,17 +14,26 @@ pub const UE: &str = "10.79.0.2";
 pub const CORE: &str = "10.79.1.2";
 const CORE_PEER_PY: &str = include_str!("core_peer.py");
 
-/// How mgwd reaches the veth.
+/// How mgwd reaches the peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
 pub enum Backend {
-    /// AF_PACKET on the veth, one worker.
+    /// AF_PACKET on one veth carrying both realms, one worker.
     AfPacket,
+    /// AF_PACKET on two veths, one per realm (access, core): one worker drives both as one
+    /// port (`MultiPort`), each realm leaving through its own interface with its own MAC.
+    AfPacketPerRealm,
     /// DPDK's `net_af_packet` virtual device on the veth (`--no-huge --no-pci --no-shconf`),
     /// `workers` poll-mode workers on as many queue pairs, contexts spread over them and packets
     /// redirected in software to the context's worker.
-    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     Dpdk {
         /// Worker threads (and queue pairs).
+        workers: usize,
+    },
+    /// As `Dpdk`, with one `net_af_packet` device per realm on two veths: each worker drives a
+    /// queue pair of each.
+    DpdkPerRealm {
+        /// Worker threads (and queue pairs per device).
         workers: usize,
     },
 }
@@ -34,37 +43,59 @@ impl Backend {
     fn tag(&self) -> &'static str {
         match self {
             Backend::AfPacket => "a",
+            Backend::AfPacketPerRealm => "r",
             Backend::Dpdk { .. } => "d",
+            Backend::DpdkPerRealm { .. } => "e",
         }
     }
 
+    /// One port (veth) per realm.
+    fn per_realm(&self) -> bool {
+        matches!(
+            self,
+            Backend::AfPacketPerRealm | Backend::DpdkPerRealm { .. }
+        )
+    }
+
     /// The `[dataplane]` keys (and any section the backend needs, which must come after).
-    fn dataplane(&self, ifname: &str) -> String {
+    fn dataplane(&self) -> String {
         match self {
-            Backend::AfPacket => "backend = \"afpacket\"\n".into(),
-            Backend::Dpdk { workers } => {
+            Backend::AfPacket | Backend::AfPacketPerRealm => "backend = \"afpacket\"\n".into(),
+            Backend::Dpdk { workers } | Backend::DpdkPerRealm { workers } => {
                 format!("backend = \"dpdk\"\nworkers = {workers}\nsteering = \"redirect\"\n")
-                    + &format!("# the vdev on {ifname} is in [dpdk]\n")
             }
         }
     }
 
-    /// The realm key naming the device.
-    fn device(&self, ifname: &str) -> String {
+    /// The realm key naming realm `i`'s device, on mgwd's interfaces `ifs`.
+    fn device(&self, ifs: &[String], i: usize) -> String {
+        let k = if self.per_realm() { i } else { 0 };
         match self {
-            Backend::AfPacket => format!("interface = \"{ifname}\""),
-            Backend::Dpdk { .. } => "vdev = \"net_af_packet0\"".into(),
+            Backend::AfPacket | Backend::AfPacketPerRealm => format!("interface = \"{}\"", ifs[k]),
+            Backend::Dpdk { .. } | Backend::DpdkPerRealm { .. } => {
+                format!("vdev = \"net_af_packet{k}\"")
+            }
         }
     }
 
     /// Extra top-level sections.
-    fn sections(&self, ifname: &str) -> String {
+    fn sections(&self, ifs: &[String]) -> String {
         match self {
-            Backend::AfPacket => String::new(),
-            Backend::Dpdk { workers } => format!(
-                "[dpdk]\nno_huge = true\nmemory_mb = 256\nmbufs = 16383\nmbuf_cache = 128\neal_extra_args = [\"--no-pci\", \"--no-shconf\", \"--no-telemetry\"]\n\
-                 vdevs = [\"net_af_packet0,iface={ifname},qpairs={workers}\"]\n\n"
-            ),
+            Backend::AfPacket | Backend::AfPacketPerRealm => String::new(),
+            Backend::Dpdk { workers } | Backend::DpdkPerRealm { workers } => {
+                let vdevs: Vec<String> = ifs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, ifname)| {
+                        format!("\"net_af_packet{k},iface={ifname},qpairs={workers}\"")
+                    })
+                    .collect();
+                format!(
+                    "[dpdk]\nno_huge = true\nmemory_mb = 256\nmbufs = 16383\nmbuf_cache = 128\neal_extra_args = [\"--no-pci\", \"--no-shconf\", \"--no-telemetry\"]\n\
+                     vdevs = [{}]\n\n",
+                    vdevs.join(", ")
+                )
+            }
         }
     }
 }
@@ -93,8 +124,21 @@ pub fn free_udp_port() -> u16 {
 impl Lab {
     pub fn up(backend: &Backend) -> Lab {
         let dir = TempDir::new(&format!("mgwd-e2e{}", backend.tag()));
-        let net = Net::new(backend.tag(), &[&format!("{UE}/16"), &format!("{CORE}/16")])
-            .expect("lab network");
+        // One veth with both peers (/16 realms), or one veth per realm (/24 each).
+        let (net, ifs, len) = if backend.per_realm() {
+            let mut net =
+                Net::new(backend.tag(), &[&format!("{UE}/24")]).expect("lab network (access)");
+            let second = net
+                .add_second(&[&format!("{CORE}/24")])
+                .expect("lab network (core)");
+            let ifs = vec![net.mg_if.clone(), second];
+            (net, ifs, 24)
+        } else {
+            let net = Net::new(backend.tag(), &[&format!("{UE}/16"), &format!("{CORE}/16")])
+                .expect("lab network");
+            let ifs = vec![net.mg_if.clone()];
+            (net, ifs, 16)
+        };
         let (ue_crt, ue_key, ue_fp) = make_cert(&dir.0, "ue").expect("UE certificate");
         let (_, _, other_fp) = make_cert(&dir.0, "other").expect("second certificate");
         let script = dir.join("core_peer.py");
@@ -121,19 +165,20 @@ handshake_timeout = 3000
 
 {sections}[[realm]]
 name = "access"
-{device}
-ipv4 = "10.79.0.1/16"
+{device0}
+ipv4 = "10.79.0.1/{len}"
 
 [[realm]]
 name = "core"
-{device}
-ipv4 = "10.79.1.1/16"
+{device1}
+ipv4 = "10.79.1.1/{len}"
 "#,
             mgc = mgc.addr(),
             pcap = dir.join("mgwd.pcap").display(),
-            dataplane = backend.dataplane(&net.mg_if),
-            device = backend.device(&net.mg_if),
-            sections = backend.sections(&net.mg_if),
+            dataplane = backend.dataplane(),
+            device0 = backend.device(&ifs, 0),
+            device1 = backend.device(&ifs, 1),
+            sections = backend.sections(&ifs),
         );
         let cfg_path = dir.join("mgwd.toml");
         std::fs::write(&cfg_path, config).expect("write config");

@@ -53,6 +53,8 @@ pub struct Net {
     pub mg_if: String,
     /// The peers' interface (in `ns`).
     pub peer_if: String,
+    /// A second veth (mgwd's end, the peers' end), if made.
+    pub second: Option<(String, String)>,
 }
 
 impl Net {
@@ -66,34 +68,39 @@ impl Net {
             ns: format!("mgwp{tag}{pid}"),
             mg_if: format!("mg{tag}{pid}"),
             peer_if: format!("mgp{tag}{pid}"),
+            second: None,
         };
         // From here on Drop removes whatever exists.
         run(&["ip", "netns", "add", &net.ns])?;
+        net.veth(&net.mg_if, &net.peer_if, peer_addrs)?;
+        Ok(net)
+    }
+
+    /// Adds a second veth into the same namespace (a second NIC port of mgwd: one per realm);
+    /// `peer_addrs` go on its peer end. Returns mgwd's interface name.
+    ///
+    /// # Errors
+    /// Any `ip` command failing.
+    pub fn add_second(&mut self, peer_addrs: &[&str]) -> Result<String, String> {
+        let (mg, peer) = (format!("{}b", self.mg_if), format!("{}b", self.peer_if));
+        self.second = Some((mg.clone(), peer.clone()));
+        self.veth(&mg, &peer, peer_addrs)?;
+        Ok(mg)
+    }
+
+    fn veth(&self, mg_if: &str, peer_if: &str, peer_addrs: &[&str]) -> Result<(), String> {
         run(&[
-            "ip",
-            "link",
-            "add",
-            &net.mg_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &net.peer_if,
-            "netns",
-            &net.ns,
+            "ip", "link", "add", mg_if, "type", "veth", "peer", "name", peer_if, "netns", &self.ns,
         ])?;
         // The root kernel must stay out of the lab: no IPv6 chatter, no forwarding of frames
         // addressed to mgwd's MAC (it shares the interface's MAC).
         let _ = std::fs::write(
-            format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", net.mg_if),
+            format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", mg_if),
             "1",
         );
-        let _ = std::fs::write(
-            format!("/proc/sys/net/ipv4/conf/{}/forwarding", net.mg_if),
-            "0",
-        );
+        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{}/forwarding", mg_if), "0");
         let ethtool = have("ethtool");
-        for (ns, ifname) in [(None, &net.mg_if), (Some(&net.ns), &net.peer_if)] {
+        for (ns, ifname) in [(None, mg_if), (Some(&self.ns), peer_if)] {
             // Offloads off: full checksums, no TSO/GSO/GRO super-frames either side.
             if ethtool {
                 let mut args = Vec::new();
@@ -101,39 +108,28 @@ impl Net {
                     args.extend(["ip", "netns", "exec", ns.as_str()]);
                 }
                 args.extend([
-                    "ethtool",
-                    "-K",
-                    ifname.as_str(),
-                    "tx",
-                    "off",
-                    "rx",
-                    "off",
-                    "tso",
-                    "off",
-                    "gso",
-                    "off",
-                    "gro",
-                    "off",
+                    "ethtool", "-K", ifname, "tx", "off", "rx", "off", "tso", "off", "gso", "off",
+                    "gro", "off",
                 ]);
                 run(&args)?;
             }
         }
-        run(&["ip", "link", "set", &net.mg_if, "up"])?;
-        run(&["ip", "-n", &net.ns, "link", "set", "lo", "up"])?;
+        run(&["ip", "link", "set", mg_if, "up"])?;
+        run(&["ip", "-n", &self.ns, "link", "set", "lo", "up"])?;
         let _ = run(&[
             "ip",
             "netns",
             "exec",
-            &net.ns,
+            &self.ns,
             "sysctl",
             "-qw",
-            &format!("net.ipv6.conf.{}.disable_ipv6=1", net.peer_if),
+            &format!("net.ipv6.conf.{}.disable_ipv6=1", peer_if),
         ]);
         for a in peer_addrs {
-            run(&["ip", "-n", &net.ns, "addr", "add", a, "dev", &net.peer_if])?;
+            run(&["ip", "-n", &self.ns, "addr", "add", a, "dev", peer_if])?;
         }
-        run(&["ip", "-n", &net.ns, "link", "set", &net.peer_if, "up"])?;
-        Ok(net)
+        run(&["ip", "-n", &self.ns, "link", "set", peer_if, "up"])?;
+        Ok(())
     }
 
     /// A command run inside the peers' namespace.
@@ -147,6 +143,9 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         let _ = run(&["ip", "link", "del", &self.mg_if]);
+        if let Some((mg, _)) = &self.second {
+            let _ = run(&["ip", "link", "del", mg]);
+        }
         let _ = run(&["ip", "netns", "del", &self.ns]);
     }
 }
