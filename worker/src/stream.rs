@@ -35,6 +35,27 @@
 //! leg reassembles (bounded slots and deadline) and writes version-1 messages straight into the
 //! stream's send buffer, or drops and counts them when it is full: BFCP over UDP has its own
 //! retransmission (RFC 8855 §6.2), so nothing is queued without bound for a slow stream.
+//!
+//! **BFCP transactions across transports** (RFC 8855 §8; interworking contexts only — relays
+//! between two legs of the same transport stay byte-exact): the gateway is the UDP side's peer
+//! for both kinds of transaction, through a [`mgw_app::bfcp::Transactions`] table on the UDP
+//! leg (fixed capacity, allocated at install, timers through the worker's `next_timer`):
+//! - stream → UDP: a response (it answers a request relayed from UDP, or is a response
+//!   primitive with a non-zero Transaction ID) leaves with R set (§5.1: only Ver 2 has R, and a
+//!   UDP receiver takes R clear for a new request). A server-initiated FloorRequestStatus,
+//!   FloorStatus or Goodbye (Transaction ID 0 over reliable transports, §8) gets a non-zero ID
+//!   chosen by the gateway. Every request sent on UDP is kept and retransmitted on T1 = 500 ms,
+//!   doubling, until answered or after 3 retransmissions (§8.3.1). FloorRequestStatusAck and
+//!   FloorStatusAck from the stream (they exist only over unreliable transports) are dropped.
+//! - UDP → stream: a response (R set) ends the request it answers; the acknowledgement of a
+//!   gateway-chosen ID is absorbed (a GoodbyeAck goes on with ID 0), a duplicate answer is
+//!   absorbed, R is cleared. A server-initiated FloorRequestStatus/FloorStatus (R clear,
+//!   non-zero ID) is acknowledged by the gateway on UDP and relayed with ID 0. A request is
+//!   remembered for T2 (8 s) with the stream's answer: its retransmissions are not relayed
+//!   again, but answered from that copy (§8.2, §8.3.2). Acknowledgements never reach the
+//!   stream.
+//! Counted in [`crate::worker::WorkerStats::bfcp_transactions`] (overflow of either table
+//! included: a request the full table cannot hold is sent once, untracked).
 
 use crate::flow::{
     Application, ContextProgram, FlowEvent, InstallFailure, LegStats, SecurityFailure, Side,
@@ -47,7 +68,9 @@ use dataplane::port::{Batch, Port};
 use dataplane::time::Instant;
 use dataplane::wire::tcp::ChecksumCheck;
 use dataplane::wire::{IpAddress, IpProtocol, TcpPacket, TcpRepr};
-use mgw_app::bfcp::{Fragmenter, Pushed, Reassembler, StreamFramer};
+use mgw_app::bfcp::{
+    Fragmenter, FromUnreliable, Pushed, Reassembler, StreamFramer, ToUnreliable, Transactions,
+};
 use mgw_app::msrp::{rewrite_head_between, LegPathsRef, MsrpEvent, MsrpParser};
 use mgw_tcp::{ConnId, Event, EventKind, ListenerId, SegmentSink};
 use mgw_tls::{DtlsSession, PeerAuth, Record, Role, TlsEvent, TlsSession};
@@ -353,6 +376,10 @@ impl<P: Port> Worker<P> {
                     kind,
                     udptl: None,
                     bfcp_rx: Some(Box::new(Reassembler::new(w.cfg.bfcp))),
+                    bfcp_txn: Some(Box::new(Transactions::new(
+                        w.cfg.bfcp_transactions,
+                        first_transaction_id(p.context, p.generation, w.now),
+                    ))),
                     stats: LegStats::default(),
                     deadline: w.now,
                     up: l.transport == Transport::Udp,
@@ -375,6 +402,7 @@ impl<P: Port> Worker<P> {
                 kind: LegKind::Stream(Box::new(s)),
                 udptl: None,
                 bfcp_rx: None,
+                bfcp_txn: None,
                 stats: LegStats::default(),
                 deadline: Instant::FAR_FUTURE,
                 up: false,
@@ -1033,7 +1061,7 @@ impl<P: Port> Worker<P> {
                 }
                 BfcpStep::Staged => moved = true,
                 BfcpStep::Datagrams(len) => {
-                    self.bfcp_send_datagrams(slot, side.other(), &scratch[..len]);
+                    self.bfcp_send_datagrams(slot, side.other(), &mut scratch[..len]);
                     moved = true;
                 }
             }
@@ -1116,40 +1144,95 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    /// Sends back-to-back version-1 messages as version-2 datagrams on UDP leg `side`.
-    fn bfcp_send_datagrams(&mut self, slot: usize, side: Side, mut msgs: &[u8]) {
-        let mtu = self.cfg.bfcp_mtu;
+    /// Sends back-to-back version-1 messages as version-2 datagrams on UDP leg `side`, each
+    /// through the leg's transaction layer first (RFC 8855 §8: R on responses, an ID for
+    /// server-initiated messages, requests kept for retransmission).
+    fn bfcp_send_datagrams(&mut self, slot: usize, side: Side, mut msgs: &mut [u8]) {
+        let now = self.now;
         while msgs.len() >= mgw_app::bfcp::HEADER_LEN {
             let units = usize::from(u16::from_be_bytes([msgs[2], msgs[3]]));
             let len = (mgw_app::bfcp::HEADER_LEN + 4 * units).min(msgs.len());
-            let (msg, rest) = msgs.split_at(len);
+            let (msg, rest) = std::mem::take(&mut msgs).split_at_mut(len);
             msgs = rest;
-            let Ok(mut frag) = Fragmenter::new(msg, mtu) else {
-                self.stats.tx_failed += 1;
-                continue;
+            let verdict = match self.slots[slot].as_mut() {
+                Some(ctx) => match ctx.legs[side.index()].bfcp_txn.as_mut() {
+                    Some(txn) => {
+                        let v = txn.to_unreliable(now, msg, &mut self.stats.bfcp_transactions);
+                        self.next_timer = self.next_timer.min(txn.poll_timeout());
+                        v
+                    }
+                    None => ToUnreliable::Send,
+                },
+                None => return,
             };
-            loop {
-                let Some(mut b) = self.port.alloc() else {
+            if verdict == ToUnreliable::Send {
+                self.bfcp_send_message(slot, side, msg);
+            }
+        }
+    }
+
+    /// Sends one whole message on UDP leg `side` as version-2 datagrams, fragmented above
+    /// [`crate::worker::WorkerConfig::bfcp_mtu`].
+    fn bfcp_send_message(&mut self, slot: usize, side: Side, msg: &[u8]) {
+        let Ok(mut frag) = Fragmenter::new(msg, self.cfg.bfcp_mtu) else {
+            self.stats.tx_failed += 1;
+            return;
+        };
+        loop {
+            let Some(mut b) = self.port.alloc() else {
+                self.stats.tx_failed += 1;
+                break;
+            };
+            let cap = b.tailroom();
+            let Some(room) = b.append(cap) else {
+                self.stats.tx_failed += 1;
+                break;
+            };
+            match frag.next_fragment(room) {
+                None => break,
+                Some(Ok(w)) => {
+                    b.trim(cap - w);
+                    self.relay_out(slot, side, b);
+                }
+                Some(Err(_)) => {
                     self.stats.tx_failed += 1;
                     break;
-                };
-                let cap = b.tailroom();
-                let Some(room) = b.append(cap) else {
-                    self.stats.tx_failed += 1;
-                    break;
-                };
-                match frag.next_fragment(room) {
-                    None => break,
-                    Some(Ok(w)) => {
-                        b.trim(cap - w);
-                        self.relay_out(slot, side, b);
-                    }
-                    Some(Err(_)) => {
-                        self.stats.tx_failed += 1;
-                        break;
-                    }
                 }
             }
+        }
+    }
+
+    /// Retransmits the requests of BFCP UDP leg `side` that are due (RFC 8855 §8.3.1: T1,
+    /// doubling, bounded), and gives up those past their last retransmission.
+    pub(crate) fn bfcp_retransmit(&mut self, slot: usize, side: Side) {
+        let now = self.now;
+        let due = |w: &Self| {
+            w.slots[slot]
+                .as_ref()
+                .and_then(|c| c.legs[side.index()].bfcp_txn.as_ref())
+                .map(|t| t.poll_timeout())
+        };
+        match due(self) {
+            Some(t) if t <= now => {}
+            Some(t) => {
+                self.next_timer = self.next_timer.min(t);
+                return;
+            }
+            None => return,
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while let Some(ctx) = self.slots[slot].as_mut() {
+            let Some(txn) = ctx.legs[side.index()].bfcp_txn.as_mut() else {
+                break;
+            };
+            match txn.poll_retransmit(now, &mut scratch, &mut self.stats.bfcp_transactions) {
+                Some(len) => self.bfcp_send_message(slot, side, &scratch[..len]),
+                None => break,
+            }
+        }
+        self.scratch = scratch;
+        if let Some(t) = due(self) {
+            self.next_timer = self.next_timer.min(t);
         }
     }
 
@@ -1187,7 +1270,33 @@ impl<P: Port> Worker<P> {
             Some(m.len())
         };
         if let Some(len) = len {
-            if mgw_app::bfcp::to_reliable(&mut scratch[..len]).is_ok() {
+            // RFC 8855 §8 across transports: acks and cached answers go back on this leg, acks
+            // and retransmitted requests stop here, IDs and R are made right for the stream.
+            let verdict = match self.slots[slot].as_mut() {
+                Some(ctx) => match ctx.legs[side.index()].bfcp_txn.as_mut() {
+                    Some(txn) => {
+                        let (msg, reply) = scratch.split_at_mut(len);
+                        let v =
+                            txn.from_unreliable(now, msg, reply, &mut self.stats.bfcp_transactions);
+                        self.next_timer = self.next_timer.min(txn.poll_timeout());
+                        v
+                    }
+                    None => FromUnreliable {
+                        relay: true,
+                        reply: 0,
+                    },
+                },
+                None => FromUnreliable {
+                    relay: false,
+                    reply: 0,
+                },
+            };
+            if verdict.reply > 0 {
+                let (_, reply) = scratch.split_at(len);
+                let reply = &reply[..verdict.reply];
+                self.bfcp_send_message(slot, side, reply);
+            }
+            if verdict.relay && mgw_app::bfcp::to_reliable(&mut scratch[..len]).is_ok() {
                 self.stream_write(slot, side.other(), &mut scratch, len);
             }
         }
@@ -1388,6 +1497,18 @@ impl<P: Port> Worker<P> {
             }
         }
     }
+}
+
+/// The first Transaction ID the gateway chooses on an interworking context's UDP leg (RFC 8855
+/// §8): non-zero, and different across contexts and generations, so that a peer still holding
+/// a previous incarnation's transactions (T2) does not take a new notification for a
+/// retransmission. Derived from what the worker is given, not drawn (cores take no randomness).
+fn first_transaction_id(context: u32, generation: u32, now: Instant) -> u16 {
+    let mix = context
+        .wrapping_mul(0x9e37_79b9)
+        .wrapping_add(generation.wrapping_mul(0x85eb_ca6b))
+        .wrapping_add(now.as_millis() as u32);
+    ((mix >> 16) as u16).max(1)
 }
 
 /// What one BFCP framer call produced.

@@ -54,6 +54,9 @@ pub struct WorkerConfig {
     /// must stay below the DTLS MTU less the record overhead (13-octet header, 8-octet explicit
     /// nonce and 16-octet tag for AES-GCM): the default 1,150 suits a DTLS MTU of 1,200.
     pub bfcp_mtu: usize,
+    /// The RFC 8855 §8 transaction layer of each BFCP interworking context (table sizes, T1,
+    /// retransmissions, T2): see [`mgw_app::bfcp::Transactions`] and the `stream` module docs.
+    pub bfcp_transactions: mgw_app::bfcp::TransactionConfig,
     /// Frames held while their next hop's ARP answer is awaited (worker-wide; beyond it they
     /// are dropped and counted). Holding them saves a new flow its first packet: a TCP SYN or a
     /// DTLS ClientHello would otherwise wait a whole retransmission timeout (1 s).
@@ -80,6 +83,7 @@ impl WorkerConfig {
             staging_bytes: 32 * 1024,
             bfcp: mgw_app::bfcp::ReassemblyConfig::default(),
             bfcp_mtu: 1150,
+            bfcp_transactions: mgw_app::bfcp::TransactionConfig::default(),
             arp_hold_frames: 64,
             arp_hold_time: std::time::Duration::from_secs(1),
         }
@@ -129,6 +133,10 @@ pub struct WorkerStats {
     pub arp_held: u64,
     /// Held frames dropped: the next hop did not answer in time, or the hold was full.
     pub arp_expired: u64,
+    /// The BFCP transaction layer of interworking contexts (RFC 8855 §8), summed over them:
+    /// responses marked R, IDs chosen, retransmissions, acks sent and absorbed, duplicates
+    /// absorbed, table overflows.
+    pub bfcp_transactions: mgw_app::bfcp::TransactionStats,
 }
 
 /// What a leg runs.
@@ -145,6 +153,8 @@ pub(crate) struct Leg {
     pub(crate) udptl: Option<UdptlFlow>,
     /// BFCP reassembly of a UDP leg whose other leg is a stream (TCP↔UDP interworking).
     pub(crate) bfcp_rx: Option<Box<mgw_app::bfcp::Reassembler>>,
+    /// The RFC 8855 §8 transaction layer of that UDP leg (interworking only).
+    pub(crate) bfcp_txn: Option<Box<mgw_app::bfcp::Transactions>>,
     pub(crate) stats: LegStats,
     /// Next (D)TLS timer.
     pub(crate) deadline: Instant,
@@ -474,6 +484,7 @@ impl<P: Port> Worker<P> {
                 kind,
                 udptl,
                 bfcp_rx: None,
+                bfcp_txn: None,
                 stats: LegStats::default(),
                 deadline: self.now,
                 up: l.transport == Transport::Udp,
@@ -930,6 +941,7 @@ impl<P: Port> Worker<P> {
                 if due {
                     self.drain_dtls(slot, side);
                 }
+                self.bfcp_retransmit(slot, side);
             }
         }
     }

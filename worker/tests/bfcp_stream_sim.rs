@@ -66,6 +66,14 @@ fn with_version(m: &[u8], ver: u8) -> Vec<u8> {
     m
 }
 
+/// `m` as a response over UDP: R set (RFC 8855 §5.1), as the gateway's transaction layer
+/// expects of an answer to the request it relayed (§8).
+fn answer(m: &[u8]) -> Vec<u8> {
+    let mut m = m.to_vec();
+    m[0] |= 0x10;
+    m
+}
+
 /// Cuts a version-2 message into fragments of at most `units` payload units each (F set,
 /// Payload Length = the whole message's units, Fragment Offset/Length in units:
 /// `mgw_app::bfcp::FRAGMENT_SEMANTICS`).
@@ -369,14 +377,16 @@ fn bfcp_tls_to_udp_interworking_fragments_and_reassembles() {
         bfcp(1, 1, 4, 0),
     ];
     let up: Vec<u8> = up_msgs.concat();
-    // Core → UE: a whole status, a 2,032-octet status in 4 fragments sent out of order, a
-    // malformed datagram, a fragment of a message that never completes.
+    // Core → UE: the responses (R set, RFC 8855 §5.1): a whole status, a 2,032-octet status
+    // in 4 fragments sent out of order, another whole one; then a malformed datagram and a
+    // fragment of a message that never completes.
     let big_down = bfcp(2, 4, 3, 8);
-    let mut frags = fragments(&big_down, 128);
+    let mut frags = fragments(&answer(&big_down), 128);
     assert_eq!(frags.len(), 4);
     frags.swap(0, 3);
-    let mut down = vec![bfcp(2, 4, 1, 0)];
+    let mut down = vec![answer(&bfcp(2, 4, 1, 0))];
     down.extend(frags);
+    down.push(answer(&bfcp(2, 4, 4, 0)));
     down.push(b"not bfcp".to_vec());
     down.push(fragments(&bfcp(2, 4, 9, 4), 64)[0].clone());
     let o = run(Core::Udp, &up, &down, 21);
@@ -392,9 +402,11 @@ fn bfcp_tls_to_udp_interworking_fragments_and_reassembles() {
         2 + 3040usize.div_ceil(MTU - 16 - (MTU - 16) % 4),
         "the large message was fragmented"
     );
+    // Version 1, reassembled, R cleared (it has no meaning on reliable transports).
     let want_ue = [
         with_version(&bfcp(2, 4, 1, 0), 1),
         with_version(&big_down, 1),
+        with_version(&bfcp(2, 4, 4, 0), 1),
     ]
     .concat();
     assert!(
@@ -406,9 +418,12 @@ fn bfcp_tls_to_udp_interworking_fragments_and_reassembles() {
     let stats = released(&o);
     assert_eq!(stats[0].messages_received, 3);
     assert_eq!(stats[0].app_errors, 1);
-    assert_eq!(stats[1].messages_received, 2, "whole + reassembled");
+    assert_eq!(stats[1].messages_received, 3, "whole + reassembled + whole");
     assert_eq!(stats[1].app_errors, 1, "the malformed datagram");
-    assert_eq!(stats[0].messages_sent, 2);
+    assert_eq!(stats[0].messages_sent, 3);
+    // Every request was answered: none retransmitted.
+    assert_eq!(o.stats.bfcp_transactions.retransmitted, 0);
+    assert_eq!(o.stats.bfcp_transactions.acks_sent, 0);
     assert!(o.ue_saw_close_notify, "Subtract closes the UE's TLS");
 }
 
@@ -417,8 +432,9 @@ fn bfcp_tls_to_dtls_interworking() {
     // The same over DTLS (UDP/TLS/BFCP on the core side): each datagram is one DTLS record.
     let up_msgs = [bfcp(1, 1, 1, 0), bfcp(1, 1, 3, 12), bfcp(1, 1, 4, 0)];
     let big_down = bfcp(2, 4, 3, 8);
-    let mut down = vec![bfcp(2, 4, 1, 0)];
-    down.extend(fragments(&big_down, 128));
+    let mut down = vec![answer(&bfcp(2, 4, 1, 0))];
+    down.extend(fragments(&answer(&big_down), 128));
+    down.push(answer(&bfcp(2, 4, 4, 0)));
     let o = run(Core::Dtls, &up_msgs.concat(), &down, 24);
     assert!(
         o.events
@@ -436,6 +452,7 @@ fn bfcp_tls_to_dtls_interworking() {
     let want_ue = [
         with_version(&bfcp(2, 4, 1, 0), 1),
         with_version(&big_down, 1),
+        with_version(&bfcp(2, 4, 4, 0), 1),
     ]
     .concat();
     assert!(
@@ -447,7 +464,7 @@ fn bfcp_tls_to_dtls_interworking() {
     let stats = released(&o);
     assert_eq!(
         (stats[0].messages_received, stats[1].messages_received),
-        (3, 2)
+        (3, 3)
     );
 }
 
