@@ -54,6 +54,7 @@
 //!   remembered for T2 (8 s) with the stream's answer: its retransmissions are not relayed
 //!   again, but answered from that copy (§8.2, §8.3.2). Acknowledgements never reach the
 //!   stream.
+//!
 //! Counted in [`crate::worker::WorkerStats::bfcp_transactions`] (overflow of either table
 //! included: a request the full table cannot hold is sent once, untracked).
 
