@@ -348,8 +348,11 @@ fn subtract_mid_session(lab: &mut Lab) {
     eprintln!("e2e case 3b (Subtract mid-session): s_client ended ({status:?}); Subtract statistics {stats:?}");
 }
 
+/// A UDPTL packet (T.38 §9.1) whose primary IFP is a real T.38 IFP: a `t30-indicator`
+/// (ITU-T T.38 ASN.1, aligned PER: no data field, choice 0, not extended, 4-bit value, pad),
+/// cycling through CNG, CED, V.21 preamble and no-signal, which tshark decodes as t38.
 fn udptl_packet(seq: u16) -> Vec<u8> {
-    let ifp: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(7) ^ seq as u8).collect();
+    let ifp = [[0x02], [0x04], [0x06], [0x00]][usize::from(seq % 4)];
     let r = UdptlRepr {
         seq_number: seq,
         primary_ifp: &ifp,
@@ -361,9 +364,14 @@ fn udptl_packet(seq: u16) -> Vec<u8> {
     out
 }
 
+/// The core's UDPTL port in case 4.
+const T38_CORE_PORT: u16 = 34_001;
+/// The UE's DTLS port in case 4.
+const T38_UE_PORT: u16 = 32_001;
+
 /// Case 4: T.38 UDPTL over DTLS 1.2 (UE) ↔ plain UDPTL (core).
 fn t38_relay(lab: &mut Lab) -> SocketAddr {
-    let (ue_port, core_port) = (32_001, 34_001);
+    let (ue_port, core_port) = (T38_UE_PORT, T38_CORE_PORT);
     let (_core, core_out) = lab.core_peer("udp", core_port, "");
     let body = t38_add_body(&lab.ue_fp.clone(), ue_port, core_port);
     let added = lab.add(&body);
@@ -409,9 +417,14 @@ fn tshark_checks(pcap: &Path, core_port: u16, access: SocketAddr, dtls: Option<S
         format!("tcp.port=={core_port},msrp"),
         "-d".to_string(),
         format!("tcp.port=={},tls", access.port()),
+        // Case 4's core: the plain UDPTL the gateway sends decodes as T.38.
+        "-d".to_string(),
+        format!("udp.port=={T38_CORE_PORT},t38"),
     ];
-    if let Some(d) = dtls {
-        decode.extend(["-d".to_string(), format!("udp.port=={},dtls", d.port())]);
+    if dtls.is_some() {
+        // By the UE's port: the gateway's two legs may share a port number (one per realm
+        // address), and tshark tries the lower port of a datagram first.
+        decode.extend(["-d".to_string(), format!("udp.port=={T38_UE_PORT},dtls")]);
     }
     let p = pcap.to_string_lossy();
     // `timeout`: every child is bounded in time.
@@ -468,6 +481,28 @@ fn tshark_checks(pcap: &Path, core_port: u16, access: SocketAddr, dtls: Option<S
     if dtls.is_some() {
         assert!(dtls_frames > 0, "DTLS decoded on the access port:\n{out}");
     }
+    let mut t38 = args.clone();
+    t38.extend([
+        "-Y",
+        "t38.t30_indicator",
+        "-T",
+        "fields",
+        "-e",
+        "udp.dstport",
+        "-e",
+        "t38.t30_indicator",
+    ]);
+    let out = run(&t38).expect("tshark");
+    let to_core: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with(&T38_CORE_PORT.to_string()))
+        .collect();
+    eprintln!("e2e case 5 (tshark): T.38 IFPs to the core: {to_core:?}");
+    assert_eq!(
+        to_core.len(),
+        4,
+        "the core's plain UDPTL decodes as T.38 (4 t30-indicators):\n{out}"
+    );
 }
 
 #[test]
