@@ -276,6 +276,9 @@ pub struct Limits {
     pub max_msrp_message: usize,
     /// Largest UDPTL datagram.
     pub max_udptl_datagram: usize,
+    /// Plaintext a stream leg may hold for the other leg when that one cannot take it yet,
+    /// bytes per leg; beyond it the leg stops reading and TCP flow control pushes back.
+    pub relay_buffer: usize,
 }
 
 impl Default for Limits {
@@ -289,6 +292,7 @@ impl Default for Limits {
             syn_rate_per_realm: 50_000,
             max_msrp_message: 65_536,
             max_udptl_datagram: 1500,
+            relay_buffer: 32 * 1024,
         }
     }
 }
@@ -450,6 +454,12 @@ impl Config {
             if self.realms[..i].iter().any(|o| o.name == r.name) {
                 bail!("realm[{i}].name: `{}` is used twice", r.name);
             }
+        }
+        if !(4096..=16 << 20).contains(&self.limits.relay_buffer) {
+            bail!(
+                "limits.relay_buffer: {} outside 4096..=16777216 bytes",
+                self.limits.relay_buffer
+            );
         }
         if let Some(h) = &self.tls.fingerprint_hash {
             if mgw_tls::HashFunction::from_name(h).is_err() {

@@ -536,6 +536,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         )?);
         wcfg.msrp.max_message_size = cfg.limits.max_msrp_message;
         wcfg.udptl.max_datagram = cfg.limits.max_udptl_datagram;
+        wcfg.staging_bytes = cfg.limits.relay_buffer;
         Ok(wcfg)
     };
     let launch = Launch {
