@@ -24,10 +24,13 @@
 //! 5. DTLS (UE: `openssl s_client -dtls1_2`) ↔ UDP (core): the Ver 2 exchange of case 2,
 //!    byte-exact, with the UE's FloorRequestStatusAck.
 //! 6. Interworking TLS (UE) ↔ UDP (core): each message arrives once, in order, in the version
-//!    of its new transport. Not checked, because the gateway does not do it yet: the
-//!    transaction layer of RFC 8855 §8 across the two transports (R flag on responses towards
-//!    UDP, Transaction ID 0 ↔ non-zero for server-initiated messages, acknowledging and
-//!    retransmitting server-initiated messages on the UDP side).
+//!    of its new transport; the RFC 8855 §8 transaction layer across the two transports: the
+//!    core's server-initiated Granted (non-zero ID, R clear) is acknowledged by the gateway
+//!    (FloorRequestStatusAck, once) and reaches the UE with Transaction ID 0, R cleared.
+//! 7. Interworking the other way, UDP (UE) ↔ TCP (core): responses reach the UDP client with R
+//!    set; the TCP server's Granted (Transaction ID 0) reaches it with a non-zero ID the gateway
+//!    chose; the client's FloorRequestStatusAck is absorbed (the TCP server never sees it) and
+//!    ends the gateway's retransmissions (the UE gets each message once).
 //!
 //! tshark 4.0's `bfcp` dissector decodes only Ver 1 headers (first octet 0x20 or 0x30), so the
 //! RFC 8855 Ver 2 datagrams of case 2 show as undissected data; the Ver 1 part of case 2 is what
@@ -381,19 +384,36 @@ fn tls_to_udp(lab: &mut Lab) {
     let same_but_tid = |a: &[u8], b: &[u8], ver: u8| {
         b.len() == a.len() && b[0] >> 5 == ver && b[1..8] == a[1..8] && b[10..] == a[10..]
     };
+    // RFC 8855 §8: the gateway acknowledges the core's server-initiated Granted itself, once;
+    // everything else the core got is the UE's.
+    let (acks, core_got): (Vec<Vec<u8>>, Vec<Vec<u8>>) = core_got
+        .into_iter()
+        .partition(|m| bfcp::header(m).2 == p::FLOOR_REQUEST_STATUS_ACK);
     assert_eq!(core_got.len(), up.len(), "{dump}");
     for (sent, got) in up.iter().zip(&core_got) {
         assert!(same(sent, got, 2), "UE -> core as Ver 2{dump}");
     }
+    let granted = bfcp::header(&down[2]);
+    assert_eq!(
+        (granted.1, granted.2),
+        (false, p::FLOOR_REQUEST_STATUS),
+        "{dump}"
+    );
+    assert_eq!(
+        acks,
+        [bfcp::floor_request_status_ack(&down[2])],
+        "the gateway's ack, R set, the Granted's IDs{dump}"
+    );
     assert_eq!(ue_got.len(), down.len(), "{dump}");
     for (i, (sent, got)) in down.iter().zip(&ue_got).enumerate() {
-        // The server-initiated Granted (the third) may get Transaction ID 0 on the stream
-        // (RFC 8855 §8: server-initiated transactions over reliable transports).
+        // The server-initiated Granted (the third) gets Transaction ID 0 on the stream (RFC
+        // 8855 §8: server-initiated transactions over reliable transports); R, which only
+        // Ver 2 has, is cleared on every message (§5.1).
         let ok = if i == 2 {
-            same_but_tid(sent, got, 1)
+            same_but_tid(sent, got, 1) && bfcp::header(got).3 == 0
         } else {
-            same(sent, got, 1) && (got[0] & 0x10 == 0 || sent[0] & 0x10 != 0)
-        };
+            same(sent, got, 1)
+        } && got[0] & 0x10 == 0;
         assert!(ok, "core -> UE as Ver 1, message {i}{dump}");
     }
     let stats = lab.subtract(added.context);
@@ -410,12 +430,106 @@ fn tls_to_udp(lab: &mut Lab) {
         octets(&up),
         "{stats:?}"
     );
-    assert_eq!(stat(&stats, &added.core, "nt/os"), octets(&up), "{stats:?}");
+    assert_eq!(
+        stat(&stats, &added.core, "nt/os"),
+        octets(&up) + octets(&acks),
+        "{stats:?}"
+    );
     assert_eq!(
         stat(&stats, &added.core, "nt/or"),
         octets(&down),
         "{stats:?}"
     );
+    assert_eq!(
+        stat(&stats, &added.access, "nt/os"),
+        octets(&down),
+        "{stats:?}"
+    );
+}
+
+/// Case 7: interworking, BFCP over UDP (UE, an RFC 8855 client that acknowledges
+/// server-initiated FloorRequestStatus) ↔ TCP (core, a server that sends them with Transaction
+/// ID 0). The gateway is the UDP side's transaction peer (RFC 8855 §8).
+fn udp_to_tcp(lab: &mut Lab) {
+    let (ue_port, core_port) = (32_107, 19_107);
+    let server = bfcp::server(lab, "tcp", core_port);
+    let body = bfcp::add_body(
+        "UDP/BFCP",
+        ue_port,
+        "",
+        "TCP/BFCP",
+        core_port,
+        ("", "tcp/ef,tcp/pc"),
+    );
+    let added = bfcp::add(lab, &body).added;
+    let mut ue = bfcp::client_udp(lab, ue_port, added.access_local);
+    exchange(lab, &mut ue, &server, &bfcp::hello(2, 1), 1);
+    exchange(lab, &mut ue, &server, &bfcp::floor_request(2, 2), 3);
+    exchange(lab, &mut ue, &server, &bfcp::floor_release(2, 3, 1), 4);
+    exchange(lab, &mut ue, &server, &bfcp::goodbye(2, 4), 5);
+    // Past T1 twice over (RFC 8855 §8.3.1: 500 ms, then 1 s): an unacknowledged Granted would
+    // have come again by now.
+    std::thread::sleep(Duration::from_millis(1800));
+    let (sent, ue_got) = (bfcp::logged(&ue, "sent"), bfcp::logged(&ue, "recv"));
+    let (down, core_got) = (bfcp::logged(&server, "sent"), bfcp::logged(&server, "recv"));
+    let dump = format!(
+        "\nUE: {}\nserver: {}",
+        String::from_utf8_lossy(&ue.stdout()),
+        String::from_utf8_lossy(&server.stdout())
+    );
+    let (ue_acks, up): (Vec<Vec<u8>>, Vec<Vec<u8>>) = sent
+        .into_iter()
+        .partition(|m| bfcp::header(m).2 == p::FLOOR_REQUEST_STATUS_ACK);
+    // The requests reach the server once each, Ver 1, nothing else (no acknowledgement).
+    assert_eq!(core_got.len(), up.len(), "{dump}");
+    for (sent, got) in up.iter().zip(&core_got) {
+        assert!(
+            got[0] >> 5 == 1 && got[0] & 0x1f == sent[0] & 0x1f && got[1..] == sent[1..],
+            "UE -> core as Ver 1{dump}"
+        );
+    }
+    assert_eq!(ue_got.len(), down.len(), "each answer once{dump}");
+    let headers: Vec<_> = ue_got.iter().map(|m| bfcp::header(m)).collect();
+    let granted_id = headers[2].3;
+    assert_eq!(
+        headers,
+        [
+            (2, true, p::HELLO_ACK, 1),
+            (2, true, p::FLOOR_REQUEST_STATUS, 2),
+            (2, false, p::FLOOR_REQUEST_STATUS, granted_id),
+            (2, true, p::FLOOR_REQUEST_STATUS, 3),
+            (2, true, p::GOODBYE_ACK, 4),
+        ],
+        "R on responses (RFC 8855 §5.1){dump}"
+    );
+    assert_eq!(
+        bfcp::header(&down[2]).3,
+        0,
+        "Transaction ID 0 over TCP{dump}"
+    );
+    assert_ne!(granted_id, 0, "a non-zero ID over UDP (RFC 8855 §8){dump}");
+    for (i, (sent, got)) in down.iter().zip(&ue_got).enumerate() {
+        let same = got.len() == sent.len()
+            && got[1..8] == sent[1..8]
+            && (i == 2 || got[8..10] == sent[8..10])
+            && got[10..] == sent[10..];
+        assert!(
+            same,
+            "core -> UE, message {i}, otherwise the same octets{dump}"
+        );
+    }
+    assert_eq!(
+        ue_acks,
+        [bfcp::floor_request_status_ack(&ue_got[2])],
+        "{dump}"
+    );
+    let stats = lab.subtract(added.context);
+    eprintln!(
+        "e2e BFCP case 7 (UDP<->TCP interworking): {} requests up, {} answers down, Granted as Transaction ID {granted_id:#x} on UDP, the UE's ack absorbed",
+        up.len(),
+        down.len()
+    );
+    assert_eq!(stat(&stats, &added.core, "nt/os"), octets(&up), "{stats:?}");
     assert_eq!(
         stat(&stats, &added.access, "nt/os"),
         octets(&down),
@@ -773,6 +887,7 @@ fn all_cases(backend: &Backend) -> String {
     let bad = udp_counts[1] + bad_stream;
     let dtls = dtls_to_udp(&mut lab);
     tls_to_udp(&mut lab);
+    udp_to_tcp(&mut lab);
     lab.stop();
     let log = lab.log();
     assert_eq!(
