@@ -384,6 +384,7 @@ impl<P: Port> Worker<P> {
                     stats: LegStats::default(),
                     deadline: w.now,
                     up: l.transport == Transport::Udp,
+                    draining: false,
                 });
             }
             let parser =
@@ -407,6 +408,7 @@ impl<P: Port> Worker<P> {
                 stats: LegStats::default(),
                 deadline: Instant::FAR_FUTURE,
                 up: false,
+                draining: false,
             })
         };
         let (Some(a), Some(b)) = (mk(0, self), mk(1, self)) else {

@@ -160,6 +160,8 @@ pub(crate) struct Leg {
     pub(crate) deadline: Instant,
     /// Ready to carry application data (transport up and, if secured, authenticated).
     pub(crate) up: bool,
+    /// A DTLS leg being drained (see [`Worker::drain_dtls`]).
+    pub(crate) draining: bool,
 }
 
 pub(crate) struct Context {
@@ -488,6 +490,7 @@ impl<P: Port> Worker<P> {
                 stats: LegStats::default(),
                 deadline: self.now,
                 up: l.transport == Transport::Udp,
+                draining: false,
             });
         }
         let (Some(b), Some(a)) = (legs.pop(), legs.pop()) else {
@@ -541,6 +544,8 @@ impl<P: Port> Worker<P> {
         }
         ctx.closing = true;
         for l in ctx.legs.iter_mut() {
+            // The context goes now, even from inside a leg's drain: close_notify must leave.
+            l.draining = false;
             if let LegKind::Dtls(s) = &mut l.kind {
                 if !s.is_done() {
                     let _ = s.close();
@@ -833,7 +838,26 @@ impl<P: Port> Worker<P> {
     }
 
     /// Drains a DTLS leg: datagrams to send, plaintext to relay, events to report.
+    ///
+    /// Not re-entered for the same leg: when handling its plaintext makes the worker send on
+    /// that same leg (a BFCP acknowledgement or cached answer, see `stream.rs`), the drain
+    /// already running picks the new records up in its next turn. A nested drain would take
+    /// the session's next plaintext while the scratch buffer is out, and lose it.
     pub(crate) fn drain_dtls(&mut self, slot: usize, side: Side) {
+        let Some(leg) = self.slots[slot].as_mut().map(|c| &mut c.legs[side.index()]) else {
+            return;
+        };
+        if leg.draining {
+            return;
+        }
+        leg.draining = true;
+        self.drain_dtls_once(slot, side);
+        if let Some(ctx) = self.slots[slot].as_mut() {
+            ctx.legs[side.index()].draining = false;
+        }
+    }
+
+    fn drain_dtls_once(&mut self, slot: usize, side: Side) {
         loop {
             let Some(mut b) = self.port.alloc() else {
                 self.stats.tx_failed += 1;

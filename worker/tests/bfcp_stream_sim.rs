@@ -435,6 +435,10 @@ fn bfcp_tls_to_dtls_interworking() {
     let mut down = vec![answer(&bfcp(2, 4, 1, 0))];
     down.extend(fragments(&answer(&big_down), 128));
     down.push(answer(&bfcp(2, 4, 4, 0)));
+    // A server-initiated FloorRequestStatus (R clear, non-zero ID), and its retransmission:
+    // the gateway acknowledges each copy over DTLS and relays it once, with ID 0 (RFC 8855 §8).
+    down.push(bfcp(2, 4, 0x4001, 0));
+    down.push(bfcp(2, 4, 0x4001, 0));
     let o = run(Core::Dtls, &up_msgs.concat(), &down, 24);
     assert!(
         o.events
@@ -443,16 +447,22 @@ fn bfcp_tls_to_dtls_interworking() {
         "{:?}",
         o.events
     );
-    let want: Vec<Vec<u8>> = up_msgs.iter().map(|m| with_version(m, 2)).collect();
+    let mut want: Vec<Vec<u8>> = up_msgs.iter().map(|m| with_version(m, 2)).collect();
+    let mut frs_ack = vec![0x50, 14, 0, 0];
+    frs_ack.extend_from_slice(&9u32.to_be_bytes());
+    frs_ack.extend_from_slice(&0x4001u16.to_be_bytes());
+    frs_ack.extend_from_slice(&7u16.to_be_bytes());
+    want.extend([frs_ack.clone(), frs_ack]);
     assert_eq!(reassemble(&o.core_datagrams), want);
     assert!(
-        o.core_datagrams.len() > 3,
+        o.core_datagrams.len() > 5,
         "the large message was fragmented"
     );
     let want_ue = [
         with_version(&bfcp(2, 4, 1, 0), 1),
         with_version(&big_down, 1),
         with_version(&bfcp(2, 4, 4, 0), 1),
+        with_version(&bfcp(2, 4, 0, 0), 1),
     ]
     .concat();
     assert!(
@@ -464,8 +474,10 @@ fn bfcp_tls_to_dtls_interworking() {
     let stats = released(&o);
     assert_eq!(
         (stats[0].messages_received, stats[1].messages_received),
-        (3, 3)
+        (3, 5)
     );
+    let t = o.stats.bfcp_transactions;
+    assert_eq!((t.acks_sent, t.duplicates_absorbed), (2, 1));
 }
 
 #[test]
