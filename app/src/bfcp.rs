@@ -2405,6 +2405,63 @@ mod transaction_tests {
         assert_eq!(header(&m), (false, Primitive::HelloAck, 9));
     }
 
+    // ---- any input ----
+
+    proptest::proptest! {
+        /// Any sequence of messages both ways and timer turns: no panic, acknowledgements
+        /// never reach the reliable side, R is clear there, gateway-chosen IDs are non-zero,
+        /// the tables stay bounded (the fuzz target `bfcp_transactions` checks the same).
+        #[test]
+        fn prop_any_sequence_keeps_the_rules(
+            ops in proptest::collection::vec(
+                (0u8..3, 0u8..20, 0u16..6, proptest::bool::ANY, 0u8..24, 0u64..1200),
+                0..200,
+            )
+        ) {
+            let cfg = TransactionConfig {
+                requests: 3,
+                answers: 3,
+                max_stored: 64,
+                ..TransactionConfig::default()
+            };
+            let mut x = Transactions::new(cfg, 0xfffe);
+            let mut st = TransactionStats::default();
+            let (mut now, mut reply, mut out) = (t(0), [0u8; 128], [0u8; 128]);
+            for (kind, prim, tid, r, units, dt) in ops {
+                now = now + Duration::from_millis(dt);
+                let mut m = vec![0u8; HEADER_LEN + 4 * usize::from(units)];
+                m[0] = if kind == 0 { 0x20 } else { 0x40 } | if r { 0x10 } else { 0 };
+                m[1] = prim;
+                m[3] = units;
+                m[8..10].copy_from_slice(&tid.to_be_bytes());
+                match kind {
+                    0 => {
+                        if x.to_unreliable(now, &mut m, &mut st) == ToUnreliable::Send {
+                            let p = Packet::new_checked(&m[..]).unwrap();
+                            proptest::prop_assert!(!is_ack(p.primitive()));
+                            if tid == 0 && expects_answer(p.primitive()) {
+                                proptest::prop_assert_ne!(p.transaction_id(), 0);
+                            }
+                        }
+                    }
+                    1 => {
+                        let v = x.from_unreliable(now, &mut m, &mut reply, &mut st);
+                        if v.relay {
+                            let p = Packet::new_checked(&m[..]).unwrap();
+                            proptest::prop_assert!(!p.responder() && !is_ack(p.primitive()));
+                        }
+                        if v.reply > 0 {
+                            let a = Packet::new_checked(&reply[..v.reply]).unwrap();
+                            proptest::prop_assert!(a.responder());
+                        }
+                    }
+                    _ => while x.poll_retransmit(now, &mut out, &mut st).is_some() {},
+                }
+                proptest::prop_assert!(x.waiting() <= cfg.requests);
+            }
+        }
+    }
+
     // ---- bounds ----
 
     #[test]
