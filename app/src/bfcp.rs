@@ -2428,7 +2428,7 @@ mod transaction_tests {
             let mut st = TransactionStats::default();
             let (mut now, mut reply, mut out) = (t(0), [0u8; 128], [0u8; 128]);
             for (kind, prim, tid, r, units, dt) in ops {
-                now = now + Duration::from_millis(dt);
+                now += Duration::from_millis(dt);
                 let mut m = vec![0u8; HEADER_LEN + 4 * usize::from(units)];
                 m[0] = if kind == 0 { 0x20 } else { 0x40 } | if r { 0x10 } else { 0 };
                 m[1] = prim;

@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             [a, b, c, d, e, f] => [a, b, c, d, e, f],
             _ => break,
         };
-        now = now + Duration::from_millis(u64::from(dt) * 16);
+        now += Duration::from_millis(u64::from(dt) * 16);
         // A whole message: header, then `units` zero units (some too large to keep).
         let units = units % 24;
         let mut m = vec![0u8; 12 + 4 * usize::from(units)];
