@@ -29,8 +29,9 @@
 //!    (FloorRequestStatusAck, once) and reaches the UE with Transaction ID 0, R cleared.
 //! 7. Interworking the other way, UDP (UE) ↔ TCP (core): responses reach the UDP client with R
 //!    set; the TCP server's Granted (Transaction ID 0) reaches it with a non-zero ID the gateway
-//!    chose; the client's FloorRequestStatusAck is absorbed (the TCP server never sees it) and
-//!    ends the gateway's retransmissions (the UE gets each message once).
+//!    chose; the UE loses that first copy, and the gateway retransmits it (RFC 8855 §8.3.1,
+//!    T1 = 500 ms); the client's FloorRequestStatusAck of the second copy is absorbed (the TCP
+//!    server never sees it) and ends the retransmissions (no third copy).
 //!
 //! tshark 4.0's `bfcp` dissector decodes only Ver 1 headers (first octet 0x20 or 0x30), so the
 //! RFC 8855 Ver 2 datagrams of case 2 show as undissected data; the Ver 1 part of case 2 is what
@@ -462,9 +463,12 @@ fn udp_to_tcp(lab: &mut Lab) {
         ("", "tcp/ef,tcp/pc"),
     );
     let added = bfcp::add(lab, &body).added;
-    let mut ue = bfcp::client_udp(lab, ue_port, added.access_local);
+    let mut ue = bfcp::client_udp_lossy(lab, ue_port, added.access_local);
     exchange(lab, &mut ue, &server, &bfcp::hello(2, 1), 1);
+    // The Granted's first copy is lost at the UE: the third answer is the retransmission.
+    let asked = Instant::now();
     exchange(lab, &mut ue, &server, &bfcp::floor_request(2, 2), 3);
+    let retransmitted_after = asked.elapsed();
     exchange(lab, &mut ue, &server, &bfcp::floor_release(2, 3, 1), 4);
     exchange(lab, &mut ue, &server, &bfcp::goodbye(2, 4), 5);
     // Past T1 twice over (RFC 8855 §8.3.1: 500 ms, then 1 s): an unacknowledged Granted would
@@ -523,16 +527,26 @@ fn udp_to_tcp(lab: &mut Lab) {
         [bfcp::floor_request_status_ack(&ue_got[2])],
         "{dump}"
     );
+    assert_eq!(
+        bfcp::logged(&ue, "lost"),
+        [ue_got[2].clone()],
+        "the first copy, the same message{dump}"
+    );
+    assert!(
+        retransmitted_after >= Duration::from_millis(450),
+        "retransmitted after T1 = 500 ms, not before: {retransmitted_after:?}{dump}"
+    );
     let stats = lab.subtract(added.context);
     eprintln!(
-        "e2e BFCP case 7 (UDP<->TCP interworking): {} requests up, {} answers down, Granted as Transaction ID {granted_id:#x} on UDP, the UE's ack absorbed",
+        "e2e BFCP case 7 (UDP<->TCP interworking): {} requests up, {} answers down, Granted as Transaction ID {granted_id:#x} on UDP, lost once and retransmitted ({retransmitted_after:?} after the FloorRequest), the UE's ack absorbed",
         up.len(),
         down.len()
     );
     assert_eq!(stat(&stats, &added.core, "nt/os"), octets(&up), "{stats:?}");
+    // The answers, and the Granted's retransmission.
     assert_eq!(
         stat(&stats, &added.access, "nt/os"),
-        octets(&down),
+        octets(&down) + ue_got[2].len() as u64,
         "{stats:?}"
     );
 }

@@ -332,6 +332,22 @@ pub fn client_udp(lab: &Lab, port: u16, gw: SocketAddr) -> Proc {
     )
 }
 
+/// As [`client_udp`], but the UE loses the first copy of each server-initiated message (logs it
+/// as `lost`, does not acknowledge it), so the other end must retransmit (RFC 8855 §8.3.1).
+pub fn client_udp_lossy(lab: &Lab, port: u16, gw: SocketAddr) -> Proc {
+    peer(
+        lab,
+        "BFCP client UDP (lossy)",
+        &[
+            "client-udp-lossy".into(),
+            UE.into(),
+            port.to_string(),
+            gw.ip().to_string(),
+            gw.port().to_string(),
+        ],
+    )
+}
+
 /// Has the client send `m` (one TLS write or one datagram).
 pub fn send(client: &mut Proc, m: &[u8]) {
     client.write(format!("{}\n", hex(m)).as_bytes());

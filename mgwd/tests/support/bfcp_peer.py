@@ -7,6 +7,10 @@
 #                                          (hex, colons allowed: RFC 8122), self-signed is fine;
 #                                          prints `local <ip:port>` once connected
 #   client-udp <bind ip> <bind port> <ip> <port>   BFCP client over kernel UDP (Ver 2)
+#   client-udp-lossy <bind ip> <bind port> <ip> <port>   the same, but it loses (prints
+#                                          `lost <hex>`, does not acknowledge) the first copy of
+#                                          each server-initiated message, so that the server
+#                                          must retransmit it (RFC 8855 section 8.3.1)
 #
 # Clients send each stdin line (hex) as given: one message per line, malformed ones included,
 # as one TLS write or one datagram. Over UDP they acknowledge server-initiated FloorRequestStatus
@@ -208,9 +212,9 @@ def run_server_udp(ip, port):
             say("sent", a)
 
 
-def run_client(sock, send, recv_msgs, tls):
+def run_client(sock, send, recv_msgs, tls, lossy=False):
     """stdin lines out; received messages printed (and acknowledged over UDP)."""
-    inbuf = b""
+    inbuf, seen = b"", set()
     while time.time() < DEADLINE:
         ready = [sock] if tls and sock.pending() else \
             select.select([0, sock], [], [], 0.5)[0]
@@ -227,8 +231,12 @@ def run_client(sock, send, recv_msgs, tls):
                 say("eof")
                 return
             for m in msgs:
-                say("recv", m)
                 ack = None if tls else client_ack(m)
+                if lossy and ack and m not in seen:
+                    seen.add(m)
+                    say("lost", m)
+                    continue
+                say("recv", m)
                 if ack:
                     send(ack)
                     say("sent", ack)
@@ -273,7 +281,7 @@ def run_client_tls(ip, port, crt, key, fp):
     run_client(sock, send, recv_msgs, True)
 
 
-def run_client_udp(bind_ip, bind_port, ip, port):
+def run_client_udp(bind_ip, bind_port, ip, port, lossy=False):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((bind_ip, bind_port))
     s.connect((ip, port))
@@ -285,7 +293,7 @@ def run_client_udp(bind_ip, bind_port, ip, port):
         except ConnectionRefusedError:
             return []
 
-    run_client(s, s.send, recv_msgs, False)
+    run_client(s, s.send, recv_msgs, False, lossy)
 
 
 role = sys.argv[1]
@@ -297,5 +305,7 @@ elif role == "client-tls":
     run_client_tls(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
 elif role == "client-udp":
     run_client_udp(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+elif role == "client-udp-lossy":
+    run_client_udp(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), True)
 else:
     sys.exit("unknown role " + role)
