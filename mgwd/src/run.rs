@@ -671,6 +671,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
                     redirected_in = s.redirected_in,
                     redirect_dropped = s.redirect_dropped,
                     neighbors_shared = s.neighbors_shared,
+                    arp_held = s.arp_held,
+                    arp_expired = s.arp_expired,
                     "worker stopped"
                 );
                 ws.push(s);
