@@ -1,8 +1,7 @@
 //! Proves the fast path allocates nothing: after set-up, parsing MSRP (with rewriting), framing
 //! and reassembling BFCP, and accounting UDPTL make zero heap allocations.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use dataplane::testkit::CountingAllocator;
 
 use core::time::Duration;
 use dataplane::time::Instant;
@@ -13,44 +12,12 @@ use mgw_app::bfcp::{
 use mgw_app::msrp::{LegSide, MsrpConfig, MsrpEvent, MsrpLegPaths, MsrpParser, MsrpRewriter};
 use mgw_app::udptl::{ErrorRecovery, IfpList, UdptlConfig, UdptlFlow, UdptlRepr};
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call unchanged to the system allocator; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Counts allocations per thread while switched on (see `dataplane::testkit`).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
-fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
-    let r = f();
-    COUNTING.store(false, Ordering::Relaxed);
-    (r, ALLOCS.load(Ordering::Relaxed))
+fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    CountingAllocator::count(f)
 }
 
 #[test]

@@ -51,3 +51,74 @@ pub fn require(test: &str, tools: &[&str], root: bool) -> bool {
     eprintln!("{why}");
     false
 }
+
+/// A global allocator for zero-allocation tests: it forwards everything to the system
+/// allocator and counts the allocations and reallocations a thread makes while that thread
+/// has counting switched on. Install it in a test binary with
+/// `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;`, then wrap the
+/// code under test in [`CountingAllocator::count`] (or switch counting on and off around it).
+/// Per thread, so peers or other tests running on other threads are never counted.
+pub struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static COUNT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+impl CountingAllocator {
+    /// Switches counting on or off for the calling thread.
+    pub fn set_counting(on: bool) {
+        COUNTING.with(|c| c.set(on));
+    }
+
+    /// Allocations counted on the calling thread so far.
+    pub fn allocations() -> u64 {
+        COUNT.with(std::cell::Cell::get)
+    }
+
+    /// Allocations counted on the calling thread so far, and resets the count to zero.
+    pub fn take() -> u64 {
+        COUNT.with(|c| c.replace(0))
+    }
+
+    /// Runs `f` with counting on; its result and the allocations it made on this thread.
+    pub fn count<R>(f: impl FnOnce() -> R) -> (R, u64) {
+        let before = Self::allocations();
+        let was = COUNTING.with(|c| c.replace(true));
+        let r = f();
+        COUNTING.with(|c| c.set(was));
+        (r, Self::allocations() - before)
+    }
+
+    fn note() {
+        // Const-initialised thread locals without destructors: reading them never allocates.
+        if COUNTING.with(std::cell::Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
+// GlobalAlloc contract; counting only touches thread-local cells.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: same contract as our caller's.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: same contract as our caller's.
+        unsafe { std::alloc::System.alloc_zeroed(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        Self::note();
+        // SAFETY: same contract as our caller's.
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}

@@ -4,43 +4,16 @@
 
 mod support;
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use dataplane::testkit::CountingAllocator;
 use dataplane::time::Instant;
 use dataplane::wire::tcp::ChecksumCheck;
 use dataplane::wire::{IpAddress, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr};
 use mgw_tcp::{Config, ConnId, EventKind, SegmentSink, Stack};
-use std::alloc::{GlobalAlloc, Layout, System};
 use support::wire::{ipv4_frame, v4};
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: defers to the system allocator; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// Counts allocations per thread while switched on (see `dataplane::testkit`).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// A preallocated ring of frames.
 struct Pipe {
@@ -152,16 +125,16 @@ fn steady_state_transfer_allocates_nothing() {
         moved[0]
     );
     let before = moved;
-    COUNTING.store(true, Ordering::SeqCst);
+    CountingAllocator::set_counting(true);
     // The counter itself works: one box, one allocation.
     drop(std::hint::black_box(Box::new(1u64)));
-    assert_eq!(ALLOCS.swap(0, Ordering::SeqCst), 1);
+    assert_eq!(CountingAllocator::take(), 1);
     for _ in 0..3_000 {
         now += core::time::Duration::from_micros(50);
         step(now, &mut a, &mut b, &mut ab, &mut ba, &mut cb, &mut moved);
     }
-    COUNTING.store(false, Ordering::SeqCst);
-    let allocs = ALLOCS.load(Ordering::SeqCst);
+    CountingAllocator::set_counting(false);
+    let allocs = CountingAllocator::allocations();
     let bulk = moved[0] - before[0];
     let back = moved[1] - before[1];
     eprintln!("steady state: {bulk} bytes A→B, {back} bytes B→A, {allocs} allocations");

@@ -2,8 +2,7 @@
 //! and sealing records into the caller's buffer makes zero heap allocations (counting global
 //! allocator, this test binary only).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use dataplane::testkit::CountingAllocator;
 
 use dataplane::time::Instant;
 use mgw_tls::{
@@ -11,24 +10,9 @@ use mgw_tls::{
     TlsSession, TlsSettings, TlsVersion,
 };
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
+/// Counts allocations per thread while switched on (see `dataplane::testkit`).
 #[global_allocator]
-static A: Counting = Counting;
+static A: CountingAllocator = CountingAllocator;
 
 /// One side consumes its input; what it sends is appended to `peer_rx`. True if it sent.
 fn step(sess: &mut TlsSession, rx: &mut Vec<u8>, peer_rx: &mut Vec<u8>, tx: &mut [u8]) -> bool {
@@ -96,7 +80,8 @@ fn established_record_path_makes_no_allocation() {
         let _ = c.on_ciphertext(&mut wire[..n], Instant::ZERO, &mut tx, &mut |_| {});
 
         let msg = [0xabu8; 300];
-        let before = ALLOCS.load(Ordering::Relaxed);
+        CountingAllocator::set_counting(true);
+        let before = CountingAllocator::allocations();
         let mut delivered = 0;
         for _ in 0..1000 {
             let n = c.seal(&msg, &mut wire).unwrap();
@@ -113,7 +98,8 @@ fn established_record_path_makes_no_allocation() {
                 })
                 .unwrap();
         }
-        let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+        let allocs = CountingAllocator::allocations() - before;
+        CountingAllocator::set_counting(false);
         assert_eq!(delivered, 2 * 1000 * 300);
         assert_eq!(
             allocs, 0,

@@ -15,6 +15,7 @@ use dataplane::edge::{EdgeConfig, InterfaceAddr};
 use dataplane::host::Host;
 use dataplane::port::mem::{pair_multiqueue, rss_4tuple, MemConfig, MemPort, MemQueue};
 use dataplane::sim::{Clock, LinkModel, Node, Sim, VirtualClock};
+use dataplane::testkit::CountingAllocator;
 use dataplane::time::Instant;
 use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_tcp::EventKind;
@@ -25,55 +26,23 @@ use mgw_tls::{
 };
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Counting;
-thread_local! {
-    /// Count allocations on this thread (on while a worker polls).
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    /// Allocations counted on this thread (tests run in parallel threads: each its own count).
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread while
-// counting is on.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCS.with(|a| a.set(a.get() + 1));
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCS.with(|a| a.set(a.get() + 1));
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
+/// Counts allocations per thread while switched on (see `dataplane::testkit`).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// A worker whose polls are counted by the allocator.
 struct Counted<'a>(&'a mut Worker<MemQueue>);
 
 impl Node for Counted<'_> {
     fn poll(&mut self, now: Instant) {
-        COUNTING.with(|c| c.set(true));
+        CountingAllocator::set_counting(true);
         self.0.poll(now);
-        COUNTING.with(|c| c.set(false));
+        CountingAllocator::set_counting(false);
     }
 
     fn poll_at(&self) -> Option<Instant> {
@@ -83,7 +52,7 @@ impl Node for Counted<'_> {
 
 /// Allocations made inside worker polls on this thread so far.
 fn worker_allocs() -> u64 {
-    ALLOCS.with(Cell::get)
+    CountingAllocator::allocations()
 }
 
 const GW: Ipv4Address = Ipv4Address([10, 6, 0, 1]);

@@ -6,47 +6,19 @@ use dataplane::buf::Pool;
 use dataplane::edge::{EdgeConfig, InterfaceAddr};
 use dataplane::port::mem::{pair, MemConfig};
 use dataplane::sim::{Clock, Node, VirtualClock};
+use dataplane::testkit::CountingAllocator;
 use dataplane::time::Instant;
 use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_tcp::EventKind;
 use mgw_tls::{HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings};
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-thread_local! { static COUNTING: Cell<bool> = const { Cell::new(false) }; }
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread while
-// counting is on.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
+/// Counts allocations per thread while switched on (see `dataplane::testkit`).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 const GW: Ipv4Address = Ipv4Address([10, 8, 0, 1]);
 const UE: Ipv4Address = Ipv4Address([10, 8, 0, 2]);
@@ -126,10 +98,10 @@ fn relay_steady_state_allocates_nothing() {
     let gw_fp = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
     let mut t = Instant::from_millis(1);
     // The counter works: installing a context allocates (its legs' buffers, control rate).
-    COUNTING.with(|c| c.set(true));
+    CountingAllocator::set_counting(true);
     worker.poll(t);
-    COUNTING.with(|c| c.set(false));
-    assert!(ALLOCS.swap(0, Ordering::Relaxed) > 0, "install is counted");
+    CountingAllocator::set_counting(false);
+    assert!(CountingAllocator::take() > 0, "install is counted");
     let ue_conn = peers
         .tcp
         .connect(t, (IpAddress::V4(UE), 50_000), (IpAddress::V4(GW), 2855))
@@ -171,9 +143,9 @@ fn relay_steady_state_allocates_nothing() {
         peers.flush();
         // Count from the moment data has been flowing for a while (warm pools and tables).
         let counting = round >= 3000 && got > 0;
-        COUNTING.with(|c| c.set(counting));
+        CountingAllocator::set_counting(counting);
         worker.poll(t);
-        COUNTING.with(|c| c.set(false));
+        CountingAllocator::set_counting(false);
         counted_polls += u32::from(counting);
         peers.poll(t);
     }
@@ -183,7 +155,7 @@ fn relay_steady_state_allocates_nothing() {
     );
     assert!(counted_polls > 2000);
     assert_eq!(
-        ALLOCS.load(Ordering::Relaxed),
+        CountingAllocator::allocations(),
         0,
         "allocations inside Worker::poll in steady state"
     );
