@@ -2,7 +2,7 @@
 //!
 //! Parsing is strict: an unknown key, a wrong type or a value out of range fails at start with
 //! the file, the line and the field named. Keys that this build accepts but does not act on yet
-//! (DPDK, metrics) are listed by [`Config::not_yet_applied`] so the daemon can log them.
+//! are listed by [`Config::not_yet_applied`] so the daemon can log them.
 
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
@@ -485,9 +485,6 @@ impl Config {
         }
         if self.dataplane.burst.is_some() {
             v.push("dataplane.burst (the burst is 32, fixed at build)");
-        }
-        if self.metrics.is_some() {
-            v.push("metrics.listen (no Prometheus endpoint yet)");
         }
         if self.realms.iter().any(|r| r.ipv6.is_some()) {
             v.push("realm.ipv6 (the edge resolves no IPv6 next hops yet)");

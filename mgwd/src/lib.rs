@@ -5,5 +5,6 @@
 pub mod config;
 pub mod gateway;
 pub mod lab;
+pub mod metrics;
 pub mod poll;
 pub mod run;

@@ -11,6 +11,7 @@
 
 use crate::config::{parse_prefix, Config};
 use crate::gateway::{Awareness, Gateway};
+use crate::metrics::{render, Metrics, Published, PUBLISH_EVERY};
 use crate::poll::PollPolicy;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
@@ -129,6 +130,8 @@ struct Launch {
 struct Running {
     ctl: ControlEnd,
     thread: std::thread::JoinHandle<Result<WorkerStats, String>>,
+    /// The worker's counters, refreshed by the worker every `PUBLISH_EVERY` polls.
+    published: Arc<Published>,
 }
 
 impl Launch {
@@ -157,18 +160,25 @@ impl Launch {
         P::Buffer: Send,
     {
         let (ctl, ring) = channel(4096, 16_384);
+        let published = Arc::new(Published::default());
+        let p = Arc::clone(&published);
         let thread = match self.pcap_path(index) {
             Some(path) => {
                 let file = std::fs::File::create(&path)
                     .with_context(|| format!("dataplane.pcap: {path}"))?;
                 let port = PcapPort::new(port, std::io::BufWriter::new(file), Clock::Monotonic)?;
-                self.thread(index, port, cfg, ring, steering, core)?
+                self.thread(index, port, cfg, ring, steering, core, p)?
             }
-            None => self.thread(index, port, cfg, ring, steering, core)?,
+            None => self.thread(index, port, cfg, ring, steering, core, p)?,
         };
-        Ok(Running { ctl, thread })
+        Ok(Running {
+            ctl,
+            thread,
+            published,
+        })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn thread<P>(
         &self,
         index: usize,
@@ -177,6 +187,7 @@ impl Launch {
         ring: WorkerEnd,
         steering: Option<Arc<Steering<P::Buffer>>>,
         core: Option<usize>,
+        published: Arc<Published>,
     ) -> Result<std::thread::JoinHandle<Result<WorkerStats, String>>>
     where
         P: Port + Send + 'static,
@@ -198,11 +209,16 @@ impl Launch {
                 }
                 let _registration = init()?;
                 let mut w = worker;
-                let mut idle = 0u32;
+                let (mut idle, mut polls) = (0u32, 0u32);
                 while !stop.load(Ordering::Relaxed) {
                     let busy = w.run_once(monotonic_now());
                     policy.after_poll(&mut idle, busy);
+                    polls = polls.wrapping_add(1);
+                    if polls % PUBLISH_EVERY == 0 {
+                        published.publish(&w.stats());
+                    }
                 }
+                published.publish(&w.stats());
                 Ok(w.stats())
             })?)
     }
@@ -567,8 +583,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
         steering = if running.len() > 1 { "redirect" } else { "none" },
         "data plane up"
     );
+    let published: Vec<Arc<Published>> = running.iter().map(|r| Arc::clone(&r.published)).collect();
     let (ctl_ends, threads): (Vec<ControlEnd>, Vec<_>) =
         running.into_iter().map(|r| (r.ctl, r.thread)).unzip();
+    let mut metrics = match cfg.metrics.as_ref().map(|m| m.listen.as_str()) {
+        None | Some("") => None,
+        Some(l) => {
+            let addr: std::net::SocketAddr = l
+                .parse()
+                .map_err(|_| anyhow!("metrics.listen: `{l}` is not ip:port"))?;
+            let m = Metrics::bind(addr).with_context(|| format!("metrics.listen {addr}"))?;
+            info!(listen = %addr, "metrics endpoint up (GET /metrics)");
+            Some(m)
+        }
+    };
 
     // Control.
     let transport = if cfg.control.transport == "tcp" {
@@ -624,6 +652,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&term))?;
     let mut deadline: Option<StdInstant> = None;
     loop {
+        if let Some(m) = metrics.as_mut() {
+            let gs = gateway.stats();
+            m.poll(|| {
+                let mut out = String::new();
+                render(&published, &gs, &mut out);
+                #[cfg(feature = "dpdk")]
+                for port in &devices {
+                    if let Ok(x) = port.xstats() {
+                        crate::metrics::render_xstats(port.port_id(), &x, &mut out);
+                    }
+                }
+                out
+            });
+        }
         let events = match gateway.poll(Duration::from_millis(5)) {
             Ok(e) => e,
             // A signal (SIGTERM, SIGINT) interrupted the wait: the flag is checked below.

@@ -531,6 +531,40 @@ fn mgwd_with_one_port_per_realm_relays_real_peers() {
     all_cases(&Backend::AfPacketPerRealm);
 }
 
+/// Case 6: the Prometheus endpoint shows the workers' and the control glue's counters (and,
+/// on DPDK, the ports' xstats). Workers publish every 1,024 polls, so give them a moment.
+fn metrics_scrape(lab: &Lab, backend: &Backend) {
+    let value = |body: &str, prefix: &str| -> u64 {
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let mut body = String::new();
+    let ok = wait_until(Duration::from_secs(5), || {
+        body = lab.scrape();
+        value(&body, "mgwd_worker_relayed_total") > 0
+    });
+    assert!(ok, "workers' counters published:\n{body}");
+    assert!(value(&body, "mgwd_worker_installs_total") >= 6, "{body}");
+    assert!(value(&body, "mgwd_gateway_installed_total") >= 6, "{body}");
+    assert!(value(&body, "mgwd_gateway_secure_up_total") >= 2, "{body}");
+    if matches!(backend, Backend::Dpdk { .. } | Backend::DpdkPerRealm { .. }) {
+        assert!(
+            value(
+                &body,
+                "mgwd_port_xstat{port=\"0\",name=\"rx_good_packets\"}"
+            ) > 0,
+            "the DPDK port's xstats:\n{body}"
+        );
+    }
+    eprintln!(
+        "e2e case 6 (metrics): {} lines, relayed {}",
+        body.lines().count(),
+        value(&body, "mgwd_worker_relayed_total")
+    );
+}
+
 /// Every case in order on one `mgwd run`; returns mgwd's log.
 fn all_cases(backend: &Backend) -> String {
     let started = Instant::now();
@@ -541,6 +575,7 @@ fn all_cases(backend: &Backend) -> String {
     core_reset(&mut lab);
     subtract_mid_session(&mut lab);
     let dtls = t38_relay(&mut lab);
+    metrics_scrape(&lab, backend);
     lab.stop();
     tshark_checks(&lab.pcap(), core_port, access, Some(dtls));
     eprintln!("e2e ({backend:?}): done in {:?}", started.elapsed());

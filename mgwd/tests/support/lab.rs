@@ -102,6 +102,8 @@ impl Backend {
 
 /// The whole lab; fields drop in order: mgwd first, the network, then the files.
 pub struct Lab {
+    /// mgwd's metrics endpoint (`[metrics] listen`).
+    pub metrics: SocketAddr,
     pub mgwd: Proc,
     pub mgc: Mgc,
     pub net: Net,
@@ -112,6 +114,13 @@ pub struct Lab {
     pub ue_fp: String,
     /// The fingerprint of a certificate the UE does not have (case 2).
     pub other_fp: String,
+}
+
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 pub fn free_udp_port() -> u16 {
@@ -145,6 +154,7 @@ impl Lab {
         std::fs::write(&script, CORE_PEER_PY).expect("write core_peer.py");
         let mut mgc = Mgc::bind();
         let ctl = free_udp_port();
+        let metrics_port = free_tcp_port();
         let config = format!(
             r#"[general]
 name = "mgwd-e2e"
@@ -160,6 +170,9 @@ retransmit_initial = 200
 [tls]
 handshake_timeout = 3000
 
+[metrics]
+listen = "127.0.0.1:{metrics}"
+
 [dataplane]
 {dataplane}pcap = "{pcap}"
 
@@ -174,6 +187,7 @@ name = "core"
 ipv4 = "10.79.1.1/{len}"
 "#,
             mgc = mgc.addr(),
+            metrics = metrics_port,
             pcap = dir.join("mgwd.pcap").display(),
             dataplane = backend.dataplane(),
             device0 = backend.device(&ifs, 0),
@@ -190,6 +204,7 @@ ipv4 = "10.79.1.1/{len}"
             panic!("{e}\nmgwd stderr:\n{}", mgwd.stderr());
         }
         Lab {
+            metrics: SocketAddr::from(([127, 0, 0, 1], metrics_port)),
             mgwd,
             mgc,
             net,
@@ -216,6 +231,23 @@ ipv4 = "10.79.1.1/{len}"
             run(&args).expect("mergecap");
         }
         path
+    }
+
+    /// `GET /metrics` from mgwd's endpoint (Prometheus text), body only.
+    pub fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&self.metrics, Duration::from_secs(2))
+            .expect("connect to the metrics endpoint");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: mgwd\r\n\r\n")
+            .expect("send the request");
+        let mut r = String::new();
+        s.read_to_string(&mut r).expect("read the answer");
+        assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
+        r.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
     }
 
     /// mgwd's output so far (its log on stdout, then stderr).

@@ -1,0 +1,242 @@
+//! `[metrics] listen`: a Prometheus text-format endpoint served by the control thread.
+//!
+//! Workers publish a snapshot of their counters into per-worker atomics every
+//! [`PUBLISH_EVERY`] polls (relaxed stores of plain integers: no lock, no allocation on the
+//! worker); the control thread polls a non-blocking listener between H.248 turns and answers
+//! `GET /metrics` with the workers' counters, the control glue's and, with DPDK, each port's
+//! extended statistics. Management traffic only: a handful of connections at a time, each
+//! given 2 s to send its request.
+
+use crate::gateway::GatewayStats;
+use mgw_worker::WorkerStats;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A worker publishes its counters once per this many polls.
+pub const PUBLISH_EVERY: u32 = 1024;
+
+/// The worker counters exported, in a fixed order.
+const WORKER_FIELDS: [&str; 19] = [
+    "busy_polls",
+    "relayed",
+    "no_flow",
+    "wrong_source",
+    "no_peer",
+    "app_errors",
+    "bad_l4",
+    "tx_failed",
+    "installs",
+    "releases",
+    "updates_refused",
+    "updates_live",
+    "stream_full",
+    "redirected_out",
+    "redirected_in",
+    "redirect_dropped",
+    "neighbors_shared",
+    "arp_held",
+    "arp_expired",
+];
+
+fn worker_values(s: &WorkerStats) -> [u64; 19] {
+    [
+        s.busy_polls,
+        s.relayed,
+        s.no_flow,
+        s.wrong_source,
+        s.no_peer,
+        s.app_errors,
+        s.bad_l4,
+        s.tx_failed,
+        s.installs,
+        s.releases,
+        s.updates_refused,
+        s.updates_live,
+        s.stream_full,
+        s.redirected_out,
+        s.redirected_in,
+        s.redirect_dropped,
+        s.neighbors_shared,
+        s.arp_held,
+        s.arp_expired,
+    ]
+}
+
+/// One worker's published counters.
+#[derive(Debug, Default)]
+pub struct Published {
+    values: [AtomicU64; 19],
+}
+
+impl Published {
+    /// Stores a snapshot (the worker's thread).
+    pub fn publish(&self, s: &WorkerStats) {
+        for (slot, v) in self.values.iter().zip(worker_values(s)) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The endpoint.
+pub struct Metrics {
+    listener: TcpListener,
+    pending: Vec<(TcpStream, Vec<u8>, Instant)>,
+    /// Scrapes answered.
+    pub served: u64,
+}
+
+/// Connections waiting for their request at once; more are refused (closed).
+const MAX_PENDING: usize = 8;
+
+impl Metrics {
+    /// Listens on `addr`.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub fn bind(addr: SocketAddr) -> io::Result<Metrics> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        Ok(Metrics {
+            listener,
+            pending: Vec::new(),
+            served: 0,
+        })
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// As `TcpListener::local_addr`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts and answers what is ready, never blocking. `body` renders the exposition.
+    pub fn poll(&mut self, body: impl Fn() -> String) {
+        while let Ok((s, _)) = self.listener.accept() {
+            if self.pending.len() >= MAX_PENDING || s.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.pending.push((s, Vec::new(), Instant::now()));
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            let (s, buf, since) = &mut self.pending[i];
+            let mut chunk = [0u8; 1024];
+            let done = match s.read(&mut chunk) {
+                Ok(0) => true,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > 8192
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    since.elapsed() > Duration::from_secs(2)
+                }
+                Err(_) => true,
+            };
+            if !done {
+                i += 1;
+                continue;
+            }
+            let (mut s, buf, _) = self.pending.swap_remove(i);
+            let ok = buf.starts_with(b"GET /metrics ") || buf.starts_with(b"GET / ");
+            let (status, text) = if ok {
+                self.served += 1;
+                ("200 OK", body())
+            } else {
+                (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".to_string(),
+                )
+            };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    }
+}
+
+/// Renders the workers' and the gateway's counters.
+pub fn render(workers: &[std::sync::Arc<Published>], gw: &GatewayStats, out: &mut String) {
+    for (f, name) in WORKER_FIELDS.iter().enumerate() {
+        let _ = writeln!(out, "# TYPE mgwd_worker_{name}_total counter");
+        for (w, p) in workers.iter().enumerate() {
+            let v = p.values[f].load(Ordering::Relaxed);
+            let _ = writeln!(out, "mgwd_worker_{name}_total{{worker=\"{w}\"}} {v}");
+        }
+    }
+    for (name, v) in [
+        ("installed", gw.installed),
+        ("install_failed", gw.install_failed),
+        ("released", gw.released),
+        ("notifies", gw.notifies),
+        ("updates", gw.updates),
+        ("ring_full", gw.ring_full),
+        ("secure_up", gw.secure_up),
+        ("secure_failed", gw.secure_failed),
+        ("tcp_failed", gw.tcp_failed),
+    ] {
+        let _ = writeln!(out, "# TYPE mgwd_gateway_{name}_total counter");
+        let _ = writeln!(out, "mgwd_gateway_{name}_total {v}");
+    }
+}
+
+/// Renders one DPDK port's extended statistics (`rte_eth_xstats_get`: names and values).
+pub fn render_xstats(port: u16, xstats: &[(String, u64)], out: &mut String) {
+    let _ = writeln!(out, "# TYPE mgwd_port_xstat counter");
+    for (name, v) in xstats {
+        let _ = writeln!(
+            out,
+            "mgwd_port_xstat{{port=\"{port}\",name=\"{name}\"}} {v}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn scrape_over_http() {
+        let mut m = Metrics::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = m.local_addr().unwrap();
+        let p = Arc::new(Published::default());
+        p.publish(&WorkerStats {
+            relayed: 42,
+            ..WorkerStats::default()
+        });
+        let workers = vec![Arc::clone(&p)];
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut r = String::new();
+            s.read_to_string(&mut r).unwrap();
+            r
+        });
+        let start = Instant::now();
+        while m.served == 0 && start.elapsed() < Duration::from_secs(5) {
+            m.poll(|| {
+                let mut out = String::new();
+                render(&workers, &GatewayStats::default(), &mut out);
+                out
+            });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let r = client.join().unwrap();
+        assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
+        assert!(
+            r.contains("mgwd_worker_relayed_total{worker=\"0\"} 42"),
+            "{r}"
+        );
+        assert!(r.contains("mgwd_gateway_installed_total 0"), "{r}");
+    }
+}
