@@ -44,6 +44,19 @@ pub trait PacketBuffer: AsRef<[u8]> + AsMut<[u8]> {
     fn trim(&mut self, n: usize) -> bool;
     /// Empties the buffer and restores the default headroom (as `rte_pktmbuf_reset`).
     fn reset(&mut self);
+    /// True when the NIC verified this received frame's TCP/UDP checksum and found it good
+    /// (`RTE_MBUF_F_RX_L4_CKSUM_GOOD`), so software need not check it again.
+    fn rx_l4_checksum_good(&self) -> bool {
+        false
+    }
+    /// Asks the NIC to compute the TCP or UDP checksum of this Ethernet + IPv4 frame on
+    /// transmit (`l3_len`: the IPv4 header's length); the L4 checksum field must then hold the
+    /// pseudo-header sum. Only call it on a port whose [`crate::port::Port::tx_l4_checksum_offload`]
+    /// is true. Returns false if this buffer type cannot carry the request.
+    fn offload_l4_checksum(&mut self, l3_len: usize, tcp: bool) -> bool {
+        let _ = (l3_len, tcp);
+        false
+    }
 }
 
 /// Where a pool keeps its free buffers and its counters; shared by the pool handle and every buffer.

@@ -420,6 +420,9 @@ fn start_dpdk(
     let pool = Mempool::new(eal, "mgwd_mbufs", d.mbufs, d.mbuf_cache, room, None)
         .map_err(|e| anyhow!("dpdk.mbufs/mbuf_cache: mempool: {e}"))?;
     let queues = u16::try_from(n).map_err(|_| anyhow!("dataplane.workers: too many"))?;
+    // TCP and UDP checksums on transmit: the workers use them when the device enables both.
+    let l4_csum = dataplane::port::dpdk::sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM
+        | dataplane::port::dpdk::sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
     let mut ports = Vec::with_capacity(devices.len());
     for dev in &devices {
         let name = dev.name();
@@ -448,6 +451,7 @@ fn start_dpdk(
             rss_hf = format_args!("{:#x}", f.rss_hf),
             rx_cksum = format_args!("{:#x}", f.rx_cksum),
             tx_cksum = format_args!("{:#x}", f.tx_cksum),
+            tx_l4_checksum_offload = f.tx_cksum & l4_csum == l4_csum,
             mac = %port.mac(),
             "DPDK port started"
         );

@@ -632,3 +632,24 @@ fn mgwd_on_dpdk_with_a_port_per_realm_relays_real_peers() {
     let log = all_cases(&Backend::DpdkPerRealm { workers: 2 });
     assert_eq!(log.matches("DPDK port started").count(), 2, "{log}");
 }
+
+/// DPDK on `net_tap` (the tap's kernel side in the peers' namespace): the driver advertises
+/// TCP/UDP checksum offloads, so mgwd writes pseudo-header sums only and the driver completes
+/// them; the kernel peers accepting every case proves the offload path.
+#[cfg(feature = "dpdk")]
+#[test]
+fn mgwd_on_dpdk_tap_uses_checksum_offloads() {
+    if !dataplane::testkit::require(
+        "mgwd_on_dpdk_tap_uses_checksum_offloads",
+        &["ip", "openssl", "python3", "tshark"],
+        true,
+    ) {
+        return;
+    }
+    let log = all_cases(&Backend::DpdkTap);
+    assert!(
+        log.contains("driver=\"net_tap\"") || log.contains("driver=net_tap"),
+        "{log}"
+    );
+    assert!(log.contains("tx_l4_checksum_offload=true"), "{log}");
+}

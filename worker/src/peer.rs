@@ -110,6 +110,7 @@ impl<P: Port> TcpHost<P> {
             stats: &mut self.stats,
             arp_hold: &mut self.arp_hold,
             hold_until: self.now,
+            offload: false,
         };
         (&mut self.tcp, sink)
     }

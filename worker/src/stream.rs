@@ -216,6 +216,8 @@ pub(crate) struct Sink<'a, P: Port> {
     /// Frames waiting for their next hop's ARP answer, and until when.
     pub(crate) arp_hold: &'a mut Vec<(Instant, P::Buffer)>,
     pub(crate) hold_until: Instant,
+    /// The port computes TCP checksums on transmit.
+    pub(crate) offload: bool,
 }
 
 impl<P: Port> SegmentSink for Sink<'_, P> {
@@ -238,10 +240,16 @@ impl<P: Port> SegmentSink for Sink<'_, P> {
             self.stats.tx_failed += 1;
             return true;
         };
-        if seg
-            .emit(&mut TcpPacket::new_unchecked(room), &src, &dst)
-            .is_err()
-        {
+        let mut pkt = TcpPacket::new_unchecked(room);
+        let emitted = if self.offload {
+            seg.emit_for_offload(&mut pkt, &src, &dst)
+        } else {
+            seg.emit(&mut pkt, &src, &dst)
+        };
+        if self.offload {
+            b.offload_l4_checksum(dataplane::wire::ipv4::HEADER_LEN, true);
+        }
+        if emitted.is_err() {
             self.stats.tx_failed += 1;
             return true;
         }
@@ -274,6 +282,7 @@ impl<P: Port> Worker<P> {
             stats: &mut self.stats,
             arp_hold: &mut self.arp_hold,
             hold_until: self.now + self.cfg.arp_hold_time,
+            offload: self.tx_l4_offload,
         };
         (&mut self.tcp, sink)
     }
@@ -488,7 +497,13 @@ impl<P: Port> Worker<P> {
             self.stats.bad_l4 += 1;
             return;
         };
-        let Ok(repr) = TcpRepr::parse(&pkt, &src, &dst, ChecksumCheck::Verify) else {
+        // The NIC may have checked the checksum already (RX offload).
+        let check = if buf.rx_l4_checksum_good() {
+            ChecksumCheck::Skip
+        } else {
+            ChecksumCheck::Verify
+        };
+        let Ok(repr) = TcpRepr::parse(&pkt, &src, &dst, check) else {
             self.stats.bad_l4 += 1;
             return;
         };

@@ -198,6 +198,8 @@ pub struct Worker<P: Port> {
     pub(crate) stats: WorkerStats,
     /// Frames waiting for their next hop's MAC: (give up at, frame with headers in place).
     pub(crate) arp_hold: Vec<(Instant, P::Buffer)>,
+    /// The port computes TCP/UDP checksums on transmit: only pseudo-header sums are written.
+    pub(crate) tx_l4_offload: bool,
     /// Context affinity with the other workers of this port; `None`: this worker is alone.
     pub(crate) steer: Option<crate::steer::WorkerSteer<P::Buffer>>,
 }
@@ -214,6 +216,7 @@ impl<P: Port> Worker<P> {
     ) -> Result<Worker<P>, mgw_tcp::ConfigError> {
         let n = cfg.max_contexts.max(1);
         let tcp = mgw_tcp::Stack::new(cfg.tcp.clone())?;
+        let tx_l4_offload = port.tx_l4_checksum_offload();
         Ok(Worker {
             port,
             edge: Edge::new(cfg.edge.clone()),
@@ -233,6 +236,7 @@ impl<P: Port> Worker<P> {
             next_timer: Instant::FAR_FUTURE,
             stats: WorkerStats::default(),
             arp_hold: Vec::with_capacity(cfg.arp_hold_frames),
+            tx_l4_offload,
             steer: None,
             cfg,
         })
@@ -672,7 +676,10 @@ impl<P: Port> Worker<P> {
 
     fn on_udp(&mut self, src: IpAddress, dst: IpAddress, mut buf: P::Buffer) {
         let (sport, dport) = match UdpPacket::new_checked(buf.as_ref()) {
-            Ok(p) if UdpRepr::parse(&p, &src, &dst, true).is_ok() => (p.src_port(), p.dst_port()),
+            // The NIC may have checked the checksum already (RX offload).
+            Ok(p) if UdpRepr::parse(&p, &src, &dst, !buf.rx_l4_checksum_good()).is_ok() => {
+                (p.src_port(), p.dst_port())
+            }
             _ => {
                 self.stats.bad_l4 += 1;
                 return;
@@ -812,15 +819,17 @@ impl<P: Port> Worker<P> {
             src_port: local.port(),
             dst_port: remote.port(),
         };
-        if repr
-            .emit_header(
-                &mut UdpPacket::new_unchecked(payload.as_mut()),
-                &IpAddress::V4(s),
-                &IpAddress::V4(d),
-                n,
-            )
-            .is_err()
-        {
+        let mut pkt = UdpPacket::new_unchecked(payload.as_mut());
+        let (sa, da) = (IpAddress::V4(s), IpAddress::V4(d));
+        let emitted = if self.tx_l4_offload {
+            repr.emit_header_for_offload(&mut pkt, &sa, &da, n)
+        } else {
+            repr.emit_header(&mut pkt, &sa, &da, n)
+        };
+        if self.tx_l4_offload {
+            payload.offload_l4_checksum(dataplane::wire::ipv4::HEADER_LEN, false);
+        }
+        if emitted.is_err() {
             self.stats.tx_failed += 1;
             return;
         }

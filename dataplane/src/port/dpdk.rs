@@ -464,6 +464,31 @@ impl PacketBuffer for Mbuf {
         unsafe { sys::mgw_rte_pktmbuf_trim(self.m.as_ptr(), n16) == 0 }
     }
 
+    fn rx_l4_checksum_good(&self) -> bool {
+        self.ol_flags() & sys::RTE_MBUF_F_RX_L4_CKSUM_MASK == sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD
+    }
+
+    fn offload_l4_checksum(&mut self, l3_len: usize, tcp: bool) -> bool {
+        let Ok(l3) = u64::try_from(l3_len) else {
+            return false;
+        };
+        let l4 = if tcp {
+            sys::RTE_MBUF_F_TX_TCP_CKSUM
+        } else {
+            sys::RTE_MBUF_F_TX_UDP_CKSUM
+        };
+        let m = self.m.as_ptr();
+        // SAFETY: `m` is a live mbuf owned by self. Receive-side flags are cleared (the buffer
+        // may be a received frame relayed in place); tx_offload packs l2_len (7 bits) then
+        // l3_len (9 bits), as `rte_mbuf`'s bit-field declares.
+        unsafe {
+            (*m).ol_flags =
+                ((*m).ol_flags & sys::RTE_MBUF_F_EXTERNAL) | sys::RTE_MBUF_F_TX_IPV4 | l4;
+            (*m).__bindgen_anon_3.tx_offload = (ETH_HEADER as u64) | ((l3 & 0x1ff) << 7);
+        }
+        true
+    }
+
     fn reset(&mut self) {
         let m = self.m.as_ptr();
         // rte_pktmbuf_reset() is static inline (no symbol); this is what it does to a
@@ -709,6 +734,8 @@ impl DpdkPort {
         // Single segment: a frame must fit one mbuf after the headroom.
         let max_frame = (usize::from(mtu) + ETH_HEADER)
             .min(usize::from(pool.data_room()).saturating_sub(HEADROOM));
+        let l4 = sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM | sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+        let tx_l4_csum = features.tx_cksum & l4 == l4;
         let queues = (0..queues)
             .map(|q| {
                 Some(DpdkQueue {
@@ -722,6 +749,7 @@ impl DpdkPort {
                     alloc_failures: 0,
                     ptrs: [ptr::null_mut(); SCRATCH],
                     lens: [0; SCRATCH],
+                    tx_l4_csum,
                 })
             })
             .collect();
@@ -840,6 +868,8 @@ pub struct DpdkQueue {
     ptrs: [*mut sys::rte_mbuf; SCRATCH],
     /// Frame lengths of a TX burst, read before the driver may free the mbufs.
     lens: [u32; SCRATCH],
+    /// TCP and UDP TX checksum offloads are enabled on the port.
+    tx_l4_csum: bool,
 }
 
 // SAFETY: the queue is polled by whichever single thread owns it (not Sync); the raw pointers in
@@ -885,6 +915,10 @@ impl DpdkQueue {
 
 impl Port for DpdkQueue {
     type Buffer = Mbuf;
+
+    fn tx_l4_checksum_offload(&self) -> bool {
+        self.tx_l4_csum
+    }
 
     fn rx_burst(&mut self, batch: &mut Batch<Mbuf>) -> usize {
         let mut total = 0;

@@ -143,6 +143,10 @@ impl<P: Port> Port for FaultInjector<P> {
     fn poll_at(&self) -> Option<Instant> {
         self.inner.poll_at()
     }
+
+    fn tx_l4_checksum_offload(&self) -> bool {
+        self.inner.tx_l4_checksum_offload()
+    }
 }
 
 #[cfg(test)]

@@ -161,4 +161,11 @@ pub trait Port {
     fn poll_at(&self) -> Option<Instant> {
         None
     }
+
+    /// True when the device computes TCP and UDP checksums of IPv4 frames on transmit (enabled
+    /// offload): senders then write only the pseudo-header sum and mark the buffer
+    /// ([`crate::buf::PacketBuffer::offload_l4_checksum`]). False: software computes them.
+    fn tx_l4_checksum_offload(&self) -> bool {
+        false
+    }
 }

@@ -179,6 +179,10 @@ impl<P: Port> Port for MultiPort<P> {
     fn poll_at(&self) -> Option<Instant> {
         self.ports.iter().filter_map(Port::poll_at).min()
     }
+
+    fn tx_l4_checksum_offload(&self) -> bool {
+        self.ports.iter().all(Port::tx_l4_checksum_offload)
+    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,10 @@ impl<P: Port, W: Write> Port for PcapPort<P, W> {
     fn poll_at(&self) -> Option<Instant> {
         self.inner.poll_at()
     }
+
+    fn tx_l4_checksum_offload(&self) -> bool {
+        self.inner.tx_l4_checksum_offload()
+    }
 }
 
 #[cfg(test)]

@@ -258,6 +258,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let hl = self.header_len();
         &mut self.buffer.as_mut()[hl..]
     }
+    /// Writes only the pseudo-header sum (not complemented) into the checksum field: what a NIC
+    /// computing the TCP checksum on transmit expects (`RTE_MBUF_F_TX_TCP_CKSUM`).
+    pub fn fill_pseudo_header_checksum(&mut self, src: &IpAddress, dst: &IpAddress) {
+        let len = u32::try_from(self.buffer.as_ref().len()).unwrap_or(u32::MAX);
+        self.set_checksum(checksum::pseudo_header(src, dst, IpProtocol::Tcp, len));
+    }
+
     /// Computes and writes the checksum over the pseudo-header and the whole segment.
     pub fn fill_checksum(&mut self, src: &IpAddress, dst: &IpAddress) {
         self.set_checksum(0);
@@ -538,6 +545,24 @@ impl<'a> TcpRepr<'a> {
         Ok(())
     }
 
+    /// As [`TcpRepr::emit`], for a port that computes TCP checksums on transmit: the checksum
+    /// field gets the pseudo-header sum only, and the NIC completes it.
+    ///
+    /// # Errors
+    /// [`WireError::BufferTooSmall`] if the buffer is too short.
+    pub fn emit_for_offload<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut TcpPacket<T>,
+        src: &IpAddress,
+        dst: &IpAddress,
+    ) -> Result<()> {
+        self.emit_header(packet)?;
+        let hl = self.header_len();
+        packet.buffer.as_mut()[hl..hl + self.payload.len()].copy_from_slice(self.payload);
+        packet.fill_pseudo_header_checksum(src, dst);
+        Ok(())
+    }
+
     /// Writes header and options only (not the payload, not the checksum): for callers that put
     /// the payload in place themselves and then call [`TcpPacket::fill_checksum`].
     ///
@@ -716,5 +741,23 @@ mod tests {
                 let _ = (p.payload(), p.options(), p.flags(), p.window_len());
             }
         }
+    }
+
+    #[test]
+    fn a_nic_completing_the_pseudo_header_sum_gets_the_software_checksum() {
+        let src = IpAddress::V4(crate::wire::Ipv4Address([10, 0, 0, 1]));
+        let dst = IpAddress::V4(crate::wire::Ipv4Address([10, 0, 0, 2]));
+        let payload = b"offloaded checksum, odd length!";
+        let repr = TcpRepr { payload, ..syn() };
+        let mut soft = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut TcpPacket::new_unchecked(&mut soft), &src, &dst)
+            .unwrap();
+        let mut off = vec![0u8; repr.buffer_len()];
+        repr.emit_for_offload(&mut TcpPacket::new_unchecked(&mut off), &src, &dst)
+            .unwrap();
+        // What the NIC does (DPDK's contract): complement of the sum over the segment with the
+        // pseudo-header sum already in the checksum field.
+        let nic = !checksum::sum(&off);
+        assert_eq!(nic.to_be_bytes(), [soft[16], soft[17]]);
     }
 }

@@ -83,6 +83,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         let l = usize::from(self.len());
         &mut self.buffer.as_mut()[HEADER_LEN..l]
     }
+    /// Writes only the pseudo-header sum (not complemented) into the checksum field: what a NIC
+    /// computing the UDP checksum on transmit expects (`RTE_MBUF_F_TX_UDP_CKSUM`).
+    pub fn fill_pseudo_header_checksum(&mut self, src: &IpAddress, dst: &IpAddress) {
+        let l = u32::from(self.len());
+        let ph = checksum::pseudo_header(src, dst, IpProtocol::Udp, l);
+        self.buffer.as_mut()[6..8].copy_from_slice(&ph.to_be_bytes());
+    }
+
     /// Computes and writes the checksum (0 is sent as 0xffff, RFC 768).
     pub fn fill_checksum(&mut self, src: &IpAddress, dst: &IpAddress) {
         let l = usize::from(self.len());
@@ -154,6 +162,23 @@ impl UdpRepr {
         b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
         b[4..6].copy_from_slice(&l.to_be_bytes());
         p.fill_checksum(src, dst);
+        Ok(())
+    }
+
+    /// As [`UdpRepr::emit_header`], for a port that computes UDP checksums on transmit: the
+    /// checksum field gets the pseudo-header sum only, and the NIC completes it.
+    ///
+    /// # Errors
+    /// As [`UdpRepr::emit_header`].
+    pub fn emit_header_for_offload<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        p: &mut UdpPacket<T>,
+        src: &IpAddress,
+        dst: &IpAddress,
+        payload_len: usize,
+    ) -> Result<()> {
+        self.emit_header(p, src, dst, payload_len)?;
+        p.fill_pseudo_header_checksum(src, dst);
         Ok(())
     }
 

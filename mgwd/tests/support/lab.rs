@@ -36,6 +36,11 @@ pub enum Backend {
         /// Worker threads (and queue pairs per device).
         workers: usize,
     },
+    /// DPDK's `net_tap` device, one worker. The tap's kernel side is moved into the peers'
+    /// namespace and carries their addresses. `net_tap` advertises TCP/UDP checksum offloads
+    /// (it completes them in the driver), so mgwd sends pseudo-header sums only and trusts the
+    /// driver's receive verdicts: the kernel peers accepting the traffic proves that path.
+    DpdkTap,
 }
 
 impl Backend {
@@ -46,6 +51,7 @@ impl Backend {
             Backend::AfPacketPerRealm => "r",
             Backend::Dpdk { .. } => "d",
             Backend::DpdkPerRealm { .. } => "e",
+            Backend::DpdkTap => "t",
         }
     }
 
@@ -64,6 +70,7 @@ impl Backend {
             Backend::Dpdk { workers } | Backend::DpdkPerRealm { workers } => {
                 format!("backend = \"dpdk\"\nworkers = {workers}\nsteering = \"redirect\"\n")
             }
+            Backend::DpdkTap => "backend = \"dpdk\"\n".into(),
         }
     }
 
@@ -75,12 +82,23 @@ impl Backend {
             Backend::Dpdk { .. } | Backend::DpdkPerRealm { .. } => {
                 format!("vdev = \"net_af_packet{k}\"")
             }
+            Backend::DpdkTap => "vdev = \"net_tap0\"".into(),
         }
+    }
+
+    /// The tap interface mgwd creates (`DpdkTap`).
+    fn tap_name(&self) -> String {
+        format!("mgtap{}", std::process::id())
     }
 
     /// Extra top-level sections.
     fn sections(&self, ifs: &[String]) -> String {
         match self {
+            Backend::DpdkTap => format!(
+                "[dpdk]\nno_huge = true\nmemory_mb = 256\nmbufs = 16383\nmbuf_cache = 128\neal_extra_args = [\"--no-pci\", \"--no-shconf\", \"--no-telemetry\"]\n\
+                 vdevs = [\"net_tap0,iface={}\"]\n\n",
+                self.tap_name()
+            ),
             Backend::AfPacket | Backend::AfPacketPerRealm => String::new(),
             Backend::Dpdk { workers } | Backend::DpdkPerRealm { workers } => {
                 let vdevs: Vec<String> = ifs
@@ -142,6 +160,10 @@ impl Lab {
                 .expect("lab network (core)");
             let ifs = vec![net.mg_if.clone(), second];
             (net, ifs, 24)
+        } else if *backend == Backend::DpdkTap {
+            // The namespace (its veth stays unused); the tap joins it once mgwd made it.
+            let net = Net::new(backend.tag(), &[]).expect("lab network");
+            (net, vec![backend.tap_name()], 16)
         } else {
             let net = Net::new(backend.tag(), &[&format!("{UE}/16"), &format!("{CORE}/16")])
                 .expect("lab network");
@@ -202,6 +224,42 @@ ipv4 = "10.79.1.1/{len}"
         if let Err(e) = mgc.accept_registration(Duration::from_secs(10)) {
             mgwd.kill();
             panic!("{e}\nmgwd stderr:\n{}", mgwd.stderr());
+        }
+        if *backend == Backend::DpdkTap {
+            // mgwd registers after its port is up, so the tap exists now: hand its kernel side
+            // to the peers' namespace with their addresses.
+            let tap = backend.tap_name();
+            let ns = net.ns.clone();
+            let setup = [
+                vec!["ip", "link", "set", tap.as_str(), "netns", ns.as_str()],
+                vec![
+                    "ip",
+                    "-n",
+                    ns.as_str(),
+                    "addr",
+                    "add",
+                    "10.79.0.2/16",
+                    "dev",
+                    tap.as_str(),
+                ],
+                vec![
+                    "ip",
+                    "-n",
+                    ns.as_str(),
+                    "addr",
+                    "add",
+                    "10.79.1.2/16",
+                    "dev",
+                    tap.as_str(),
+                ],
+                vec!["ip", "-n", ns.as_str(), "link", "set", tap.as_str(), "up"],
+            ];
+            for cmd in setup {
+                if let Err(e) = run(&cmd) {
+                    mgwd.kill();
+                    panic!("{e}\nmgwd output:\n{}", mgwd.stderr());
+                }
+            }
         }
         Lab {
             metrics: SocketAddr::from(([127, 0, 0, 1], metrics_port)),
