@@ -66,6 +66,14 @@ pub struct Awareness {
     pub udptl: bool,
 }
 
+/// The error of a transaction the data plane could not carry out.
+fn refusal() -> ErrorDescriptor {
+    ErrorDescriptor {
+        code: 510,
+        text: Some("insufficient resources in the data plane".into()),
+    }
+}
+
 /// An H.248 reply held until the workers have done what its transaction asked.
 #[derive(Default)]
 struct Held {
@@ -88,6 +96,9 @@ pub struct Gateway {
     held: HashMap<ReplyToken, Held>,
     /// Which held reply waits for which context.
     waiter: HashMap<u32, ReplyToken>,
+    /// The transaction being handled had a change the data plane could not take (no worker
+    /// command was sent for it), so its reply must be an error.
+    refused: bool,
 }
 
 fn transport(t: procedures::Transport) -> Transport {
@@ -129,7 +140,8 @@ fn leg_program(spec: &LegSpec) -> LegProgram {
 
 /// An MSRP leg's URIs for the worker's To-Path/From-Path rewriting: the MGW's own `a=path`
 /// and the peer's (RFC 4975 §8.1). `None` for other applications, and when a value exceeds the
-/// worker's inline bounds (the context then relays paths unchanged; the install still goes).
+/// worker's inline bounds (see [`routes_missing`]: such a context is refused, not relayed with
+/// paths the peers would reject).
 fn msrp_route(spec: &LegSpec) -> Option<MsrpRoute> {
     let procedures::Application::Msrp {
         path, local_path, ..
@@ -138,6 +150,14 @@ fn msrp_route(spec: &LegSpec) -> Option<MsrpRoute> {
         return None;
     };
     MsrpRoute::new(local_path.as_bytes(), path.join(" ").as_bytes())
+}
+
+/// An aware MSRP context that must rewrite paths (not CEMA on both sides) but lacks a route on
+/// a leg (a URI or path beyond the worker's inline bounds, `MSRP_URI_MAX`/`MSRP_PATH_MAX`):
+/// relaying would hand each peer To-Paths it does not own, so the Add is refused (510).
+fn routes_missing(aware: bool, specs: [&LegSpec; 2], legs: &[LegProgram; 2]) -> bool {
+    let msrp = matches!(specs[0].application, procedures::Application::Msrp { .. });
+    msrp && aware && !both_cema(specs[0], specs[1]) && legs.iter().any(|l| l.msrp.is_none())
 }
 
 /// RFC 6714 §4 / TS 29.334: with `a=msrp-cema` from both endpoints they address each other end
@@ -174,6 +194,7 @@ impl Gateway {
             stats: GatewayStats::default(),
             held: HashMap::new(),
             waiter: HashMap::new(),
+            refused: false,
         }
     }
 
@@ -202,19 +223,23 @@ impl Gateway {
                 }
                 ServerEvent::Execute { token, changes } => {
                     let mut waiting = 0;
+                    self.refused = false;
                     for change in changes {
                         if let Some(context) = self.on_leg_change(change) {
                             self.waiter.insert(context, token);
                             waiting += 1;
                         }
                     }
-                    if waiting == 0 {
+                    if waiting == 0 && self.refused {
+                        self.server.complete(token, Err(refusal()));
+                    } else if waiting == 0 {
                         self.server.complete(token, Ok(()));
                     } else {
                         self.held.insert(
                             token,
                             Held {
                                 waiting,
+                                failed: self.refused,
                                 ..Held::default()
                             },
                         );
@@ -270,6 +295,12 @@ impl Gateway {
                     Application::Opaque => false,
                 };
                 let mut legs = [leg_program(&c.legs[0].1), leg_program(&c.legs[1].1)];
+                if routes_missing(aware, [&c.legs[0].1, &c.legs[1].1], &legs) {
+                    self.stats.install_failed += 1;
+                    self.contexts.remove(&context);
+                    self.refused = true;
+                    return None;
+                }
                 if both_cema(&c.legs[0].1, &c.legs[1].1) {
                     legs.iter_mut().for_each(|l| l.msrp = None);
                 }
@@ -281,8 +312,14 @@ impl Gateway {
                     legs,
                 };
                 let w = c.worker;
+                if !self.send(w, FlowOp::Install(prog)) {
+                    // Nothing was programmed, so the MGC must not hear "done".
+                    self.contexts.remove(&context);
+                    self.refused = true;
+                    return None;
+                }
                 self.stats.installed += 1;
-                self.send(w, FlowOp::Install(prog)).then_some(context)
+                Some(context)
             }
             LegChange::Update {
                 context,
@@ -377,11 +414,7 @@ impl Gateway {
             return;
         };
         if h.failed {
-            let e = ErrorDescriptor {
-                code: 510,
-                text: Some("insufficient resources in the data plane".into()),
-            };
-            self.server.complete(token, Err(e));
+            self.server.complete(token, Err(refusal()));
         } else {
             self.server.complete_with_stats(token, &h.stats);
         }
@@ -527,6 +560,32 @@ mod msrp_route_tests {
         );
         assert!(!both_cema(&ue, &core));
         assert!(!both_cema(&legs(true, false).0, &legs(true, false).1));
+    }
+
+    #[test]
+    fn a_path_beyond_the_worker_bounds_refuses_the_context() {
+        let (ue, core) = legs(false, false);
+        let ok = [leg_program(&ue), leg_program(&core)];
+        assert!(!routes_missing(true, [&ue, &core], &ok));
+        // A core path of many relays, longer than MSRP_PATH_MAX.
+        let mut r = Realms::default();
+        r.add("core", "10.0.0.1".parse().unwrap(), 50000, 50010);
+        let hops: Vec<String> = (0..12)
+            .map(|i| format!("msrp://relay{i}.core.example.net:2855/s{i};tcp"))
+            .collect();
+        let long = spec(
+            &format!(
+                "v=0\nc=IN IP4 10.9.0.2\nm=message 2855 TCP/MSRP *\na=setup:passive\na=path:{}",
+                hops.join(" ")
+            ),
+            "core",
+            &mut r,
+        );
+        let legs = [leg_program(&ue), leg_program(&long)];
+        assert!(legs[1].msrp.is_none(), "beyond the inline bound");
+        assert!(routes_missing(true, [&ue, &long], &legs));
+        // Agnostic contexts relay paths as they are: nothing to refuse.
+        assert!(!routes_missing(false, [&ue, &long], &legs));
     }
 
     #[test]
