@@ -538,9 +538,7 @@ impl<'a> TcpRepr<'a> {
         src: &IpAddress,
         dst: &IpAddress,
     ) -> Result<()> {
-        self.emit_header(packet)?;
-        let hl = self.header_len();
-        packet.buffer.as_mut()[hl..hl + self.payload.len()].copy_from_slice(self.payload);
+        self.emit_segment(packet)?;
         packet.fill_checksum(src, dst);
         Ok(())
     }
@@ -556,10 +554,16 @@ impl<'a> TcpRepr<'a> {
         src: &IpAddress,
         dst: &IpAddress,
     ) -> Result<()> {
+        self.emit_segment(packet)?;
+        packet.fill_pseudo_header_checksum(src, dst);
+        Ok(())
+    }
+
+    /// Header, options and payload; the checksum is the caller's.
+    fn emit_segment<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut TcpPacket<T>) -> Result<()> {
         self.emit_header(packet)?;
         let hl = self.header_len();
         packet.buffer.as_mut()[hl..hl + self.payload.len()].copy_from_slice(self.payload);
-        packet.fill_pseudo_header_checksum(src, dst);
         Ok(())
     }
 
