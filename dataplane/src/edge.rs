@@ -512,15 +512,10 @@ impl Edge {
     }
 
     /// The next hop for a packet from `src` to `dst`: on-link if a connected subnet covers
-    /// `dst`, else the gateway of `src`'s subnet in `source_gateways`, else as
-    /// [`Edge::next_hop`].
+    /// `dst`, else the gateway of `src`'s subnet in `source_gateways`, else the gateway of the
+    /// longest matching static route (as [`Edge::next_hop`]).
     pub fn next_hop_from(&self, src: Ipv4Address, dst: Ipv4Address) -> Option<Ipv4Address> {
-        if self
-            .cfg
-            .addrs
-            .iter()
-            .any(|a| a.addr.same_prefix(dst, a.prefix_len))
-        {
+        if self.on_link(dst) {
             return Some(dst);
         }
         if let Some((_, gw)) = self
@@ -531,20 +526,28 @@ impl Edge {
         {
             return Some(*gw);
         }
-        self.next_hop(dst)
+        self.static_route(dst)
     }
 
     /// The next hop for `dst`: on-link if a connected subnet or an on-link route covers it, else
     /// the gateway of the longest matching static route.
     pub fn next_hop(&self, dst: Ipv4Address) -> Option<Ipv4Address> {
-        if self
-            .cfg
+        if self.on_link(dst) {
+            return Some(dst);
+        }
+        self.static_route(dst)
+    }
+
+    /// A connected subnet covers `dst`.
+    fn on_link(&self, dst: Ipv4Address) -> bool {
+        self.cfg
             .addrs
             .iter()
             .any(|a| a.addr.same_prefix(dst, a.prefix_len))
-        {
-            return Some(dst);
-        }
+    }
+
+    /// The longest matching static route's next hop (`dst` itself for an on-link route).
+    fn static_route(&self, dst: Ipv4Address) -> Option<Ipv4Address> {
         self.cfg
             .routes
             .iter()
