@@ -146,6 +146,30 @@ impl Launch {
         })
     }
 
+    /// Starts worker `index` on its queue of each realm port: the queue itself when there is
+    /// one port, else all of them as one `MultiPort` routed by `by_source`.
+    fn spawn_on<P>(
+        &self,
+        index: usize,
+        mut ports: Vec<P>,
+        by_source: &BySource,
+        cfg: WorkerConfig,
+        steering: &Option<Arc<Steering<P::Buffer>>>,
+        core: Option<usize>,
+    ) -> Result<Running>
+    where
+        P: Port + Send + 'static,
+        P::Buffer: Send,
+    {
+        if ports.len() == 1 {
+            let port = ports.remove(0);
+            self.spawn(index, port, cfg, steering.clone(), core)
+        } else {
+            let port = MultiPort::new(ports, by_source.clone());
+            self.spawn(index, port, cfg, steering.clone(), core)
+        }
+    }
+
     /// Starts worker `index` on `port`.
     fn spawn<P>(
         &self,
@@ -340,15 +364,9 @@ fn start_afpacket(
     let (edge, realms) = edge_and_realms(cfg, per_worker[0][0].mac())?;
     let steering = (n > 1).then(|| Steering::new(&edge_addrs(&edge), n, 8192));
     let mut running = Vec::with_capacity(n);
-    for (i, mut ports) in per_worker.into_iter().enumerate() {
+    for (i, ports) in per_worker.into_iter().enumerate() {
         let wcfg = new_worker(edge.clone())?;
-        running.push(if ports.len() == 1 {
-            let port = ports.remove(0);
-            launch.spawn(i, port, wcfg, steering.clone(), core_of(cfg, i))?
-        } else {
-            let port = MultiPort::new(ports, by_source.clone());
-            launch.spawn(i, port, wcfg, steering.clone(), core_of(cfg, i))?
-        });
+        running.push(launch.spawn_on(i, ports, &by_source, wcfg, &steering, core_of(cfg, i))?);
     }
     Ok((running, realms))
 }
@@ -420,9 +438,6 @@ fn start_dpdk(
     let pool = Mempool::new(eal, "mgwd_mbufs", d.mbufs, d.mbuf_cache, room, None)
         .map_err(|e| anyhow!("dpdk.mbufs/mbuf_cache: mempool: {e}"))?;
     let queues = u16::try_from(n).map_err(|_| anyhow!("dataplane.workers: too many"))?;
-    // TCP and UDP checksums on transmit: the workers use them when the device enables both.
-    let l4_csum = dataplane::port::dpdk::sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM
-        | dataplane::port::dpdk::sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
     let mut ports = Vec::with_capacity(devices.len());
     for dev in &devices {
         let name = dev.name();
@@ -451,7 +466,7 @@ fn start_dpdk(
             rss_hf = format_args!("{:#x}", f.rss_hf),
             rx_cksum = format_args!("{:#x}", f.rx_cksum),
             tx_cksum = format_args!("{:#x}", f.tx_cksum),
-            tx_l4_checksum_offload = f.tx_cksum & l4_csum == l4_csum,
+            tx_l4_checksum_offload = f.tx_l4_checksum(),
             mac = %port.mac(),
             "DPDK port started"
         );
@@ -472,13 +487,7 @@ fn start_dpdk(
             );
         }
         let wcfg = new_worker(edge.clone())?;
-        running.push(if qs.len() == 1 {
-            let q = qs.remove(0);
-            launch.spawn(i, q, wcfg, steering.clone(), core_of(cfg, i))?
-        } else {
-            let port = MultiPort::new(qs, by_source.clone());
-            launch.spawn(i, port, wcfg, steering.clone(), core_of(cfg, i))?
-        });
+        running.push(launch.spawn_on(i, qs, &by_source, wcfg, &steering, core_of(cfg, i))?);
     }
     // The port handles stay alive (the devices started) until the daemon exits.
     Ok((running, realms, ports))

@@ -547,6 +547,15 @@ pub struct PortFeatures {
     pub promiscuous: bool,
 }
 
+impl PortFeatures {
+    /// Both TCP and UDP transmit checksum offloads are enabled: what the workers need to leave
+    /// L4 checksums to the device ([`Port::tx_l4_checksum_offload`]).
+    pub fn tx_l4_checksum(&self) -> bool {
+        let l4 = sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM | sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+        self.tx_cksum & l4 == l4
+    }
+}
+
 /// Link state (`rte_eth_link_get_nowait`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkStatus {
@@ -734,8 +743,7 @@ impl DpdkPort {
         // Single segment: a frame must fit one mbuf after the headroom.
         let max_frame = (usize::from(mtu) + ETH_HEADER)
             .min(usize::from(pool.data_room()).saturating_sub(HEADROOM));
-        let l4 = sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM | sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
-        let tx_l4_csum = features.tx_cksum & l4 == l4;
+        let tx_l4_csum = features.tx_l4_checksum();
         let queues = (0..queues)
             .map(|q| {
                 Some(DpdkQueue {
