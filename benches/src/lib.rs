@@ -1,1 +1,3 @@
 //! Shared helpers for the mgwd benchmarks.
+
+pub mod msrp_load;

@@ -10,18 +10,13 @@ use dataplane::edge::{EdgeConfig, InterfaceAddr};
 use dataplane::port::mem::{pair, MemConfig};
 use dataplane::sim::{Clock, Node, VirtualClock};
 use dataplane::time::Instant;
-use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
-use mgw_tcp::EventKind;
-use mgw_tls::{HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings};
-use mgw_worker::peer::{TcpHost, TlsPeer};
+use dataplane::wire::EthernetAddress;
+use mgw_tls::{HashFunction, Identity, PeerFingerprints, TlsContext, TlsSettings};
+use mgw_worker::peer::TcpHost;
 use mgw_worker::*;
+use mgwbench::msrp_load::{self, MsrpLoad, CORE, GW, UE};
 use serde_json::json;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant as Wall};
-
-const GW: Ipv4Address = Ipv4Address([10, 8, 0, 1]);
-const UE: Ipv4Address = Ipv4Address([10, 8, 0, 2]);
-const CORE: Ipv4Address = Ipv4Address([10, 8, 0, 3]);
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -29,17 +24,6 @@ fn arg(name: &str, default: u64) -> u64 {
         .find(|w| w[0] == name)
         .and_then(|w| w[1].parse().ok())
         .unwrap_or(default)
-}
-
-fn msrp(i: u64, body: &[u8]) -> Vec<u8> {
-    let tid = format!("b{i:010}");
-    let mut m = format!(
-        "MSRP {tid} SEND\r\nTo-Path: msrps://10.8.0.1:2855/gw;tcp\r\nFrom-Path: msrps://10.8.0.2:9/ue;tcp\r\nMessage-ID: {tid}\r\nContent-Type: text/plain\r\n\r\n"
-    )
-    .into_bytes();
-    m.extend_from_slice(body);
-    m.extend_from_slice(format!("\r\n-------{tid}$\r\n").as_bytes());
-    m
 }
 
 fn main() {
@@ -81,111 +65,27 @@ fn main() {
     let ue_fp = PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256));
     let gw_fp = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
     for i in 0..sessions {
-        peers
-            .tcp
-            .listen(IpAddress::V4(CORE), 30_000 + i as u16)
-            .expect("listen");
-        let leg = |local: SocketAddr, remote, transport, open, role, fps| LegProgram {
-            local,
-            remote,
-            transport,
-            tcp_open: open,
-            establish_now: true,
-            latching: true,
-            security_role: role,
-            peer_fingerprints: fps,
-            msrp: None,
-        };
-        ctl.send(FlowOp::Install(ContextProgram {
-            context: i as u32,
-            generation: 1,
-            application: Application::Msrp,
-            aware: true,
-            legs: [
-                leg(
-                    SocketAddr::from((GW.0, 2000 + i as u16)),
-                    None,
-                    Transport::TlsTcp,
-                    TcpOpen::Passive,
-                    Role::Server,
-                    ue_fp,
-                ),
-                leg(
-                    SocketAddr::from((GW.0, 40_000 + i as u16)),
-                    Some(SocketAddr::from((CORE.0, 30_000 + i as u16))),
-                    Transport::Tcp,
-                    TcpOpen::Active,
-                    Role::Client,
-                    PeerFingerprints::new(),
-                ),
-            ],
-        }))
-        .expect("ring");
+        ctl.send(FlowOp::Install(msrp_load::context(i, ue_fp, [None, None])))
+            .expect("ring");
     }
-    let body: Vec<u8> = (0..body_len).map(|k| b'a' + (k % 26) as u8).collect();
-    let mut ues: Vec<Option<TlsPeer>> = (0..sessions).map(|_| None).collect();
-    let mut ue_conns = Vec::new();
-    let mut core_conns = Vec::new();
     let mut t = Instant::from_millis(1);
-    for i in 0..sessions {
-        ue_conns.push(
-            peers
-                .tcp
-                .connect(
-                    t,
-                    (IpAddress::V4(UE), 50_000 + i as u16),
-                    (IpAddress::V4(GW), 2000 + i as u16),
-                )
-                .expect("connect"),
-        );
-    }
+    let mut load =
+        MsrpLoad::start(&mut peers, sessions, body_len, ue_ctx, gw_fp, t).expect("peers");
     let mut worker_time = Duration::ZERO;
-    let (mut sent_msgs, mut sent_bytes, mut core_bytes) = (0u64, 0u64, 0u64);
-    let mut seq = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
     let mut measuring: Option<(Wall, Duration, u64, u64)> = None;
     let start = Wall::now();
     let warmup = Duration::from_millis(500);
     loop {
         let elapsed = start.elapsed();
         if measuring.is_none() && elapsed >= warmup {
-            measuring = Some((Wall::now(), worker_time, core_bytes, sent_msgs));
+            measuring = Some((Wall::now(), worker_time, load.core_bytes, load.sent_msgs));
         }
         if elapsed >= warmup + Duration::from_secs(seconds) {
             break;
         }
         t += Duration::from_micros(20);
         vc.set(t);
-        while let Some(ev) = peers.tcp.poll_event() {
-            match ev.kind {
-                EventKind::Connected => {
-                    if let Some(i) = ue_conns.iter().position(|c| *c == ev.conn) {
-                        ues[i] = TlsPeer::client(&ue_ctx, ev.conn, gw_fp, t).ok();
-                    }
-                }
-                EventKind::Accepted { .. } => core_conns.push(ev.conn),
-                _ => {}
-            }
-        }
-        for u in ues.iter_mut().flatten() {
-            u.drive(&mut peers.tcp, t);
-            u.received.clear();
-            // Keep ~64 KiB of requests queued per session.
-            while u.is_established() && peers.tcp.send_space(u.conn).unwrap_or(0) > 64 * 1024 {
-                seq += 1;
-                let m = msrp(seq, &body);
-                if u.send(&mut peers.tcp, &m) < m.len() {
-                    break;
-                }
-                sent_msgs += 1;
-                sent_bytes += m.len() as u64;
-            }
-        }
-        for &c in &core_conns {
-            while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
-                core_bytes += n as u64;
-            }
-        }
+        load.step(&mut peers, t);
         peers.flush();
         let w0 = Wall::now();
         worker.poll(t);
@@ -195,8 +95,8 @@ fn main() {
     let (m0, wt0, cb0, _) = measuring.expect("measured");
     let wall = m0.elapsed().as_secs_f64();
     let wt = (worker_time - wt0).as_secs_f64();
-    let bytes = core_bytes - cb0;
-    let msg_len = msrp(1, &body).len() as f64;
+    let bytes = load.core_bytes - cb0;
+    let msg_len = load.message_len() as f64;
     let msgs = bytes as f64 / msg_len;
     let stats = worker.stats();
     let out = json!({
@@ -214,7 +114,7 @@ fn main() {
             "msrp_messages_per_s": msgs / wall,
             "gbps": bytes as f64 * 8.0 / wall / 1e9,
         },
-        "sent_by_ues": { "messages": sent_msgs, "bytes": sent_bytes },
+        "sent_by_ues": { "messages": load.sent_msgs, "bytes": load.sent_bytes },
         "worker": { "app_errors": stats.app_errors, "tx_failed": stats.tx_failed },
         "note": "per_worker_core divides by the time spent inside Worker::poll only (edge, TCP both legs, TLS open, MSRP parse, relay); the peers' TLS seal and TCP run on the same thread outside that time",
     });

@@ -1,5 +1,5 @@
 //! TLS relay throughput over a net_memif pair: a [`Worker`] polls the memif server end; the load
-//! generator ([`TcpHost`] with [`TlsPeer`] UEs and plain-TCP core listeners, the same simulated
+//! generator ([`MsrpLoad`]: [`TcpHost`] with TLS UEs and plain-TCP core listeners, the same simulated
 //! peers as `relay_bench`) polls the client end, in this process on this one core, taking turns.
 //! Each session: UE --MSRP over TLS--> worker --MSRP over TCP--> core. The worker's time is
 //! measured separately, so the figures are given per worker core and for worker plus peers on
@@ -12,32 +12,12 @@ use dataplane::port::dpdk::DpdkQueue;
 use dataplane::port::{Port, PortStats};
 use dataplane::sim::Node;
 use dataplane::time::monotonic_now;
-use dataplane::wire::{IpAddress, Ipv4Address};
-use mgw_tcp::EventKind;
-use mgw_tls::{HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings};
-use mgw_worker::peer::{TcpHost, TlsPeer};
-use mgw_worker::{
-    channel, Application, ContextProgram, FlowOp, LegProgram, TcpOpen, Transport, Worker,
-    WorkerConfig,
-};
+use mgw_tls::{HashFunction, Identity, PeerFingerprints, TlsContext, TlsSettings};
+use mgw_worker::peer::TcpHost;
+use mgw_worker::{channel, FlowOp, Worker, WorkerConfig};
+use mgwbench::msrp_load::{self, MsrpLoad, CORE, GW, UE};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant as Wall};
-
-const GW: Ipv4Address = Ipv4Address([10, 8, 0, 1]);
-const UE: Ipv4Address = Ipv4Address([10, 8, 0, 2]);
-const CORE: Ipv4Address = Ipv4Address([10, 8, 0, 3]);
-
-fn msrp(i: u64, body: &[u8]) -> Vec<u8> {
-    let tid = format!("b{i:010}");
-    let mut m = format!(
-        "MSRP {tid} SEND\r\nTo-Path: msrps://10.8.0.1:2855/gw;tcp\r\nFrom-Path: msrps://10.8.0.2:9/ue;tcp\r\nMessage-ID: {tid}\r\nContent-Type: text/plain\r\n\r\n"
-    )
-    .into_bytes();
-    m.extend_from_slice(body);
-    m.extend_from_slice(format!("\r\n-------{tid}$\r\n").as_bytes());
-    m
-}
 
 /// Relays for `d` after a warm-up; `sessions` contexts, MSRP bodies of `body_len` bytes.
 pub fn run(
@@ -93,68 +73,18 @@ pub fn run(
     let ue_fp = PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256));
     let gw_fp = PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256));
     for i in 0..sessions {
-        peers
-            .tcp
-            .listen(IpAddress::V4(CORE), 30_000 + i as u16)
-            .map_err(|e| e.to_string())?;
-        let leg = |local: SocketAddr, remote, transport, open, role, fps| LegProgram {
-            local,
-            remote,
-            transport,
-            tcp_open: open,
-            establish_now: true,
-            latching: true,
-            security_role: role,
-            peer_fingerprints: fps,
-            msrp: None,
-        };
-        ctl.send(FlowOp::Install(ContextProgram {
-            context: i as u32,
-            generation: 1,
-            application: Application::Msrp,
-            aware: true,
-            legs: [
-                leg(
-                    SocketAddr::from((GW.0, 2000 + i as u16)),
-                    None,
-                    Transport::TlsTcp,
-                    TcpOpen::Passive,
-                    Role::Server,
-                    ue_fp,
-                ),
-                leg(
-                    SocketAddr::from((GW.0, 40_000 + i as u16)),
-                    Some(SocketAddr::from((CORE.0, 30_000 + i as u16))),
-                    Transport::Tcp,
-                    TcpOpen::Active,
-                    Role::Client,
-                    PeerFingerprints::new(),
-                ),
-            ],
-        }))
-        .map_err(|_| "control ring full")?;
+        ctl.send(FlowOp::Install(msrp_load::context(i, ue_fp, [None, None])))
+            .map_err(|_| "control ring full")?;
     }
-    let body: Vec<u8> = (0..body_len).map(|k| b'a' + (k % 26) as u8).collect();
-    let mut ues: Vec<Option<TlsPeer>> = (0..sessions).map(|_| None).collect();
-    let mut ue_conns = Vec::new();
-    let mut core_conns = Vec::new();
-    let t = monotonic_now();
-    for i in 0..sessions {
-        ue_conns.push(
-            peers
-                .tcp
-                .connect(
-                    t,
-                    (IpAddress::V4(UE), 50_000 + i as u16),
-                    (IpAddress::V4(GW), 2000 + i as u16),
-                )
-                .map_err(|e| e.to_string())?,
-        );
-    }
+    let mut load = MsrpLoad::start(
+        &mut peers,
+        sessions,
+        body_len,
+        ue_ctx,
+        gw_fp,
+        monotonic_now(),
+    )?;
     let mut worker_time = Duration::ZERO;
-    let (mut sent_msgs, mut core_bytes) = (0u64, 0u64);
-    let mut seq = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
     // Warm-up: until every session relays (handshakes, ARP, slow start), at most 5 s.
     let mut measuring: Option<(Wall, Duration, u64, PortStats, CpuShare)> = None;
     let mut established_at = None;
@@ -162,10 +92,7 @@ pub fn run(
     let mut polls = 0u64;
     loop {
         let elapsed = start.elapsed();
-        let all_up = ues
-            .iter()
-            .all(|u| u.as_ref().is_some_and(TlsPeer::is_established))
-            && core_conns.len() == sessions;
+        let all_up = load.established() == sessions && load.core_connections() == sessions;
         if all_up && established_at.is_none() {
             established_at = Some(elapsed);
         }
@@ -175,7 +102,7 @@ pub fn run(
                 measuring = Some((
                     Wall::now(),
                     worker_time,
-                    core_bytes,
+                    load.core_bytes,
                     worker.port().stats(),
                     CpuShare::start(),
                 ));
@@ -183,8 +110,8 @@ pub fn run(
                 return Err(format!(
                     "sessions not up after 5 s: {} of {sessions} TLS established, {} core \
                      connections accepted; worker {:?}",
-                    ues.iter().flatten().filter(|u| u.is_established()).count(),
-                    core_conns.len(),
+                    load.established(),
+                    load.core_connections(),
                     worker.stats()
                 ));
             }
@@ -196,35 +123,7 @@ pub fn run(
         }
         polls += 1;
         let t = monotonic_now();
-        while let Some(ev) = peers.tcp.poll_event() {
-            match ev.kind {
-                EventKind::Connected => {
-                    if let Some(i) = ue_conns.iter().position(|c| *c == ev.conn) {
-                        ues[i] = TlsPeer::client(&ue_ctx, ev.conn, gw_fp, t).ok();
-                    }
-                }
-                EventKind::Accepted { .. } => core_conns.push(ev.conn),
-                _ => {}
-            }
-        }
-        for u in ues.iter_mut().flatten() {
-            u.drive(&mut peers.tcp, t);
-            u.received.clear();
-            // Keep ~64 KiB of requests queued per session.
-            while u.is_established() && peers.tcp.send_space(u.conn).unwrap_or(0) > 64 * 1024 {
-                seq += 1;
-                let m = msrp(seq, &body);
-                if u.send(&mut peers.tcp, &m) < m.len() {
-                    break;
-                }
-                sent_msgs += 1;
-            }
-        }
-        for &c in &core_conns {
-            while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
-                core_bytes += n as u64;
-            }
-        }
+        load.step(&mut peers, t);
         peers.flush();
         let w0 = Wall::now();
         worker.poll(t);
@@ -235,8 +134,8 @@ pub fn run(
     let wall = m0.elapsed().as_secs_f64();
     let share = cpu.share();
     let wt = (worker_time - wt0).as_secs_f64() * share;
-    let bytes = core_bytes - cb0;
-    let msg_len = msrp(1, &body).len() as f64;
+    let bytes = load.core_bytes - cb0;
+    let msg_len = load.message_len() as f64;
     let msgs = bytes as f64 / msg_len;
     let stats = worker.stats();
     let ps = worker.port().stats();
@@ -271,7 +170,7 @@ pub fn run(
             "wall_clock_gbit_per_s_relayed": round3(bytes as f64 * 8.0 / wall / 1e9),
         },
         "relayed_plaintext_bytes_at_core": bytes,
-        "messages_sent_by_ues_incl_warmup": sent_msgs,
+        "messages_sent_by_ues_incl_warmup": load.sent_msgs,
         "polls": polls,
         "worker": {
             "app_errors": stats.app_errors,
