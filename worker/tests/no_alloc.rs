@@ -1,6 +1,7 @@
-//! Steady state allocates nothing in the worker: with MSRP over TLS flowing UE → worker → core
-//! (and 200 OKs back), a counting global allocator sees zero allocations inside `Worker::poll`
-//! once the sessions are up. The simulated peers allocate freely; only the worker is counted.
+//! Steady state allocates nothing in the worker: with MSRP over TLS flowing UE → worker → core,
+//! a counting global allocator sees zero allocations inside `Worker::poll` once the session is
+//! up: with heads passed as they are, and with every head's paths rewritten (aware, no CEMA:
+//! both legs carry their URIs). The simulated peers allocate freely; only the worker is counted.
 
 use dataplane::buf::Pool;
 use dataplane::edge::{EdgeConfig, InterfaceAddr};
@@ -26,6 +27,22 @@ const CORE: Ipv4Address = Ipv4Address([10, 8, 0, 3]);
 
 #[test]
 fn relay_steady_state_allocates_nothing() {
+    relay_steady_state(false);
+}
+
+#[test]
+fn rewriting_relay_steady_state_allocates_nothing() {
+    let first_at_core = relay_steady_state(true);
+    let head = String::from_utf8_lossy(&first_at_core);
+    assert!(
+        head.contains("To-Path: msrp://10.8.0.3:30000/core;tcp\r\nFrom-Path: msrp://10.8.0.1:40000/gw-core;tcp\r\n"),
+        "the core gets rewritten heads: {head}"
+    );
+}
+
+/// Relays MSRP over TLS → TCP for 6 s of virtual time (rewriting paths if `rewrite`), counting
+/// the worker's allocations over the second half; returns the core's first bytes.
+fn relay_steady_state(rewrite: bool) -> Vec<u8> {
     let gw_id = Identity::generate_self_signed("mgwd").unwrap();
     let ue_id = Identity::generate_self_signed("ue").unwrap();
     let pool = Pool::new(16_384, 2048);
@@ -69,28 +86,45 @@ fn relay_steady_state_allocates_nothing() {
         peer_fingerprints: fps,
         msrp: None,
     };
+    let route = |local: &str, remote: &str| {
+        rewrite
+            .then(|| flow::MsrpRoute::new(local.as_bytes(), remote.as_bytes()))
+            .flatten()
+    };
     ctl.send(FlowOp::Install(ContextProgram {
         context: 1,
         generation: 1,
         application: Application::Msrp,
         aware: true,
         legs: [
-            leg(
-                SocketAddr::from((GW.0, 2855)),
-                None,
-                Transport::TlsTcp,
-                TcpOpen::Passive,
-                Role::Server,
-                ue_fp,
-            ),
-            leg(
-                SocketAddr::from((GW.0, 40_000)),
-                Some(SocketAddr::from((CORE.0, 30_000))),
-                Transport::Tcp,
-                TcpOpen::Active,
-                Role::Client,
-                PeerFingerprints::new(),
-            ),
+            LegProgram {
+                msrp: route(
+                    "msrps://10.8.0.1:2855/gw;tcp",
+                    "msrps://10.8.0.2:50000/ue;tcp",
+                ),
+                ..leg(
+                    SocketAddr::from((GW.0, 2855)),
+                    None,
+                    Transport::TlsTcp,
+                    TcpOpen::Passive,
+                    Role::Server,
+                    ue_fp,
+                )
+            },
+            LegProgram {
+                msrp: route(
+                    "msrp://10.8.0.1:40000/gw-core;tcp",
+                    "msrp://10.8.0.3:30000/core;tcp",
+                ),
+                ..leg(
+                    SocketAddr::from((GW.0, 40_000)),
+                    Some(SocketAddr::from((CORE.0, 30_000))),
+                    Transport::Tcp,
+                    TcpOpen::Active,
+                    Role::Client,
+                    PeerFingerprints::new(),
+                )
+            },
         ],
     }))
     .unwrap();
@@ -109,6 +143,16 @@ fn relay_steady_state_allocates_nothing() {
     let mut ue: Option<TlsPeer> = None;
     let mut core = None;
     let mut buf = vec![0u8; 65_536];
+    let mut first_at_core = Vec::new();
+    // The UE addresses the gateway's URI when the gateway rewrites (it checks To-Path).
+    let (to, from) = if rewrite {
+        (
+            "msrps://10.8.0.1:2855/gw;tcp",
+            "msrps://10.8.0.2:50000/ue;tcp",
+        )
+    } else {
+        ("msrps://a/b;tcp", "msrps://c/d;tcp")
+    };
     let (mut sent, mut got) = (0u64, 0u64);
     let mut counted_polls = 0u32;
     for round in 0..6000u32 {
@@ -129,7 +173,7 @@ fn relay_steady_state_allocates_nothing() {
             if u.is_established() && peers.tcp.send_space(u.conn).unwrap_or(0) > 8192 {
                 let tid = format!("t{round:08}");
                 let m = format!(
-                    "MSRP {tid} SEND\r\nTo-Path: msrps://a/b;tcp\r\nFrom-Path: msrps://c/d;tcp\r\n\r\n{}\r\n-------{tid}$\r\n",
+                    "MSRP {tid} SEND\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\n\r\n{}\r\n-------{tid}$\r\n",
                     "x".repeat(300)
                 );
                 sent += u.send(&mut peers.tcp, m.as_bytes()) as u64;
@@ -138,6 +182,9 @@ fn relay_steady_state_allocates_nothing() {
         if let Some(c) = core {
             while let Ok(n @ 1..) = peers.tcp.recv(c, &mut buf) {
                 got += n as u64;
+                if first_at_core.len() < 200 {
+                    first_at_core.extend_from_slice(&buf[..n.min(200)]);
+                }
             }
         }
         peers.flush();
@@ -159,4 +206,5 @@ fn relay_steady_state_allocates_nothing() {
         0,
         "allocations inside Worker::poll in steady state"
     );
+    first_at_core
 }
