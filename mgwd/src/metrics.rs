@@ -65,6 +65,21 @@ fn worker_values(s: &WorkerStats) -> [u64; 19] {
     ]
 }
 
+/// A worker's counters as `name=value` pairs (the metrics' names), for the log.
+pub struct WorkerCounters<'a>(pub &'a WorkerStats);
+
+impl std::fmt::Display for WorkerCounters<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, v)) in WORKER_FIELDS.iter().zip(worker_values(self.0)).enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{name}={v}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One worker's published counters.
 #[derive(Debug, Default)]
 pub struct Published {

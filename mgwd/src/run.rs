@@ -11,7 +11,7 @@
 
 use crate::config::{parse_prefix, Config};
 use crate::gateway::{Awareness, Gateway};
-use crate::metrics::{render, Metrics, Published, PUBLISH_EVERY};
+use crate::metrics::{render, Metrics, Published, WorkerCounters, PUBLISH_EVERY};
 use crate::poll::PollPolicy;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
@@ -715,21 +715,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     for (i, t) in threads.into_iter().enumerate() {
         match t.join() {
             Ok(Ok(s)) => {
-                info!(
-                    worker = i,
-                    busy_polls = s.busy_polls,
-                    relayed = s.relayed,
-                    app_errors = s.app_errors,
-                    installs = s.installs,
-                    releases = s.releases,
-                    redirected_out = s.redirected_out,
-                    redirected_in = s.redirected_in,
-                    redirect_dropped = s.redirect_dropped,
-                    neighbors_shared = s.neighbors_shared,
-                    arp_held = s.arp_held,
-                    arp_expired = s.arp_expired,
-                    "worker stopped"
-                );
+                info!(worker = i, counters = %WorkerCounters(&s), "worker stopped");
                 ws.push(s);
             }
             Ok(Err(e)) => error!("worker {i}: {e}"),
