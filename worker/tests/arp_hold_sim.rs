@@ -2,17 +2,13 @@
 //! hop is resolved are held (bounded) and leave as soon as the ARP answer arrives; a next hop
 //! that never answers has its frames dropped after `arp_hold_time`, counted.
 
-use dataplane::buf::Pool;
-use dataplane::edge::{EdgeConfig, InterfaceAddr};
-use dataplane::host::Host;
-use dataplane::port::mem::{pair, MemConfig};
-use dataplane::sim::{Clock, LinkModel, Sim, VirtualClock};
+mod support;
+
 use dataplane::time::Instant;
-use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
-use mgw_tls::{PeerFingerprints, Role};
+use dataplane::wire::{IpAddress, Ipv4Address};
 use mgw_worker::*;
 use std::net::SocketAddr;
-use std::time::Duration;
+use support::{stepper, udp_lab, udp_leg, UdpLab, MAC_GW};
 
 const GW: Ipv4Address = Ipv4Address([10, 8, 0, 1]);
 const UE: Ipv4Address = Ipv4Address([10, 8, 0, 2]);
@@ -22,47 +18,15 @@ const SILENT: Ipv4Address = Ipv4Address([10, 8, 0, 9]);
 
 #[test]
 fn first_datagrams_wait_for_arp_instead_of_being_lost() {
-    let pool = Pool::new(2048, 2048);
-    let vc = VirtualClock::new();
-    let link = LinkModel {
-        delay: Duration::from_millis(1),
-        mtu: 1514,
-        ..LinkModel::ideal()
-    };
-    let mem = MemConfig {
-        a_to_b: link.clone(),
-        b_to_a: link,
-        mac_a: EthernetAddress([2, 0, 0, 0, 8, 1]),
-        mac_b: EthernetAddress([2, 0, 0, 0, 8, 2]),
-        ..MemConfig::default()
-    };
-    let (wport, pport) = pair(&pool, &Clock::Virtual(vc.clone()), &mem);
-    let (ctl, wend) = channel(16, 64);
-    let mut worker = Worker::new(
-        wport,
-        WorkerConfig::new(EdgeConfig::single(mem.mac_a, GW, 24)),
-        wend,
-    )
-    .unwrap();
-    let mut pe = EdgeConfig::single(mem.mac_b, UE, 24);
-    pe.addrs.push(InterfaceAddr {
-        addr: CORE,
-        prefix_len: 24,
-    });
     // The peers answer ARP for UE and CORE; the worker knows no neighbour at the start.
-    let mut peers = Host::new(pport, pe);
-    peers.edge().add_neighbor(Instant::ZERO, GW, mem.mac_a);
-    let leg = |local, remote| LegProgram {
-        local,
-        remote: Some(remote),
-        transport: Transport::Udp,
-        tcp_open: TcpOpen::Passive,
-        establish_now: true,
-        latching: false,
-        security_role: Role::Server,
-        peer_fingerprints: PeerFingerprints::new(),
-        msrp: None,
-    };
+    let UdpLab {
+        vc,
+        ctl,
+        mut worker,
+        mut peers,
+    } = udp_lab(GW, &[UE, CORE]);
+    peers.edge().add_neighbor(Instant::ZERO, GW, MAC_GW);
+    let leg = |local, remote| udp_leg(local, Some(remote), false);
     let install = |context, a: u16, b: u16, core: Ipv4Address| {
         ctl.send(FlowOp::Install(ContextProgram {
             context,
@@ -81,14 +45,7 @@ fn first_datagrams_wait_for_arp_instead_of_being_lost() {
     };
     install(1, 5000, 5002, CORE);
     install(2, 5004, 5006, SILENT);
-    let mut t = Instant::ZERO;
-    let mut step = |worker: &mut Worker<_>, peers: &mut Host<_>| {
-        t += Duration::from_millis(10);
-        vc.set(t);
-        peers.flush();
-        let mut sim = Sim::new(vc.clone(), vec![worker, peers]);
-        sim.run(t + Duration::from_millis(9), 10_000, || false);
-    };
+    let mut step = stepper(vc);
     step(&mut worker, &mut peers);
 
     // Three datagrams at once towards a core whose MAC the worker has yet to learn.

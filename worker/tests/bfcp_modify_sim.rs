@@ -2,31 +2,19 @@
 //! new address and port mid-session. Datagrams go to the new peer at once, the old source is
 //! no longer accepted, and a change of transport or local address is refused and counted.
 
-use dataplane::buf::Pool;
-use dataplane::edge::{EdgeConfig, InterfaceAddr};
+mod support;
+
 use dataplane::host::Host;
-use dataplane::port::mem::{pair, MemConfig};
-use dataplane::sim::{Clock, LinkModel, Sim, VirtualClock};
 use dataplane::time::Instant;
-use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
-use mgw_tls::{PeerFingerprints, Role};
+use dataplane::wire::{IpAddress, Ipv4Address};
 use mgw_worker::*;
 use std::net::SocketAddr;
-use std::time::Duration;
+use support::{floor_request, stepper, udp_lab, udp_leg, UdpLab, MAC_GW, MAC_PEERS};
 
 const GW: Ipv4Address = Ipv4Address([10, 11, 0, 1]);
 const UE: Ipv4Address = Ipv4Address([10, 11, 0, 2]);
 const CORE: Ipv4Address = Ipv4Address([10, 11, 0, 3]);
 const CORE2: Ipv4Address = Ipv4Address([10, 11, 0, 4]);
-
-/// A BFCP version 2 FloorRequest (RFC 8855 §5.1) with a FLOOR-ID attribute.
-fn floor_request(tid: u16) -> Vec<u8> {
-    let mut m = vec![0x40, 1, 0, 1, 0, 0, 0, 9];
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&7u16.to_be_bytes());
-    m.extend_from_slice(&[(2 << 1) | 1, 4, 0, 1]);
-    m
-}
 
 fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
     SocketAddr::from((ip.0, port))
@@ -34,47 +22,13 @@ fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
 
 #[test]
 fn a_live_udp_leg_follows_its_peer_to_a_new_address() {
-    let pool = Pool::new(2048, 2048);
-    let vc = VirtualClock::new();
-    let link = LinkModel {
-        delay: Duration::from_millis(1),
-        mtu: 1514,
-        ..LinkModel::ideal()
-    };
-    let mem = MemConfig {
-        a_to_b: link.clone(),
-        b_to_a: link,
-        mac_a: EthernetAddress([2, 0, 0, 0, 11, 1]),
-        mac_b: EthernetAddress([2, 0, 0, 0, 11, 2]),
-        ..MemConfig::default()
-    };
-    let (wport, pport) = pair(&pool, &Clock::Virtual(vc.clone()), &mem);
-    let (ctl, wend) = channel(16, 64);
-    let mut worker = Worker::new(
-        wport,
-        WorkerConfig::new(EdgeConfig::single(mem.mac_a, GW, 24)),
-        wend,
-    )
-    .unwrap();
-    let mut pe = EdgeConfig::single(mem.mac_b, UE, 24);
-    for addr in [CORE, CORE2] {
-        pe.addrs.push(InterfaceAddr {
-            addr,
-            prefix_len: 24,
-        });
-    }
-    let mut peers = Host::new(pport, pe);
-    let leg = |local, remote| LegProgram {
-        local,
-        remote,
-        transport: Transport::Udp,
-        tcp_open: TcpOpen::Passive,
-        establish_now: true,
-        latching: false,
-        security_role: Role::Server,
-        peer_fingerprints: PeerFingerprints::new(),
-        msrp: None,
-    };
+    let UdpLab {
+        vc,
+        ctl,
+        mut worker,
+        mut peers,
+    } = udp_lab(GW, &[UE, CORE, CORE2]);
+    let leg = |local, remote| udp_leg(local, remote, false);
     ctl.send(FlowOp::Install(ContextProgram {
         context: 8,
         generation: 1,
@@ -87,17 +41,10 @@ fn a_live_udp_leg_follows_its_peer_to_a_new_address() {
     }))
     .unwrap();
     for ip in [UE, CORE, CORE2] {
-        worker.edge().add_neighbor(Instant::ZERO, ip, mem.mac_b);
+        worker.edge().add_neighbor(Instant::ZERO, ip, MAC_PEERS);
     }
-    peers.edge().add_neighbor(Instant::ZERO, GW, mem.mac_a);
-    let mut t = Instant::ZERO;
-    let mut step = |worker: &mut Worker<_>, peers: &mut Host<_>| {
-        t += Duration::from_millis(10);
-        vc.set(t);
-        peers.flush();
-        let mut sim = Sim::new(vc.clone(), vec![worker, peers]);
-        sim.run(t + Duration::from_millis(9), 10_000, || false);
-    };
+    peers.edge().add_neighbor(Instant::ZERO, GW, MAC_GW);
+    let mut step = stepper(vc);
     step(&mut worker, &mut peers);
     let mut at: Vec<(SocketAddr, u16)> = Vec::new();
     let collect = |peers: &mut Host<_>, at: &mut Vec<(SocketAddr, u16)>| {

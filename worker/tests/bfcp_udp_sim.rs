@@ -2,77 +2,28 @@
 //! ways, a malformed datagram is counted and dropped without hurting the session, and a datagram
 //! from a source other than the latched peer is dropped.
 
-use dataplane::buf::Pool;
-use dataplane::edge::{EdgeConfig, InterfaceAddr};
-use dataplane::host::Host;
-use dataplane::port::mem::{pair, MemConfig};
-use dataplane::sim::{Clock, LinkModel, Sim, VirtualClock};
+mod support;
+
 use dataplane::time::Instant;
-use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
-use mgw_tls::{PeerFingerprints, Role};
+use dataplane::wire::{IpAddress, Ipv4Address};
 use mgw_worker::*;
 use std::net::SocketAddr;
-use std::time::Duration;
+use support::{floor_request, stepper, udp_lab, udp_leg, UdpLab, MAC_GW, MAC_PEERS};
 
 const GW: Ipv4Address = Ipv4Address([10, 7, 0, 1]);
 const UE: Ipv4Address = Ipv4Address([10, 7, 0, 2]);
 const CORE: Ipv4Address = Ipv4Address([10, 7, 0, 3]);
 const OTHER: Ipv4Address = Ipv4Address([10, 7, 0, 4]);
 
-/// A BFCP version 2 (UDP) FloorRequest with a FLOOR-ID attribute.
-fn floor_request(tid: u16) -> Vec<u8> {
-    let mut m = vec![0x40, 1, 0, 1, 0, 0, 0, 9];
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&7u16.to_be_bytes());
-    m.extend_from_slice(&[(2 << 1) | 1, 4, 0, 1]);
-    m
-}
-
 #[test]
 fn bfcp_udp_relay_validates_and_latches() {
-    let pool = Pool::new(2048, 2048);
-    let vc = VirtualClock::new();
-    let link = LinkModel {
-        delay: Duration::from_millis(1),
-        mtu: 1514,
-        ..LinkModel::ideal()
-    };
-    let mem = MemConfig {
-        a_to_b: link.clone(),
-        b_to_a: link,
-        mac_a: EthernetAddress([2, 0, 0, 0, 7, 1]),
-        mac_b: EthernetAddress([2, 0, 0, 0, 7, 2]),
-        ..MemConfig::default()
-    };
-    let (wport, pport) = pair(&pool, &Clock::Virtual(vc.clone()), &mem);
-    let (ctl, wend) = channel(16, 64);
-    let mut worker = Worker::new(
-        wport,
-        WorkerConfig::new(EdgeConfig::single(mem.mac_a, GW, 24)),
-        wend,
-    )
-    .unwrap();
-    let mut pe = EdgeConfig::single(mem.mac_b, UE, 24);
-    pe.addrs.push(InterfaceAddr {
-        addr: CORE,
-        prefix_len: 24,
-    });
-    pe.addrs.push(InterfaceAddr {
-        addr: OTHER,
-        prefix_len: 24,
-    });
-    let mut peers = Host::new(pport, pe);
-    let leg = |local, remote, latching| LegProgram {
-        local,
-        remote,
-        transport: Transport::Udp,
-        tcp_open: TcpOpen::Passive,
-        establish_now: true,
-        latching,
-        security_role: Role::Server,
-        peer_fingerprints: PeerFingerprints::new(),
-        msrp: None,
-    };
+    let UdpLab {
+        vc,
+        ctl,
+        mut worker,
+        mut peers,
+    } = udp_lab(GW, &[UE, CORE, OTHER]);
+    let leg = udp_leg;
     ctl.send(FlowOp::Install(ContextProgram {
         context: 3,
         generation: 1,
@@ -91,17 +42,10 @@ fn bfcp_udp_relay_validates_and_latches() {
     .unwrap();
     // Static neighbours: this test is about BFCP, not ARP (tests/arp_hold_sim.rs is).
     for ip in [UE, CORE, OTHER] {
-        worker.edge().add_neighbor(Instant::ZERO, ip, mem.mac_b);
+        worker.edge().add_neighbor(Instant::ZERO, ip, MAC_PEERS);
     }
-    peers.edge().add_neighbor(Instant::ZERO, GW, mem.mac_a);
-    let mut t = Instant::ZERO;
-    let mut step = |worker: &mut Worker<_>, peers: &mut Host<_>| {
-        t += Duration::from_millis(10);
-        vc.set(t);
-        peers.flush();
-        let mut sim = Sim::new(vc.clone(), vec![worker, peers]);
-        sim.run(t + Duration::from_millis(9), 10_000, || false);
-    };
+    peers.edge().add_neighbor(Instant::ZERO, GW, MAC_GW);
+    let mut step = stepper(vc);
     step(&mut worker, &mut peers);
     let (mut at_core, mut at_ue) = (Vec::new(), Vec::new());
     for i in 0..20u16 {
