@@ -15,7 +15,7 @@ step() { printf '\n=== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 step "system packages"
 pkgs=(
   build-essential pkg-config clang libclang-dev   # C shim and bindgen for ffi/
-  libdpdk-dev dpdk                                # DPDK 22.11 (libs, PMDs, dpdk-testpmd)
+  libdpdk-dev dpdk dpdk-dev                       # DPDK 22.11 (libs, PMDs; dpdk-dev has dpdk-testpmd)
   openssl                                         # TLS/DTLS interop peer
   tshark                                          # wire checks
   erlang-base erlang-megaco erlang-dev            # the real MGC
