@@ -25,6 +25,7 @@ pub(crate) const DOMAIN_ISN: u64 = 1;
 pub(crate) const DOMAIN_COOKIE: u64 = 3;
 pub(crate) const DOMAIN_LISTEN: u64 = 4;
 pub(crate) const DOMAIN_TSOFF: u64 = 5;
+pub(crate) const DOMAIN_TABLE_KEY: u64 = 6;
 
 fn addr_words(a: &IpAddress) -> (u64, u64) {
     match a {
@@ -93,6 +94,25 @@ pub(crate) fn tuple_hash(key: &[u8; 16], domain: u64, t: &FourTuple, extra: u64)
     let (ra, rb) = addr_words(&t.remote_addr);
     let ports = (u64::from(t.local_port) << 16) | u64::from(t.remote_port);
     siphash13(key, &[domain, la, lb, ra, rb, ports, extra])
+}
+
+/// Keyed hash of a 4-tuple in one domain, with two extra words.
+pub(crate) fn tuple_hash2(key: &[u8; 16], domain: u64, t: &FourTuple, a: u64, b: u64) -> u64 {
+    let (la, lb) = addr_words(&t.local_addr);
+    let (ra, rb) = addr_words(&t.remote_addr);
+    let ports = (u64::from(t.local_port) << 16) | u64::from(t.remote_port);
+    siphash13(key, &[domain, la, lb, ra, rb, ports, a, b])
+}
+
+/// The flow-table key, derived from the secret through the PRF: the table hash below is not a
+/// PRF, so an attacker probing its collisions learns nothing about the ISN/cookie secret.
+pub(crate) fn table_key(secret: &[u8; 16]) -> [u8; 16] {
+    let a = siphash13(secret, &[DOMAIN_TABLE_KEY, 0]).to_le_bytes();
+    let b = siphash13(secret, &[DOMAIN_TABLE_KEY, 1]).to_le_bytes();
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&a);
+    k[8..].copy_from_slice(&b);
+    k
 }
 
 /// wyhash's folded multiply: the 128-bit product's halves XORed.

@@ -3,7 +3,8 @@
 //! Segments and `now` go in ([`Stack::on_segment`], [`Stack::poll`]); segments leave through a
 //! [`SegmentSink`] the IP layer implements, events through [`Stack::poll_event`], and
 //! [`Stack::poll_timeout`] says when to call again. Nothing here reads a clock, a socket or a
-//! random source: time is passed in and the ISN/cookie/hash secret comes in [`Config::secret`].
+//! random source: time is passed in and the ISN/cookie/hash secret comes in [`Config::secret`]
+//! (drawn from the OS by the binary at start; [`Config::with_secret`]).
 //!
 //! # Shape
 //! - [`Stack`] (stack.rs): the worker's connection table, listeners, timer wheel, event queue,
@@ -183,6 +184,18 @@ pub struct Config {
     pub keepalive: Option<Keepalive>,
     /// TIME-WAIT duration (2 MSL).
     pub time_wait: Duration,
+    /// Longest FIN-WAIT-2 (our FIN acknowledged, the peer's FIN awaited), like Linux's
+    /// `tcp_fin_timeout`: past it the connection is reset and freed (`TimedOut`).
+    pub fin_wait2_timeout: Duration,
+    /// Longest a close may take once the app called [`Stack::close`]: FIN-WAIT-1 behind a shut
+    /// window, CLOSING, LAST-ACK never acknowledged, or received data the app never reads. Past
+    /// it the connection is freed (reset unless both FINs are done) and the app hears
+    /// `TimedOut`. Bounds what an orphaned connection can hold.
+    pub close_timeout: Duration,
+    /// Zero-window probes sent while the peer's window stays shut before the connection is
+    /// aborted (`TimedOut`); the count restarts whenever the window opens or data is acked.
+    /// RFC 9293 §3.8.6.1 and RFC 6429 allow the abort; like Linux's `tcp_retries2`.
+    pub max_persist_probes: u8,
     /// Offer/accept window scaling (RFC 7323 §2).
     pub window_scaling: bool,
     /// Offer/accept timestamps and PAWS (RFC 7323 §3, §5).
@@ -197,8 +210,26 @@ pub struct Config {
     pub event_capacity: u32,
     /// Challenge ACKs per second for the whole worker (RFC 5961 §7).
     pub challenge_ack_limit: u32,
-    /// Secret for ISNs, SYN cookies and table hashing. Pass real randomness in production.
+    /// Secret for ISNs (RFC 6528), SYN cookies and the flow-table hash key. It must be drawn
+    /// from the OS at start, per stack ([`Config::with_secret`]); the core never draws it.
+    /// [`Config::default`] carries the public [`Config::TEST_SECRET`], for tests only.
     pub secret: [u8; 16],
+}
+
+impl Config {
+    /// The secret [`Config::default`] carries. It is public, so with it ISNs are predictable and
+    /// SYN cookies can be computed offline: for tests and simulations only, never for a stack
+    /// that faces a network (`mgwd run` and `mgwd lab` draw theirs from the OS).
+    pub const TEST_SECRET: [u8; 16] = [0x5a; 16];
+
+    /// The defaults with `secret`, which the caller has drawn from the OS (e.g. `getrandom(2)`
+    /// or /dev/urandom). This is the constructor for production stacks.
+    pub fn with_secret(secret: [u8; 16]) -> Config {
+        Config {
+            secret,
+            ..Config::default()
+        }
+    }
 }
 
 impl Default for Config {
@@ -222,6 +253,9 @@ impl Default for Config {
             congestion: CongestionAlgorithm::Cubic,
             keepalive: None,
             time_wait: Duration::from_secs(60),
+            fin_wait2_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(120),
+            max_persist_probes: 15,
             window_scaling: true,
             timestamps: true,
             sack: true,
@@ -229,7 +263,7 @@ impl Default for Config {
             reassembly_per_worker: 64 * 1024 * 1024,
             event_capacity: 4096,
             challenge_ack_limit: 1000,
-            secret: [0x5a; 16],
+            secret: Config::TEST_SECRET,
         }
     }
 }

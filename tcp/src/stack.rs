@@ -42,12 +42,17 @@ struct Listener {
     port: u16,
     hash: u32,
     used: bool,
+    /// Cookie epoch ([`syncookie::epoch`]) of the last cookie this listener sent, if any:
+    /// cookies are checked only while one could still be valid (Linux's recent-overflow test).
+    cookie_epoch: Option<u64>,
 }
 
 /// One worker's TCP. See the crate documentation for the model.
 #[derive(Debug)]
 pub struct Stack {
     cfg: Config,
+    /// Flow-table hash key, derived from `cfg.secret`.
+    table_key: [u8; 16],
     tcbs: Vec<Tcb>,
     free: Vec<u32>,
     table: IndexTable,
@@ -117,7 +122,8 @@ impl Stack {
                     addr: unspec,
                     port: 0,
                     hash: 0,
-                    used: false
+                    used: false,
+                    cookie_epoch: None,
                 };
                 cfg.max_listeners as usize
             ],
@@ -132,6 +138,7 @@ impl Stack {
             ooo_total: 0,
             syn_backlog: 0,
             challenge: ChallengeBudget::default(),
+            table_key: isn::table_key(&cfg.secret),
             cfg,
         })
     }
@@ -211,6 +218,7 @@ impl Stack {
             port,
             hash,
             used: true,
+            cookie_epoch: None,
         };
         #[allow(clippy::cast_possible_truncation)]
         let id = slot as u32;
@@ -258,7 +266,7 @@ impl Stack {
     }
 
     fn tuple_hash(&self, t: &FourTuple) -> u32 {
-        hash32(isn::table_hash(&self.cfg.secret, t))
+        hash32(isn::table_hash(&self.table_key, t))
     }
 
     fn check(&self, id: ConnId) -> Result<usize, ConnError> {
@@ -504,7 +512,12 @@ impl Stack {
             return;
         }
         if seg.flags.contains(TcpFlags::ACK) {
-            if !seg.flags.contains(TcpFlags::SYN) && self.cfg.syn_cookies {
+            // RFC 4987 §3.6 cookies are only looked at while this listener has recently sent
+            // some (as Linux does): otherwise every stray ACK would be a free guess at one.
+            let recent = self.listeners[lidx as usize]
+                .cookie_epoch
+                .is_some_and(|e| e + 1 >= syncookie::epoch(now));
+            if !seg.flags.contains(TcpFlags::SYN) && self.cfg.syn_cookies && recent {
                 if let Some(mss) = syncookie::decode(&self.cfg.secret, &t, seg.ack, seg.seq, now) {
                     self.accept_cookie(now, t, hash, seg, mss, lidx, sink);
                     return;
@@ -523,6 +536,7 @@ impl Stack {
         }
         if self.syn_backlog >= self.cfg.syn_backlog {
             if self.cfg.syn_cookies {
+                self.listeners[lidx as usize].cookie_epoch = Some(syncookie::epoch(now));
                 self.send_cookie(now, &t, seg, sink);
             } else {
                 self.counters.syn_backlog_drops += 1;

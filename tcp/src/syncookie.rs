@@ -1,29 +1,37 @@
 //! SYN cookies: a stateless SYN-ACK when the SYN backlog is full (RFC 4987 §3.6).
 //!
 //! The cookie is our ISN:
-//! - bits 31..27: a 5-bit counter `t` that ticks every 64 s (from `now`);
+//! - bits 31..27: the low 5 bits of the cookie epoch, a counter that ticks every
+//!   [`PERIOD_MS`] (64 s, Linux's period) of `now`;
 //! - bits 26..24: an index into [`MSS_TABLE`], the largest entry not above the peer's MSS;
-//! - bits 23..0: keyed hash of the 4-tuple, `t`, the peer's ISN and the MSS index.
+//! - bits 23..0: keyed hash of the 4-tuple, the *whole* epoch, the peer's ISN and the MSS index.
 //!
-//! A cookie is accepted for the current and the previous counter value (64 to 128 s). What a
-//! cookie cannot carry is lost: window scaling, SACK and timestamps are off on such connections.
+//! The key rotates with the epoch: the MAC covers the full 64-bit epoch number (equivalent to
+//! one key per epoch derived from the secret), so a cookie is accepted only in the epoch it was
+//! made in and the next one (64 to 128 s), never again when the 5-bit field wraps (every 34
+//! minutes). The stack further checks cookies only on a listener that sent one in that window
+//! (Linux's "recent overflow" test), so an ACK to a listener that never overflowed is not a
+//! chance to guess one. What a cookie cannot carry is lost: window scaling, SACK and timestamps
+//! are off on such connections.
 
-use crate::isn::{tuple_hash, FourTuple, DOMAIN_COOKIE};
+use crate::isn::{tuple_hash2, FourTuple, DOMAIN_COOKIE};
 use dataplane::time::Instant;
 
 /// MSS values a cookie can encode (the common ones, as Linux picks them).
 pub const MSS_TABLE: [u16; 8] = [536, 1220, 1300, 1360, 1440, 1460, 4312, 8960];
 
-fn counter(now: Instant) -> u32 {
-    #[allow(clippy::cast_possible_truncation)]
-    let t = (now.as_millis() / 64_000) as u32;
-    t & 0x1f
+/// Length of one cookie epoch.
+pub const PERIOD_MS: u64 = 64_000;
+
+/// The cookie epoch `now` falls in.
+pub fn epoch(now: Instant) -> u64 {
+    now.as_millis() / PERIOD_MS
 }
 
-fn mac(key: &[u8; 16], t: &FourTuple, count: u32, peer_isn: u32, mss_index: u32) -> u32 {
-    let extra = (u64::from(count) << 40) | (u64::from(mss_index) << 32) | u64::from(peer_isn);
+fn mac(key: &[u8; 16], t: &FourTuple, epoch: u64, peer_isn: u32, mss_index: u32) -> u32 {
+    let extra = (u64::from(mss_index) << 32) | u64::from(peer_isn);
     #[allow(clippy::cast_possible_truncation)]
-    let h = tuple_hash(key, DOMAIN_COOKIE, t, extra) as u32;
+    let h = tuple_hash2(key, DOMAIN_COOKIE, t, extra, epoch) as u32;
     h & 0x00ff_ffff
 }
 
@@ -38,8 +46,10 @@ pub fn encode(key: &[u8; 16], t: &FourTuple, peer_isn: u32, peer_mss: u16, now: 
             }
         }
     }
-    let c = counter(now);
-    (c << 27) | (idx << 24) | mac(key, t, c, peer_isn, idx)
+    let e = epoch(now);
+    #[allow(clippy::cast_possible_truncation)]
+    let low = (e & 0x1f) as u32;
+    (low << 27) | (idx << 24) | mac(key, t, e, peer_isn, idx)
 }
 
 /// Checks the cookie carried by the ACK that completes the handshake (`ack - 1` is our ISN,
@@ -47,14 +57,18 @@ pub fn encode(key: &[u8; 16], t: &FourTuple, peer_isn: u32, peer_mss: u16, now: 
 pub fn decode(key: &[u8; 16], t: &FourTuple, ack: u32, seq: u32, now: Instant) -> Option<u16> {
     let cookie = ack.wrapping_sub(1);
     let peer_isn = seq.wrapping_sub(1);
-    let c = cookie >> 27;
+    let low = u64::from(cookie >> 27);
     let idx = (cookie >> 24) & 0x7;
-    let cur = counter(now);
-    // Only the current and the previous counter values are valid.
-    if c != cur && c != (cur.wrapping_sub(1) & 0x1f) {
+    // Only the current and the previous epoch are valid; the 5-bit field says which.
+    let cur = epoch(now);
+    let e = if cur & 0x1f == low {
+        cur
+    } else if cur >= 1 && (cur - 1) & 0x1f == low {
+        cur - 1
+    } else {
         return None;
-    }
-    if mac(key, t, c, peer_isn, idx) != cookie & 0x00ff_ffff {
+    };
+    if mac(key, t, e, peer_isn, idx) != cookie & 0x00ff_ffff {
         return None;
     }
     MSS_TABLE.get(idx as usize).copied()
@@ -99,6 +113,17 @@ mod tests {
                 ack,
                 5001,
                 Instant::from_millis(1_000_000 + 140_000)
+            ),
+            None
+        );
+        // 32 epochs later the 5-bit field matches again, but the epoch is long gone.
+        assert_eq!(
+            decode(
+                &key,
+                &tuple(),
+                ack,
+                5001,
+                Instant::from_millis(1_000_000 + 32 * PERIOD_MS)
             ),
             None
         );

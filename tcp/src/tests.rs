@@ -355,6 +355,104 @@ mod listen {
         recv!(h, flags = RST, seq = 12_345);
         assert_eq!(h.s.counters().syn_cookies_rejected, 1);
     }
+
+    /// A SYN on a fresh port while the backlog (1) is held by `holder`: the listener overflows
+    /// and answers with a cookie, which is returned.
+    fn overflow_cookie(h: &mut H, holder: u16, port: u16, peer_isn: u32) -> u32 {
+        let mut s = seg(RISN, 0, SYN, b"");
+        s.src_port = holder;
+        send!(h, s);
+        let mut s = seg(peer_isn, 0, SYN, b"");
+        s.src_port = port;
+        s.options.mss = Some(1460);
+        send!(h, s);
+        let v = h.take();
+        let o = v
+            .iter()
+            .find(|o| o.ack == peer_isn.wrapping_add(1))
+            .expect("a SYN-ACK for the overflowing SYN");
+        o.seq
+    }
+
+    #[test]
+    fn cookie_refused_by_listener_that_never_overflowed() {
+        // The ACK carries a cookie that is valid for this secret (as one was for the old fixed
+        // secret, computed offline), but this listener never sent a cookie: Linux checks
+        // cookies only after a recent listen-queue overflow, and so do we.
+        let c = cfg();
+        let mut h = H::new(c.clone());
+        h.s.listen(LOCAL, LPORT).unwrap();
+        let t = FourTuple {
+            local_addr: LOCAL,
+            local_port: LPORT,
+            remote_addr: REMOTE,
+            remote_port: RPORT,
+        };
+        let cookie = syncookie::encode(&c.secret, &t, RISN, 1460, h.now);
+        send!(h, seg(RISN + 1, cookie.wrapping_add(1), ACK, b"inject"));
+        recv!(h, flags = RST, seq = cookie.wrapping_add(1));
+        assert_eq!(h.s.connection_count(), 0);
+        assert_eq!(h.s.counters().syn_cookies_accepted, 0);
+        assert!(h.events().is_empty());
+    }
+
+    #[test]
+    fn cookie_from_a_past_rotation_window_is_refused() {
+        let mut h = H::new(Config {
+            syn_backlog: 1,
+            ..cfg()
+        });
+        h.s.listen(LOCAL, LPORT).unwrap();
+        let old = overflow_cookie(&mut h, 1000, RPORT, 7_000);
+        // 32 cookie periods (32 x 64 s) later the listener overflows again, so cookies are
+        // being checked; the old cookie's 5-bit counter field has come round to the same value,
+        // but its epoch is long past and it must be refused.
+        h.now += core::time::Duration::from_secs(32 * 64);
+        let mut s = seg(RISN, 0, SYN, b"");
+        s.src_port = 1002;
+        send!(h, s);
+        let fresh = h.take();
+        assert!(
+            fresh
+                .iter()
+                .any(|o| o.flags == SYN.with(ACK) && o.ack == RISN + 1),
+            "{fresh:?}"
+        );
+        assert!(h.s.counters().syn_cookies_sent >= 2);
+        let mut a = seg(7_001, old.wrapping_add(1), ACK, b"");
+        a.src_port = RPORT;
+        send!(h, a);
+        recv!(h, flags = RST, seq = old.wrapping_add(1));
+        assert_eq!(h.s.counters().syn_cookies_accepted, 0);
+        assert!(h.s.counters().syn_cookies_rejected >= 1);
+    }
+
+    #[test]
+    fn cookie_valid_for_current_and_previous_period_only() {
+        let mut h = H::new(Config {
+            syn_backlog: 1,
+            ..cfg()
+        });
+        h.s.listen(LOCAL, LPORT).unwrap();
+        let c1 = overflow_cookie(&mut h, 1000, 2000, 7_000);
+        // 70 s later (next period): still good.
+        h.now += core::time::Duration::from_secs(70);
+        let mut a = seg(7_001, c1.wrapping_add(1), ACK, b"");
+        a.src_port = 2000;
+        send!(h, a);
+        assert_eq!(h.s.counters().syn_cookies_accepted, 1);
+        h.take();
+        // A cookie sent now and answered 200 s later (two periods on) is refused, even though
+        // the listener overflowed again meanwhile.
+        let c2 = overflow_cookie(&mut h, 1001, 2001, 8_000);
+        h.now += core::time::Duration::from_secs(200);
+        overflow_cookie(&mut h, 1003, 2003, 9_000);
+        let mut a = seg(8_001, c2.wrapping_add(1), ACK, b"");
+        a.src_port = 2001;
+        send!(h, a);
+        recv!(h, flags = RST, seq = c2.wrapping_add(1));
+        assert_eq!(h.s.counters().syn_cookies_accepted, 1);
+    }
 }
 
 // ============================================================================================
@@ -788,6 +886,78 @@ mod established {
     }
 
     #[test]
+    fn zero_window_peer_that_never_opens_is_aborted_after_probe_limit() {
+        // RFC 9293 §3.8.6.1 lets the sender abort a connection whose window stays shut
+        // (RFC 6429): a peer answering every probe with a zero window must not hold a slot and
+        // its rings for ever.
+        let mut h = H::established(cfg());
+        let id = h.conn.unwrap();
+        let mut z = seg(RISN + 1, h.iss + 1, ACK, b"");
+        z.window = 0;
+        send!(h, z);
+        h.s.send(id, b"blocked").unwrap();
+        recv!(h, nothing);
+        let mut probes = 0u32;
+        for _ in 0..200 {
+            if h.s.connection_count() == 0 {
+                break;
+            }
+            h.run_timer();
+            for o in h.take() {
+                if o.flags == ACK && o.seq == h.iss {
+                    probes += 1;
+                    send!(h, z);
+                } else {
+                    assert_eq!(o.flags, RST, "{o:?}");
+                }
+            }
+        }
+        assert_eq!(
+            h.s.connection_count(),
+            0,
+            "still there after {probes} probes"
+        );
+        assert_eq!(probes, u32::from(Config::default().max_persist_probes));
+        assert_eq!(h.events(), vec![EventKind::TimedOut]);
+        assert_eq!(h.s.send(id, b"x"), Err(ConnError::InvalidHandle));
+    }
+
+    #[test]
+    fn zero_window_probe_count_restarts_when_the_window_opens() {
+        let mut h = H::established(Config {
+            max_persist_probes: 3,
+            ..cfg()
+        });
+        let id = h.conn.unwrap();
+        let mut z = seg(RISN + 1, h.iss + 1, ACK, b"");
+        z.window = 0;
+        send!(h, z);
+        h.s.send(id, b"a").unwrap();
+        for _ in 0..2 {
+            h.run_timer();
+            recv!(h, flags = ACK, seq = h.iss);
+            send!(h, z);
+        }
+        // The window opens: "a" goes, is acked, the window shuts again with more to send.
+        send!(h, seg(RISN + 1, h.iss + 1, ACK, b""));
+        recv!(h, payload = b"a");
+        let mut z2 = seg(RISN + 1, h.iss + 2, ACK, b"");
+        z2.window = 0;
+        send!(h, z2);
+        h.s.send(id, b"b").unwrap();
+        for _ in 0..3 {
+            h.run_timer();
+            recv!(h, flags = ACK, seq = h.iss + 1);
+            send!(h, z2);
+        }
+        // Three fresh probes went unanswered by an open window: now it gives up.
+        h.run_timer();
+        recv!(h, flags = RST);
+        assert_eq!(h.events(), vec![EventKind::TimedOut]);
+        assert_eq!(h.s.connection_count(), 0);
+    }
+
+    #[test]
     fn fast_retransmit_on_three_duplicate_acks() {
         let mut h = H::established(cfg());
         let id = h.conn.unwrap();
@@ -1060,6 +1230,54 @@ mod fin_wait {
     }
 
     #[test]
+    fn fin_wait_2_times_out_when_peer_never_fins() {
+        // Linux tcp_fin_timeout: a peer that acknowledges our FIN but never sends its own does
+        // not keep the slot: after `fin_wait2_timeout` (60 s) it is reset and freed.
+        let mut h = fin_wait_1();
+        send!(h, seg(RISN + 1, h.iss + 2, ACK, b""));
+        assert_eq!(h.state(), State::FinWait2);
+        h.take();
+        h.advance_ms(59_900);
+        assert_eq!(h.state(), State::FinWait2);
+        h.advance_ms(200);
+        recv!(h, flags = RST, seq = h.iss + 2);
+        assert_eq!(h.events(), vec![EventKind::TimedOut]);
+        assert_eq!(h.s.connection_count(), 0);
+        assert_eq!(h.s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn fin_wait_1_zero_window_is_freed_after_close_timeout() {
+        // The app closed with data queued and the peer's window stays shut: the close is
+        // bounded by `close_timeout` (120 s) even before the probe limit would end it.
+        let mut h = H::established(cfg());
+        let id = h.conn.unwrap();
+        let mut z = seg(RISN + 1, h.iss + 1, ACK, b"");
+        z.window = 0;
+        send!(h, z);
+        h.s.send(id, b"unsent").unwrap();
+        h.s.close(id).unwrap();
+        h.take();
+        let start = h.now;
+        for _ in 0..100 {
+            if h.s.connection_count() == 0 {
+                break;
+            }
+            h.run_timer();
+            if h.take().iter().any(|o| o.flags == ACK && o.seq == h.iss) {
+                send!(h, z);
+            }
+        }
+        assert_eq!(h.s.connection_count(), 0);
+        let took = h.now.saturating_duration_since(start);
+        assert!(
+            took <= core::time::Duration::from_millis(120_100),
+            "{took:?}"
+        );
+        assert_eq!(h.events(), vec![EventKind::TimedOut]);
+    }
+
+    #[test]
     fn time_wait_reuse_by_newer_syn() {
         let mut h = fin_wait_1();
         send!(h, seg(RISN + 1, h.iss + 2, FIN.with(ACK), b""));
@@ -1126,5 +1344,64 @@ mod close_wait {
         recv!(h, flags = FIN.with(ACK), seq = h.iss + 1);
         send!(h, seg(RISN + 2, 0, RST, b""));
         assert_eq!(h.events(), vec![EventKind::PeerClosed, EventKind::Closed]);
+    }
+
+    #[test]
+    fn last_ack_with_unread_data_is_freed_after_close_timeout() {
+        // The app closed and then never read what arrived (the worker forgets a leg's
+        // connection when it tears the context down): the TCB and its rings are freed after
+        // `close_timeout` instead of waiting for a read that never comes.
+        let mut h = H::established(cfg());
+        let id = h.conn.unwrap();
+        send!(h, seg(RISN + 1, h.iss + 1, ACK.with(FIN), b"bye"));
+        h.take();
+        h.events();
+        h.s.close(id).unwrap();
+        recv!(h, flags = FIN.with(ACK), seq = h.iss + 1);
+        send!(h, seg(RISN + 5, h.iss + 2, ACK, b""));
+        assert_eq!(h.s.connection_count(), 1);
+        h.advance_ms(119_000);
+        assert_eq!(h.s.connection_count(), 1);
+        h.advance_ms(1_100);
+        assert_eq!(h.s.connection_count(), 0);
+        assert_eq!(h.events(), vec![EventKind::TimedOut]);
+        // Both FINs were exchanged: nothing to reset.
+        recv!(h, nothing);
+        assert_eq!(h.s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn last_ack_never_acked_is_freed_after_close_timeout() {
+        // The peer's window stays shut, so our data and FIN never go and LAST-ACK is never
+        // acknowledged; the peer answers every probe (RFC 1122 would keep it open for ever).
+        let mut h = H::established(cfg());
+        let id = h.conn.unwrap();
+        let mut z = seg(RISN + 1, h.iss + 1, ACK.with(FIN), b"");
+        z.window = 0;
+        send!(h, z);
+        h.take();
+        h.s.send(id, b"reply").unwrap();
+        h.s.close(id).unwrap();
+        assert_eq!(h.state(), State::LastAck);
+        h.take();
+        let mut z = seg(RISN + 2, h.iss + 1, ACK, b"");
+        z.window = 0;
+        let start = h.now;
+        for _ in 0..100 {
+            if h.s.connection_count() == 0 {
+                break;
+            }
+            h.run_timer();
+            if h.take().iter().any(|o| o.flags == ACK && o.seq == h.iss) {
+                send!(h, z);
+            }
+        }
+        assert_eq!(h.s.connection_count(), 0);
+        let took = h.now.saturating_duration_since(start);
+        assert!(
+            took <= core::time::Duration::from_millis(120_100),
+            "{took:?}"
+        );
+        assert_eq!(h.events(), vec![EventKind::PeerClosed, EventKind::TimedOut]);
     }
 }
