@@ -292,7 +292,7 @@ impl Stack {
         Some(idx)
     }
 
-    fn release(&mut self, idx: u32) {
+    fn free_slot(&mut self, idx: u32) {
         let tcb = &mut self.tcbs[idx as usize];
         if tcb.state == State::Closed {
             return;
@@ -385,7 +385,7 @@ impl Stack {
             if tcb.state == State::TimeWait && is_syn && self.time_wait_reusable(tcb, seg) {
                 // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a TIME-WAIT pair.
                 self.counters.time_wait_reused += 1;
-                self.release(idx);
+                self.free_slot(idx);
             } else {
                 self.process(idx, now, seg, sink);
                 return;
@@ -446,12 +446,12 @@ impl Stack {
                 self.output(idx, now, sink);
                 self.rearm(idx);
             }
-            Disposition::Free => self.release(idx),
+            Disposition::Free => self.free_slot(idx),
             Disposition::FreeAndRst => {
                 let t = self.tcbs[i].tuple;
                 let seq = self.tcbs[i].snd_max.0;
                 self.send_rst(&t, seq, None, sink);
-                self.release(idx);
+                self.free_slot(idx);
             }
         }
     }
@@ -663,6 +663,7 @@ impl Stack {
             sent += 1;
         }
         self.tcbs[i].update_persist(&self.cfg, now);
+        self.tcbs[i].update_close_timer(&self.cfg, now);
     }
 
     /// Runs due timers and sends whatever is queued (data the app sent, retries after sink
@@ -808,7 +809,7 @@ impl Stack {
             };
             tcb.app_finished(&mut ctx);
             if tcb.state == State::LastAck && tcb.fin_acked() {
-                self.release(id.index);
+                self.free_slot(id.index);
             }
         }
         Ok(())
@@ -845,7 +846,51 @@ impl Stack {
             id,
         };
         match self.tcbs[i].app_close(&mut ctx) {
-            Disposition::Free | Disposition::FreeAndRst => self.release(id.index),
+            Disposition::Free | Disposition::FreeAndRst => self.free_slot(id.index),
+            _ => self.queue(id.index),
+        }
+        Ok(())
+    }
+
+    /// Closes and gives up the handle, like closing a socket descriptor (a full close, where
+    /// [`Stack::close`] is a half close): queued data and the FIN still go out and the
+    /// connection finishes closing on its own, with no further events. Its life is bounded:
+    /// FIN-WAIT-2 by [`Config::fin_wait2_timeout`], the whole close by
+    /// [`Config::close_timeout`], a shut peer window by [`Config::max_persist_probes`].
+    /// RFC 1122 §4.2.2.13: if received data is still unread, or new data arrives later, the
+    /// peer is reset instead (the data is lost and it should know).
+    ///
+    /// # Errors
+    /// [`ConnError::InvalidHandle`] for a stale handle.
+    pub fn release(&mut self, id: ConnId, sink: &mut impl SegmentSink) -> Result<(), ConnError> {
+        let i = self.check(id)?;
+        if self.tcbs[i].rbuf_len > 0 {
+            let t = self.tcbs[i].tuple;
+            let seq = self.tcbs[i].snd_max.0;
+            self.send_rst(&t, seq, None, sink);
+            self.free_slot(id.index);
+            return Ok(());
+        }
+        if self.tcbs[i].state == State::SynSent && self.tcbs[i].sbuf_len == 0 {
+            // RFC 9293 §3.10.4: nothing sent yet, just delete the TCB.
+            self.free_slot(id.index);
+            return Ok(());
+        }
+        let mut ctx = Ctx {
+            now: Instant::ZERO,
+            cfg: &self.cfg,
+            counters: &mut self.counters,
+            events: &mut self.events,
+            ooo_total: &mut self.ooo_total,
+            challenge: &mut self.challenge,
+            id,
+        };
+        let tcb = &mut self.tcbs[i];
+        // The app is gone: no events from here on (APP_GONE), timers bound the rest (ORPHAN).
+        tcb.set(flag::APP_GONE | flag::ORPHAN);
+        tcb.clear(flag::CLOSE_PENDING | flag::WANT_WRITABLE);
+        match tcb.app_close(&mut ctx) {
+            Disposition::Free | Disposition::FreeAndRst => self.free_slot(id.index),
             _ => self.queue(id.index),
         }
         Ok(())
@@ -863,7 +908,7 @@ impl Stack {
             self.send_rst(&t, seq, None, sink);
         }
         self.events.push(&mut self.counters, id, EventKind::Closed);
-        self.release(id.index);
+        self.free_slot(id.index);
         Ok(())
     }
 }

@@ -1232,31 +1232,50 @@ mod fin_wait {
     #[test]
     fn fin_wait_2_times_out_when_peer_never_fins() {
         // Linux tcp_fin_timeout: a peer that acknowledges our FIN but never sends its own does
-        // not keep the slot: after `fin_wait2_timeout` (60 s) it is reset and freed.
-        let mut h = fin_wait_1();
+        // not keep a released connection's slot: after `fin_wait2_timeout` (60 s) it is reset
+        // and freed.
+        let mut h = H::established(cfg());
+        h.s.release(h.conn.unwrap(), &mut h.cap).unwrap();
+        recv!(h, flags = FIN.with(ACK), seq = h.iss + 1);
         send!(h, seg(RISN + 1, h.iss + 2, ACK, b""));
-        assert_eq!(h.state(), State::FinWait2);
         h.take();
         h.advance_ms(59_900);
-        assert_eq!(h.state(), State::FinWait2);
+        assert_eq!(h.s.connection_count(), 1);
         h.advance_ms(200);
         recv!(h, flags = RST, seq = h.iss + 2);
-        assert_eq!(h.events(), vec![EventKind::TimedOut]);
         assert_eq!(h.s.connection_count(), 0);
+        assert_eq!(h.s.counters().timeouts, 1);
+        assert!(
+            h.events().is_empty(),
+            "a released handle hears nothing more"
+        );
         assert_eq!(h.s.poll_timeout(), None);
     }
 
     #[test]
+    fn half_closed_fin_wait_2_the_app_still_holds_has_no_timeout() {
+        // `close` is a half close: the app still reads, the peer may send for as long as it
+        // likes (RFC 9293 §3.6). Only a released connection is bounded.
+        let mut h = fin_wait_1();
+        send!(h, seg(RISN + 1, h.iss + 2, ACK, b""));
+        assert_eq!(h.state(), State::FinWait2);
+        h.advance_ms(600_000);
+        assert_eq!(h.state(), State::FinWait2);
+        send!(h, seg(RISN + 1, h.iss + 2, ACK, b"late"));
+        assert_eq!(h.s.recv_available(h.conn.unwrap()), Ok(4));
+    }
+
+    #[test]
     fn fin_wait_1_zero_window_is_freed_after_close_timeout() {
-        // The app closed with data queued and the peer's window stays shut: the close is
-        // bounded by `close_timeout` (120 s) even before the probe limit would end it.
+        // Released with data queued and the peer's window stays shut: the close is bounded by
+        // `close_timeout` (120 s) even before the probe limit would end it.
         let mut h = H::established(cfg());
         let id = h.conn.unwrap();
         let mut z = seg(RISN + 1, h.iss + 1, ACK, b"");
         z.window = 0;
         send!(h, z);
         h.s.send(id, b"unsent").unwrap();
-        h.s.close(id).unwrap();
+        h.s.release(id, &mut h.cap).unwrap();
         h.take();
         let start = h.now;
         for _ in 0..100 {
@@ -1274,7 +1293,18 @@ mod fin_wait {
             took <= core::time::Duration::from_millis(120_100),
             "{took:?}"
         );
-        assert_eq!(h.events(), vec![EventKind::TimedOut]);
+        assert_eq!(h.s.counters().timeouts, 1);
+    }
+
+    #[test]
+    fn data_after_release_gets_rst() {
+        // RFC 1122 §4.2.2.13: new data for a connection nobody will read resets it.
+        let mut h = H::established(cfg());
+        h.s.release(h.conn.unwrap(), &mut h.cap).unwrap();
+        recv!(h, flags = FIN.with(ACK), seq = h.iss + 1);
+        send!(h, seg(RISN + 1, h.iss + 2, ACK, b"nobody reads this"));
+        recv!(h, flags = RST, seq = h.iss + 2);
+        assert_eq!(h.s.connection_count(), 0);
     }
 
     #[test]
@@ -1347,27 +1377,20 @@ mod close_wait {
     }
 
     #[test]
-    fn last_ack_with_unread_data_is_freed_after_close_timeout() {
-        // The app closed and then never read what arrived (the worker forgets a leg's
-        // connection when it tears the context down): the TCB and its rings are freed after
-        // `close_timeout` instead of waiting for a read that never comes.
+    fn release_with_unread_data_resets_and_frees_at_once() {
+        // LAST-ACK used to wait for a read that never came when the app closed with data
+        // unread (the worker forgets a leg's connection when it tears the context down).
+        // RFC 1122 §4.2.2.13: closing with received data pending resets the connection.
         let mut h = H::established(cfg());
         let id = h.conn.unwrap();
         send!(h, seg(RISN + 1, h.iss + 1, ACK.with(FIN), b"bye"));
         h.take();
         h.events();
-        h.s.close(id).unwrap();
-        recv!(h, flags = FIN.with(ACK), seq = h.iss + 1);
-        send!(h, seg(RISN + 5, h.iss + 2, ACK, b""));
-        assert_eq!(h.s.connection_count(), 1);
-        h.advance_ms(119_000);
-        assert_eq!(h.s.connection_count(), 1);
-        h.advance_ms(1_100);
+        h.s.release(id, &mut h.cap).unwrap();
+        recv!(h, flags = RST, seq = h.iss + 1);
         assert_eq!(h.s.connection_count(), 0);
-        assert_eq!(h.events(), vec![EventKind::TimedOut]);
-        // Both FINs were exchanged: nothing to reset.
-        recv!(h, nothing);
-        assert_eq!(h.s.poll_timeout(), None);
+        assert!(h.events().is_empty());
+        assert_eq!(h.s.recv_available(id), Err(ConnError::InvalidHandle));
     }
 
     #[test]
@@ -1380,9 +1403,9 @@ mod close_wait {
         z.window = 0;
         send!(h, z);
         h.take();
+        assert_eq!(h.events(), vec![EventKind::PeerClosed]);
         h.s.send(id, b"reply").unwrap();
-        h.s.close(id).unwrap();
-        assert_eq!(h.state(), State::LastAck);
+        h.s.release(id, &mut h.cap).unwrap();
         h.take();
         let mut z = seg(RISN + 2, h.iss + 1, ACK, b"");
         z.window = 0;
@@ -1402,6 +1425,20 @@ mod close_wait {
             took <= core::time::Duration::from_millis(120_100),
             "{took:?}"
         );
-        assert_eq!(h.events(), vec![EventKind::PeerClosed, EventKind::TimedOut]);
+        assert!(took >= core::time::Duration::from_secs(119), "{took:?}");
+        assert_eq!(h.s.counters().timeouts, 1);
+        assert!(h.events().is_empty());
+    }
+
+    #[test]
+    fn released_last_ack_frees_when_our_fin_is_acked() {
+        let mut h = H::established(cfg());
+        send!(h, seg(RISN + 1, h.iss + 1, ACK.with(FIN), b""));
+        h.take();
+        h.s.release(h.conn.unwrap(), &mut h.cap).unwrap();
+        recv!(h, flags = FIN.with(ACK), seq = h.iss + 1);
+        send!(h, seg(RISN + 2, h.iss + 2, ACK, b""));
+        assert_eq!(h.s.connection_count(), 0);
+        assert_eq!(h.s.poll_timeout(), None);
     }
 }

@@ -1484,7 +1484,11 @@ impl<P: Port> Worker<P> {
                 if notify > 0 {
                     let _ = self.tcp.send(c, &scratch[..notify]);
                 }
-                let _ = self.tcp.close(c);
+                // A full close: the worker forgets the connection, so the stack must finish
+                // it alone, bounded by its FIN-WAIT-2/close timeouts (a half close would hold
+                // the slot for as long as the peer liked).
+                let (tcp, mut sink) = self.tcp_io();
+                let _ = tcp.release(c, &mut sink);
                 self.conns.remove(&c);
             }
             if let Some(l) = listener {

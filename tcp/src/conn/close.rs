@@ -87,8 +87,43 @@ impl Tcb {
         self.rto_at = Instant::FAR_FUTURE;
         self.persist_at = Instant::FAR_FUTURE;
         self.keepalive_at = Instant::FAR_FUTURE;
+        // TIME-WAIT is bounded by its own 2 MSL timer.
+        self.close_at = Instant::FAR_FUTURE;
         if !self.has(flag::APP_GONE) {
             self.app_finished(ctx);
+        }
+    }
+
+    /// Arms an orphan's close deadline (called after every output pass, which has `now`). The
+    /// bound is absolute, not restarted by progress, so a peer trickling ACKs cannot stretch
+    /// it. A connection the app still holds (half-closed with `Stack::close`, still reading)
+    /// gets none: like a socket descriptor, it is the app's to keep or release.
+    pub fn update_close_timer(&mut self, cfg: &crate::Config, now: Instant) {
+        if !self.has(flag::ORPHAN) || matches!(self.state, State::TimeWait | State::Closed) {
+            return;
+        }
+        if self.close_at == Instant::FAR_FUTURE {
+            self.close_at = now + cfg.close_timeout;
+        }
+        if self.state == State::FinWait2 {
+            // Linux's tcp_fin_timeout: RFC 9293 puts no bound on FIN-WAIT-2, but a peer that
+            // never sends its FIN must not hold an orphan's slot and rings for ever.
+            self.close_at = self.close_at.min(now + cfg.fin_wait2_timeout);
+        }
+    }
+
+    /// An orphan's close deadline passed (FIN-WAIT-2 without the peer's FIN, or a close not
+    /// done within `close_timeout`): free the TCB. Reset the peer unless both FINs are done (then
+    /// only unread data was holding it, and the peer has nothing left to hear).
+    pub fn on_close_timeout(&mut self, ctx: &mut Ctx<'_>) -> Disposition {
+        ctx.counters.timeouts += 1;
+        if !self.has(flag::APP_GONE) {
+            ctx.event(EventKind::TimedOut);
+        }
+        if self.has(flag::PEER_FIN) && self.fin_acked() {
+            Disposition::Free
+        } else {
+            Disposition::FreeAndRst
         }
     }
 

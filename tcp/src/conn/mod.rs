@@ -44,6 +44,9 @@ pub(crate) mod flag {
     pub const WS_OK: u32 = 1 << 15;
     pub const CLOSE_PENDING: u32 = 1 << 16;
     pub const UNDO: u32 = 1 << 17;
+    /// The app released the connection (`Stack::release`): it finishes closing on its own,
+    /// within `fin_wait2_timeout`/`close_timeout`.
+    pub const ORPHAN: u32 = 1 << 18;
 }
 
 /// The fixed-capacity event queue (allocated once; a full queue counts and drops).
@@ -248,6 +251,9 @@ pub(crate) struct Tcb {
     pub retries: u8,
     pub probes: u8,
     pub persist_backoff: u8,
+    /// Zero-window probes sent since the peer's window was last open or data last acked
+    /// (bounded by `Config::max_persist_probes`).
+    pub zwp_probes: u8,
     pub segs_unacked: u8,
     pub quickack: u16,
     pub rtt_seq: SeqNumber,
@@ -265,6 +271,9 @@ pub(crate) struct Tcb {
     pub persist_at: Instant,
     pub keepalive_at: Instant,
     pub timewait_at: Instant,
+    /// An orphan's close deadline: `close_timeout` after `Stack::release`, brought forward to
+    /// `fin_wait2_timeout` in FIN-WAIT-2; off in TIME-WAIT (which has its own).
+    pub close_at: Instant,
 }
 
 impl Tcb {
@@ -323,6 +332,7 @@ impl Tcb {
             retries: 0,
             probes: 0,
             persist_backoff: 0,
+            zwp_probes: 0,
             segs_unacked: 0,
             quickack: 0,
             rtt_seq: SeqNumber(0),
@@ -335,6 +345,7 @@ impl Tcb {
             persist_at: Instant::FAR_FUTURE,
             keepalive_at: Instant::FAR_FUTURE,
             timewait_at: Instant::FAR_FUTURE,
+            close_at: Instant::FAR_FUTURE,
         }
     }
 
@@ -376,6 +387,7 @@ impl Tcb {
             .min(self.persist_at)
             .min(self.keepalive_at)
             .min(self.timewait_at)
+            .min(self.close_at)
     }
 
     /// Our TSval: milliseconds from `now`, offset per connection (RFC 7323 §5.4).
@@ -577,6 +589,14 @@ impl Tcb {
         }
 
         // Seventh: segment text.
+        if self.has(flag::ORPHAN)
+            && !payload.is_empty()
+            && seq + u32::try_from(payload.len()).unwrap_or(u32::MAX) > self.rcv_nxt
+        {
+            // RFC 1122 §4.2.2.13: new data after a full close has no reader: reset, so the
+            // peer learns it was lost (as Linux does for an orphan).
+            return Disposition::FreeAndRst;
+        }
         if !payload.is_empty() {
             if self.state.can_receive() {
                 self.receive_data(ctx, seq, payload, flags.contains(TcpFlags::FIN), rbuf);

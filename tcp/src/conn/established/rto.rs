@@ -47,6 +47,9 @@ impl Tcb {
         if self.timewait_at <= now {
             return Disposition::Free;
         }
+        if self.close_at <= now {
+            return self.on_close_timeout(ctx);
+        }
         if self.rto_at <= now {
             self.rto_at = Instant::FAR_FUTURE;
             let d = self.on_rto(ctx);
@@ -60,6 +63,17 @@ impl Tcb {
         }
         if self.persist_at <= now {
             self.persist_at = Instant::FAR_FUTURE;
+            // RFC 9293 §3.8.6.1 / RFC 6429: a window that stays shut through
+            // `max_persist_probes` probes ends the connection, however faithfully the peer
+            // answers them; otherwise any peer could pin a slot and its rings for ever.
+            if self.zwp_probes >= ctx.cfg.max_persist_probes {
+                ctx.counters.timeouts += 1;
+                if !self.has(flag::APP_GONE) {
+                    ctx.event(EventKind::TimedOut);
+                }
+                return Disposition::FreeAndRst;
+            }
+            self.zwp_probes += 1;
             self.set(flag::PROBE);
             self.persist_backoff = self.persist_backoff.saturating_add(1).min(10);
             ctx.counters.persist_probes += 1;

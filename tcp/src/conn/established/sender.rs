@@ -56,6 +56,7 @@ impl Tcb {
             self.prune_scoreboard();
             self.retries = 0;
             self.persist_backoff = 0;
+            self.zwp_probes = 0;
             if self.has(flag::UNDO) {
                 self.clear(flag::UNDO);
                 // RFC 3522 Eifel detection: the first new ACK after a fast retransmit echoes a
@@ -132,6 +133,9 @@ impl Tcb {
         // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ, or equal and SND.WL2 =< SEG.ACK).
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
             self.snd_wnd = window;
+            if window > 0 {
+                self.zwp_probes = 0;
+            }
             self.snd_wl1 = seq;
             self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(window);
