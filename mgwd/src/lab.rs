@@ -901,6 +901,9 @@ fn worker_config(mac: EthernetAddress, mg_id: &Identity) -> Result<WorkerConfig>
     // stack's default is 16 listeners).
     wcfg.tcp.max_listeners = 4096;
     wcfg.tcp.max_connections = 8192;
+    // RFC 6528: the lab's gateway is a real stack on a (memory) network; its ISN, cookie and
+    // flow-table secret comes from the OS like `mgwd run`'s, never the public test secret.
+    wcfg.tcp.secret = crate::run::urandom::<16>().context("TCP secret")?;
     wcfg.tls = Some(TlsContext::new(TlsSettings::default(), mg_id.clone())?);
     wcfg.dtls = Some(DtlsConfig::new(mg_id, 1200, Duration::from_secs(10))?);
     Ok(wcfg)
@@ -1009,7 +1012,7 @@ fn mem_wire(args: &LabArgs, mg_id: &Identity, ring: WorkerEnd, ctx: PeerCtx) -> 
             mgw_tcp::Config {
                 max_connections: 8192,
                 max_listeners: 4096,
-                ..mgw_tcp::Config::default()
+                ..mgw_tcp::Config::with_secret(crate::run::urandom::<16>()?)
             },
         )
         .map_err(|e| anyhow!("peer stack: {e}"))?;
@@ -1355,6 +1358,16 @@ impl Drop for StopOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lab_gateway_tcp_secret_is_drawn_per_start() {
+        let id = Identity::generate_self_signed("lab-test").unwrap();
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let a = worker_config(mac, &id).unwrap().tcp.secret;
+        let b = worker_config(mac, &id).unwrap().tcp.secret;
+        assert_ne!(a, b);
+        assert_ne!(a, mgw_tcp::Config::TEST_SECRET);
+    }
 
     fn rtt_and_live() -> (Histogram<u64>, Live) {
         (new_rtt(), Live::default())

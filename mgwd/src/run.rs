@@ -80,7 +80,7 @@ fn parse_mid(s: &str) -> Result<Mid> {
 }
 
 /// Bytes from the kernel's CSPRNG.
-fn urandom<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn urandom<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
@@ -493,6 +493,21 @@ fn start_dpdk(
     Ok((running, realms, ports))
 }
 
+/// One worker's TCP stack settings: the configured limits and a secret of its own for ISNs
+/// (RFC 6528), SYN cookies and the flow-table key, so that neither can be predicted or
+/// computed offline. Called once per worker at each start.
+///
+/// # Errors
+/// The kernel's random source cannot be read.
+fn worker_tcp_config(limits: &crate::config::Limits) -> Result<mgw_tcp::Config> {
+    Ok(mgw_tcp::Config {
+        max_connections: limits.max_connections_per_worker,
+        // Every passive TCP leg listens until its peer connects: as many listeners as legs.
+        max_listeners: limits.max_connections_per_worker,
+        ..mgw_tcp::Config::with_secret(urandom::<16>().context("TCP secret")?)
+    })
+}
+
 /// Runs the daemon.
 ///
 /// # Errors
@@ -554,9 +569,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let new_worker = |edge: EdgeConfig| -> Result<WorkerConfig> {
         let mut wcfg = WorkerConfig::new(edge);
         wcfg.max_contexts = cfg.limits.max_contexts;
-        wcfg.tcp.max_connections = cfg.limits.max_connections_per_worker;
-        // Every passive TCP leg listens until its peer connects: as many listeners as legs.
-        wcfg.tcp.max_listeners = cfg.limits.max_connections_per_worker;
+        wcfg.tcp = worker_tcp_config(&cfg.limits)?;
         wcfg.tls = Some(TlsContext::new(tls_settings.clone(), identity.clone())?);
         wcfg.dtls = Some(DtlsConfig::new(
             &identity,
@@ -737,4 +750,32 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let gs = gateway.stats();
     info!(?gs, workers = ws.len(), "mgwd stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_start_gives_every_worker_stack_its_own_tcp_secret() {
+        let limits = crate::config::Limits::default();
+        let a = worker_tcp_config(&limits).unwrap();
+        let b = worker_tcp_config(&limits).unwrap();
+        assert_ne!(a.secret, b.secret);
+        assert_ne!(a.secret, mgw_tcp::Config::TEST_SECRET);
+        assert_ne!(b.secret, mgw_tcp::Config::TEST_SECRET);
+        assert_eq!(a.max_connections, limits.max_connections_per_worker);
+        // The ISNs two such stacks pick for the same 4-tuple at the same instant differ.
+        let t = mgw_tcp::FourTuple {
+            local_addr: dataplane::wire::IpAddress::V4(Ipv4Address::new(192, 0, 2, 1)),
+            local_port: 2855,
+            remote_addr: dataplane::wire::IpAddress::V4(Ipv4Address::new(192, 0, 2, 9)),
+            remote_port: 40_000,
+        };
+        let now = dataplane::time::Instant::from_millis(5);
+        assert_ne!(
+            mgw_tcp::isn::initial_sequence_number(&a.secret, &t, now),
+            mgw_tcp::isn::initial_sequence_number(&b.secret, &t, now)
+        );
+    }
 }
