@@ -36,7 +36,9 @@ pub struct WorkerConfig {
     pub dtls: Option<DtlsConfig>,
     /// UDPTL limits for aware T.38 legs.
     pub udptl: UdptlConfig,
-    /// The TCP stack's settings (its connection slots bound the TCP legs).
+    /// The TCP stack's settings (its connection slots bound the TCP legs). [`WorkerConfig::new`]
+    /// leaves the public test secret in it: a binary MUST set `tcp.secret` from the OS (as
+    /// `mgwd run` and `mgwd lab` do), or ISNs and SYN cookies are predictable (RFC 6528).
     pub tcp: mgw_tcp::Config,
     /// TLS settings and identity; TLS legs are refused without them.
     pub tls: Option<mgw_tls::TlsContext>,
