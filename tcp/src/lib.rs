@@ -30,8 +30,14 @@
 //! - **Handles.** A [`ConnId`] stays valid until its `Closed`/`Reset`/`TimedOut`/
 //!   `ConnectFailed` event. `Closed` waits until the app has read everything received, so no
 //!   byte is lost to an early close; TIME-WAIT then continues inside the stack.
+//! - **Closing.** [`Stack::close`] is a half close: the app keeps reading and the connection
+//!   has no close timer. [`Stack::release`] is the full close (a socket descriptor closed): the
+//!   handle goes at once, and the stack finishes alone, within `fin_wait2_timeout` in FIN-WAIT-2
+//!   and `close_timeout` overall, resetting if data is unread or arrives (RFC 1122 §4.2.2.13).
+//!   Any connection whose peer keeps its window shut through `max_persist_probes` probes is
+//!   aborted (RFC 9293 §3.8.6.1, RFC 6429). So no peer can hold a slot for ever.
 //! - **Timers.** One wheel entry per connection (the earliest of RTO, delayed ACK, persist,
-//!   keepalive, TIME-WAIT), 1 ms ticks. [`Stack::poll_timeout`] is exact within 64 ms and a
+//!   keepalive, TIME-WAIT, close deadline), 1 ms ticks. [`Stack::poll_timeout`] is exact within 64 ms and a
 //!   lower bound beyond (the wheel cascades), so a caller may wake once or twice early.
 //! - **What is simplified.** RTT is measured with one timed segment per window (Karn), not from
 //!   timestamps; SACK recovery treats every un-SACKed hole below the highest SACK as lost (no
@@ -116,7 +122,8 @@ pub enum EventKind {
     PeerClosed,
     /// The peer reset the connection; the handle is gone.
     Reset,
-    /// Retransmissions or keepalive probes went unanswered; we sent RST and the handle is gone.
+    /// Retransmissions, keepalive probes or zero-window probes went unanswered (the window
+    /// never opened); we sent RST and the handle is gone.
     TimedOut,
     /// Both directions are closed and everything received has been read (or the app aborted);
     /// the handle is gone. A connection that goes on to TIME-WAIT stays in the table internally
