@@ -1,8 +1,9 @@
 //! `mgwd run`'s TOML configuration (see `deploy/mgwd.example.toml`).
 //!
 //! Parsing is strict: an unknown key, a wrong type or a value out of range fails at start with
-//! the file, the line and the field named. Keys that this build accepts but does not act on yet
-//! are listed by [`Config::not_yet_applied`] so the daemon can log them.
+//! the file, the line and the field named. Every key accepted is applied; a key this build cannot
+//! act on yet (`realm.vlan`, `realm.ipv6`, a `dataplane.burst` other than the built-in one, ...)
+//! is refused at start naming it, never accepted and ignored.
 
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
@@ -226,13 +227,13 @@ pub struct Realm {
     /// Next hop for destinations off the subnet.
     #[serde(default)]
     pub gateway_v4: Option<Ipv4Addr>,
-    /// Our IPv6 address (not used by this build's edge yet).
+    /// Our IPv6 address: refused at start (this build's edge has no IPv6 yet).
     #[serde(default)]
     pub ipv6: Option<String>,
-    /// IPv6 next hop.
+    /// IPv6 next hop: refused at start, as `ipv6`.
     #[serde(default)]
     pub gateway_v6: Option<String>,
-    /// VLAN id (0 = untagged).
+    /// VLAN id; only 0 (untagged) is accepted until 802.1Q is supported.
     #[serde(default)]
     pub vlan: u16,
     /// MTU.
@@ -454,6 +455,46 @@ impl Config {
             if self.realms[..i].iter().any(|o| o.name == r.name) {
                 bail!("realm[{i}].name: `{}` is used twice", r.name);
             }
+            // Refused rather than ignored: an accepted key must change behaviour.
+            if r.vlan != 0 {
+                bail!(
+                    "realm[{i}] ({}).vlan: realm.vlan is not supported yet (802.1Q tagging, issue 19); remove it or set 0",
+                    r.name
+                );
+            }
+            if r.ipv6.is_some() {
+                bail!(
+                    "realm[{i}] ({}).ipv6: IPv6 is not supported by this build's edge yet; remove it",
+                    r.name
+                );
+            }
+            if r.gateway_v6.is_some() {
+                bail!(
+                    "realm[{i}] ({}).gateway_v6: IPv6 is not supported by this build's edge yet; remove it",
+                    r.name
+                );
+            }
+        }
+        if let Some(b) = self.dataplane.burst {
+            if b != dataplane::port::BURST {
+                bail!(
+                    "dataplane.burst: {b} is not supported (the burst is {}, fixed at build)",
+                    dataplane::port::BURST
+                );
+            }
+        }
+        if self.limits.idle_timeout_s != 0 {
+            bail!("limits.idle_timeout_s: idle release is not supported yet; remove it or set 0");
+        }
+        if self.dataplane.backend != "dpdk" && self.dpdk.is_some() {
+            bail!(
+                "[dpdk]: only used with dataplane.backend = \"dpdk\" (backend is `{}`); remove the section",
+                self.dataplane.backend
+            );
+        }
+        match self.tls.min_version.as_deref() {
+            None | Some("1.2" | "1.3") => {}
+            Some(v) => bail!("tls.min_version: `{v}` is neither `1.2` nor `1.3`"),
         }
         if !(4096..=16 << 20).contains(&self.limits.relay_buffer) {
             bail!(
@@ -475,24 +516,6 @@ impl Config {
             bail!("tls.certificate and tls.private_key: give both or neither");
         }
         Ok(())
-    }
-
-    /// Keys accepted here that this build does not act on yet, for the start-up log.
-    pub fn not_yet_applied(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.dataplane.backend != "dpdk" && self.dpdk.is_some() {
-            v.push("[dpdk] (backend is not dpdk)");
-        }
-        if self.dataplane.burst.is_some() {
-            v.push("dataplane.burst (the burst is 32, fixed at build)");
-        }
-        if self.realms.iter().any(|r| r.ipv6.is_some()) {
-            v.push("realm.ipv6 (the edge resolves no IPv6 next hops yet)");
-        }
-        if self.limits.idle_timeout_s != 0 {
-            v.push("limits.idle_timeout_s");
-        }
-        v
     }
 }
 
@@ -554,5 +577,50 @@ mod tests {
             .replace("vdevs = []", "vdevs = [\"net_af_packet1,iface=eth1\"]");
         let e = Config::parse(&vdev).unwrap_err();
         assert!(format!("{e:#}").contains("not in dpdk.vdevs"), "{e:#}");
+    }
+
+    /// A key this build cannot act on is refused at start, naming it (never accepted and
+    /// silently ignored).
+    #[test]
+    fn keys_this_build_cannot_apply_are_refused() {
+        let base = include_str!("../../deploy/mgwd.example.toml");
+        let refused = |text: String, want: &str| {
+            let e = Config::parse(&text).expect_err(want);
+            let msg = format!("{e:#}");
+            assert!(msg.contains(want), "{msg}");
+        };
+        let realm = "gateway_v4 = \"203.0.113.1\"";
+        refused(
+            base.replacen(realm, &format!("{realm}\nvlan = 100"), 1),
+            "realm[0] (access).vlan",
+        );
+        refused(
+            base.replacen(realm, &format!("{realm}\nipv6 = \"2001:db8:a::10/64\""), 1),
+            "realm[0] (access).ipv6",
+        );
+        refused(
+            base.replacen(
+                realm,
+                &format!("{realm}\ngateway_v6 = \"2001:db8:a::1\""),
+                1,
+            ),
+            "realm[0] (access).gateway_v6",
+        );
+        refused(base.replace("burst = 32", "burst = 64"), "dataplane.burst");
+        refused(
+            base.replace("idle_timeout_s = 0", "idle_timeout_s = 30"),
+            "limits.idle_timeout_s",
+        );
+        refused(
+            base.replace("backend = \"dpdk\"", "backend = \"afpacket\""),
+            "[dpdk]",
+        );
+        refused(
+            base.replace("min_version = \"1.2\"", "min_version = \"1.1\""),
+            "tls.min_version",
+        );
+        // The values this build does apply still parse.
+        let cfg = Config::parse(&base.replacen(realm, &format!("{realm}\nvlan = 0"), 1)).unwrap();
+        assert_eq!(cfg.realms[0].vlan, 0);
     }
 }

@@ -512,9 +512,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
     info!(name = %cfg.general.name, "mgwd starting");
-    for k in cfg.not_yet_applied() {
-        warn!("configured but not applied by this build: {k}");
-    }
 
     match cfg.dataplane.backend.as_str() {
         "afpacket" => {}
