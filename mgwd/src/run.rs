@@ -637,6 +637,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             },
             mg: MgConfig {
                 max_contexts: cfg.limits.max_contexts,
+                max_terminations: cfg.limits.max_terminations,
                 ..MgConfig::default()
             },
             defer_replies: true,
