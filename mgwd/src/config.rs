@@ -79,7 +79,8 @@ pub struct Control {
     /// Retransmission timer cap, ms.
     #[serde(default = "ms4000")]
     pub retransmit_max: u64,
-    /// Give up on a request after this long, ms.
+    /// Keep retransmitting a request (with backoff) for this long before reporting it failed
+    /// (and failing over to the next MGC), ms; over TCP, the wait for its reply.
     #[serde(default = "ms30000")]
     pub transaction_timeout: u64,
     /// Send Pending after this long, ms.
@@ -392,6 +393,13 @@ impl Config {
             bail!(
                 "control.version: {} is not an H.248 version (1-3)",
                 self.control.version
+            );
+        }
+        if self.control.transaction_timeout < self.control.retransmit_initial {
+            bail!(
+                "control.transaction_timeout: {} ms is shorter than control.retransmit_initial ({} ms)",
+                self.control.transaction_timeout,
+                self.control.retransmit_initial
             );
         }
         if self.control.mgc.is_empty() {

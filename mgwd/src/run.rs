@@ -618,6 +618,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         initial_rto: Duration::from_millis(cfg.control.retransmit_initial),
         max_rto: Duration::from_millis(cfg.control.retransmit_max),
         pending_after: Duration::from_millis(cfg.control.pending_after),
+        request_timeout: Some(Duration::from_millis(cfg.control.transaction_timeout)),
         reliable: transport == TransportKind::Tcp,
         ..TransactionConfig::default()
     };
