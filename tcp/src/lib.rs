@@ -166,8 +166,14 @@ pub struct Config {
     pub min_rto: Duration,
     /// RTO ceiling.
     pub max_rto: Duration,
-    /// SYN retransmissions before `ConnectFailed { TimedOut }`.
+    /// SYN retransmissions before `ConnectFailed { TimedOut }` (for an active open, only when
+    /// `connect_timeout` is unset).
     pub max_syn_retries: u8,
+    /// Give up on an active open this long after [`Stack::connect`] with
+    /// `ConnectFailed { TimedOut }`: SYNs are retransmitted with backoff until then, however
+    /// many that takes (RFC 9293 §3.8.3 leaves the total to the user's timeout). `None`:
+    /// `max_syn_retries` bounds it.
+    pub connect_timeout: Option<Duration>,
     /// Data retransmissions of one segment before `TimedOut`.
     pub max_retries: u8,
     /// Delayed-ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms); `None` ACKs every segment.
@@ -215,6 +221,7 @@ impl Default for Config {
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
             max_syn_retries: 6,
+            connect_timeout: None,
             max_retries: 15,
             delayed_ack: Some(Duration::from_millis(40)),
             quickack_segments: 16,

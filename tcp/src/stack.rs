@@ -347,7 +347,11 @@ impl Stack {
             self.counters.table_full_refusals += 1;
             return Err(ConnectError::TableFull);
         };
-        self.tcbs[idx as usize].open_active(&self.cfg);
+        let tcb = &mut self.tcbs[idx as usize];
+        tcb.open_active(&self.cfg);
+        if let Some(t) = self.cfg.connect_timeout {
+            tcb.connect_at = now + t;
+        }
         self.queue(idx);
         Ok(self.id(idx))
     }

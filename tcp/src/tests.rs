@@ -455,6 +455,61 @@ mod syn_sent {
     }
 
     #[test]
+    fn connect_timeout_bounds_the_active_open_not_the_syn_count() {
+        // 2.5 s: SYNs at 0, 1 s (RTO doubling to 2 s would be at 3 s), fails at 2.5 s.
+        let mut h = connect(Config {
+            connect_timeout: Some(core::time::Duration::from_millis(2500)),
+            ..cfg()
+        });
+        let start = h.now;
+        h.run_timer();
+        recv!(h, flags = SYN, seq = h.iss);
+        assert_eq!((h.now - start).as_millis(), 1000);
+        h.run_timer();
+        recv!(h, nothing);
+        assert_eq!((h.now - start).as_millis(), 2500);
+        assert_eq!(
+            h.events(),
+            vec![EventKind::ConnectFailed {
+                reason: ConnectFailure::TimedOut
+            }]
+        );
+        assert_eq!(h.s.connection_count(), 0);
+        assert_eq!(h.s.poll_timeout(), None);
+        // A long timeout keeps trying past max_syn_retries (3 here): 1+2+4+8 s of SYNs.
+        let mut h = connect(Config {
+            connect_timeout: Some(core::time::Duration::from_secs(20)),
+            ..cfg()
+        });
+        let start = h.now;
+        for _ in 0..4 {
+            h.run_timer();
+            recv!(h, flags = SYN, seq = h.iss);
+        }
+        assert_eq!((h.now - start).as_millis(), 15_000);
+        assert!(h.events().is_empty());
+        h.run_timer();
+        assert_eq!((h.now - start).as_millis(), 20_000);
+        assert_eq!(
+            h.events(),
+            vec![EventKind::ConnectFailed {
+                reason: ConnectFailure::TimedOut
+            }]
+        );
+        // Once connected the timeout is gone.
+        let mut h = connect(Config {
+            connect_timeout: Some(core::time::Duration::from_millis(2500)),
+            ..cfg()
+        });
+        send!(h, seg(RISN, h.iss + 1, SYN.with(ACK), b""));
+        assert_eq!(h.events(), vec![EventKind::Connected]);
+        h.take();
+        h.advance_ms(5000);
+        assert_eq!(h.state(), State::Established);
+        assert!(h.events().is_empty());
+    }
+
+    #[test]
     fn close_in_syn_sent_deletes() {
         let mut h = connect(cfg());
         h.s.close(h.conn.unwrap()).unwrap();

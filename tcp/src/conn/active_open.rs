@@ -115,6 +115,7 @@ impl Tcb {
             self.snd_wl1 = self.irs;
             self.snd_wl2 = ack;
             self.rto_at = dataplane::time::Instant::FAR_FUTURE;
+            self.connect_at = dataplane::time::Instant::FAR_FUTURE;
             self.retries = 0;
             self.set_state(if self.has(flag::FIN_QUEUED) {
                 State::FinWait1

@@ -265,6 +265,8 @@ pub(crate) struct Tcb {
     pub persist_at: Instant,
     pub keepalive_at: Instant,
     pub timewait_at: Instant,
+    /// An active open gives up here (`Config::connect_timeout`).
+    pub connect_at: Instant,
 }
 
 impl Tcb {
@@ -335,6 +337,7 @@ impl Tcb {
             persist_at: Instant::FAR_FUTURE,
             keepalive_at: Instant::FAR_FUTURE,
             timewait_at: Instant::FAR_FUTURE,
+            connect_at: Instant::FAR_FUTURE,
         }
     }
 
@@ -376,6 +379,7 @@ impl Tcb {
             .min(self.persist_at)
             .min(self.keepalive_at)
             .min(self.timewait_at)
+            .min(self.connect_at)
     }
 
     /// Our TSval: milliseconds from `now`, offset per connection (RFC 7323 §5.4).
