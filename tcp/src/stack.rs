@@ -92,6 +92,7 @@ impl Stack {
             || cfg.send_buffer > 1 << 30
             || cfg.recv_buffer > 1 << 30
             || cfg.mss < 64
+            || cfg.local_mss.iter().any(|&(_, m)| m < 64)
             || cfg.max_listeners == 0
         {
             return Err(ConfigError::BadSize);
@@ -561,7 +562,7 @@ impl Stack {
             window: u16::try_from(self.cfg.recv_buffer.min(65_535)).unwrap_or(u16::MAX),
             urgent: 0,
             options: TcpOptions {
-                mss: Some(self.cfg.mss),
+                mss: Some(self.cfg.mss_for(t.local_addr)),
                 ..TcpOptions::default()
             },
             payload: &[],

@@ -30,7 +30,7 @@ impl Tcb {
             dataplane::wire::IpAddress::V6(_) => 1220,
         };
         let peer_mss = opts.mss.unwrap_or(default_mss).max(64);
-        self.snd_mss = peer_mss.min(cfg.mss);
+        self.snd_mss = peer_mss.min(cfg.mss_for(self.tuple.local_addr));
         if cfg.window_scaling {
             if let Some(ws) = opts.window_scale {
                 self.set(flag::WS_OK);
@@ -57,7 +57,7 @@ impl Tcb {
     pub fn syn_options(&self, cfg: &Config, now: dataplane::time::Instant) -> TcpOptions {
         let active = self.state == State::SynSent;
         let mut o = TcpOptions {
-            mss: Some(cfg.mss),
+            mss: Some(cfg.mss_for(self.tuple.local_addr)),
             ..TcpOptions::default()
         };
         if active {

@@ -358,7 +358,7 @@ impl Tcb {
         self.ts_offset = ts_offset;
         self.rto_us = duration_us(cfg.initial_rto);
         self.quickack = cfg.quickack_segments;
-        self.snd_mss = cfg.mss.min(536);
+        self.snd_mss = cfg.mss_for(tuple.local_addr).min(536);
         self.cc = Congestion::new(cfg.congestion, u32::from(self.snd_mss));
     }
 
