@@ -491,6 +491,9 @@ impl Config {
                 );
             }
         }
+        if self.limits.tcp_connect_timeout == 0 {
+            bail!("limits.tcp_connect_timeout: must be at least 1 ms");
+        }
         if self.limits.idle_timeout_s != 0 {
             bail!("limits.idle_timeout_s: idle release is not supported yet; remove it or set 0");
         }
