@@ -272,8 +272,8 @@ pub struct Limits {
     pub tcp_connect_timeout: u64,
     /// Idle release, s (0 = never).
     pub idle_timeout_s: u64,
-    /// SYNs per second per realm.
-    pub syn_rate_per_realm: u64,
+    /// SYNs per second per realm: refused at start (no per-realm SYN limiter yet).
+    pub syn_rate_per_realm: Option<u64>,
     /// Largest MSRP message.
     pub max_msrp_message: usize,
     /// Largest UDPTL datagram.
@@ -291,7 +291,7 @@ impl Default for Limits {
             max_connections_per_worker: 20_000,
             tcp_connect_timeout: 5000,
             idle_timeout_s: 0,
-            syn_rate_per_realm: 50_000,
+            syn_rate_per_realm: None,
             max_msrp_message: 65_536,
             max_udptl_datagram: 1500,
             relay_buffer: 32 * 1024,
@@ -491,6 +491,9 @@ impl Config {
                 );
             }
         }
+        if self.limits.syn_rate_per_realm.is_some() {
+            bail!("limits.syn_rate_per_realm: a per-realm SYN rate limit is not supported yet; remove it (SYN floods meet the syn_backlog and SYN cookies)");
+        }
         if self.limits.tcp_connect_timeout == 0 {
             bail!("limits.tcp_connect_timeout: must be at least 1 ms");
         }
@@ -618,6 +621,13 @@ mod tests {
             "realm[0] (access).gateway_v6",
         );
         refused(base.replace("burst = 32", "burst = 64"), "dataplane.burst");
+        refused(
+            base.replace(
+                "relay_buffer = 32768",
+                "relay_buffer = 32768\nsyn_rate_per_realm = 50000",
+            ),
+            "limits.syn_rate_per_realm",
+        );
         refused(
             base.replace("idle_timeout_s = 0", "idle_timeout_s = 30"),
             "limits.idle_timeout_s",
