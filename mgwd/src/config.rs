@@ -1,8 +1,9 @@
 //! `mgwd run`'s TOML configuration (see `deploy/mgwd.example.toml`).
 //!
 //! Parsing is strict: an unknown key, a wrong type or a value out of range fails at start with
-//! the file, the line and the field named. Keys that this build accepts but does not act on yet
-//! are listed by [`Config::not_yet_applied`] so the daemon can log them.
+//! the file, the line and the field named. Every key accepted is applied; a key this build cannot
+//! act on yet (`realm.vlan`, `realm.ipv6`, a `dataplane.burst` other than the built-in one, ...)
+//! is refused at start naming it, never accepted and ignored.
 
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
@@ -78,7 +79,8 @@ pub struct Control {
     /// Retransmission timer cap, ms.
     #[serde(default = "ms4000")]
     pub retransmit_max: u64,
-    /// Give up on a request after this long, ms.
+    /// Keep retransmitting a request (with backoff) for this long before reporting it failed
+    /// (and failing over to the next MGC), ms; over TCP, the wait for its reply.
     #[serde(default = "ms30000")]
     pub transaction_timeout: u64,
     /// Send Pending after this long, ms.
@@ -226,13 +228,13 @@ pub struct Realm {
     /// Next hop for destinations off the subnet.
     #[serde(default)]
     pub gateway_v4: Option<Ipv4Addr>,
-    /// Our IPv6 address (not used by this build's edge yet).
+    /// Our IPv6 address: refused at start (this build's edge has no IPv6 yet).
     #[serde(default)]
     pub ipv6: Option<String>,
-    /// IPv6 next hop.
+    /// IPv6 next hop: refused at start, as `ipv6`.
     #[serde(default)]
     pub gateway_v6: Option<String>,
-    /// VLAN id (0 = untagged).
+    /// VLAN id; only 0 (untagged) is accepted until 802.1Q is supported.
     #[serde(default)]
     pub vlan: u16,
     /// MTU.
@@ -270,8 +272,8 @@ pub struct Limits {
     pub tcp_connect_timeout: u64,
     /// Idle release, s (0 = never).
     pub idle_timeout_s: u64,
-    /// SYNs per second per realm.
-    pub syn_rate_per_realm: u64,
+    /// SYNs per second per realm: refused at start (no per-realm SYN limiter yet).
+    pub syn_rate_per_realm: Option<u64>,
     /// Largest MSRP message.
     pub max_msrp_message: usize,
     /// Largest UDPTL datagram.
@@ -289,7 +291,7 @@ impl Default for Limits {
             max_connections_per_worker: 20_000,
             tcp_connect_timeout: 5000,
             idle_timeout_s: 0,
-            syn_rate_per_realm: 50_000,
+            syn_rate_per_realm: None,
             max_msrp_message: 65_536,
             max_udptl_datagram: 1500,
             relay_buffer: 32 * 1024,
@@ -393,6 +395,13 @@ impl Config {
                 self.control.version
             );
         }
+        if self.control.transaction_timeout < self.control.retransmit_initial {
+            bail!(
+                "control.transaction_timeout: {} ms is shorter than control.retransmit_initial ({} ms)",
+                self.control.transaction_timeout,
+                self.control.retransmit_initial
+            );
+        }
         if self.control.mgc.is_empty() {
             bail!("control.mgc: at least one MGC address is needed");
         }
@@ -454,6 +463,52 @@ impl Config {
             if self.realms[..i].iter().any(|o| o.name == r.name) {
                 bail!("realm[{i}].name: `{}` is used twice", r.name);
             }
+            // Refused rather than ignored: an accepted key must change behaviour.
+            if r.vlan != 0 {
+                bail!(
+                    "realm[{i}] ({}).vlan: realm.vlan is not supported yet (802.1Q tagging, issue 19); remove it or set 0",
+                    r.name
+                );
+            }
+            if r.ipv6.is_some() {
+                bail!(
+                    "realm[{i}] ({}).ipv6: IPv6 is not supported by this build's edge yet; remove it",
+                    r.name
+                );
+            }
+            if r.gateway_v6.is_some() {
+                bail!(
+                    "realm[{i}] ({}).gateway_v6: IPv6 is not supported by this build's edge yet; remove it",
+                    r.name
+                );
+            }
+        }
+        if let Some(b) = self.dataplane.burst {
+            if b != dataplane::port::BURST {
+                bail!(
+                    "dataplane.burst: {b} is not supported (the burst is {}, fixed at build)",
+                    dataplane::port::BURST
+                );
+            }
+        }
+        if self.limits.syn_rate_per_realm.is_some() {
+            bail!("limits.syn_rate_per_realm: a per-realm SYN rate limit is not supported yet; remove it (SYN floods meet the syn_backlog and SYN cookies)");
+        }
+        if self.limits.tcp_connect_timeout == 0 {
+            bail!("limits.tcp_connect_timeout: must be at least 1 ms");
+        }
+        if self.limits.idle_timeout_s != 0 {
+            bail!("limits.idle_timeout_s: idle release is not supported yet; remove it or set 0");
+        }
+        if self.dataplane.backend != "dpdk" && self.dpdk.is_some() {
+            bail!(
+                "[dpdk]: only used with dataplane.backend = \"dpdk\" (backend is `{}`); remove the section",
+                self.dataplane.backend
+            );
+        }
+        match self.tls.min_version.as_deref() {
+            None | Some("1.2" | "1.3") => {}
+            Some(v) => bail!("tls.min_version: `{v}` is neither `1.2` nor `1.3`"),
         }
         if !(4096..=16 << 20).contains(&self.limits.relay_buffer) {
             bail!(
@@ -475,24 +530,6 @@ impl Config {
             bail!("tls.certificate and tls.private_key: give both or neither");
         }
         Ok(())
-    }
-
-    /// Keys accepted here that this build does not act on yet, for the start-up log.
-    pub fn not_yet_applied(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.dataplane.backend != "dpdk" && self.dpdk.is_some() {
-            v.push("[dpdk] (backend is not dpdk)");
-        }
-        if self.dataplane.burst.is_some() {
-            v.push("dataplane.burst (the burst is 32, fixed at build)");
-        }
-        if self.realms.iter().any(|r| r.ipv6.is_some()) {
-            v.push("realm.ipv6 (the edge resolves no IPv6 next hops yet)");
-        }
-        if self.limits.idle_timeout_s != 0 {
-            v.push("limits.idle_timeout_s");
-        }
-        v
     }
 }
 
@@ -554,5 +591,57 @@ mod tests {
             .replace("vdevs = []", "vdevs = [\"net_af_packet1,iface=eth1\"]");
         let e = Config::parse(&vdev).unwrap_err();
         assert!(format!("{e:#}").contains("not in dpdk.vdevs"), "{e:#}");
+    }
+
+    /// A key this build cannot act on is refused at start, naming it (never accepted and
+    /// silently ignored).
+    #[test]
+    fn keys_this_build_cannot_apply_are_refused() {
+        let base = include_str!("../../deploy/mgwd.example.toml");
+        let refused = |text: String, want: &str| {
+            let e = Config::parse(&text).expect_err(want);
+            let msg = format!("{e:#}");
+            assert!(msg.contains(want), "{msg}");
+        };
+        let realm = "gateway_v4 = \"203.0.113.1\"";
+        refused(
+            base.replacen(realm, &format!("{realm}\nvlan = 100"), 1),
+            "realm[0] (access).vlan",
+        );
+        refused(
+            base.replacen(realm, &format!("{realm}\nipv6 = \"2001:db8:a::10/64\""), 1),
+            "realm[0] (access).ipv6",
+        );
+        refused(
+            base.replacen(
+                realm,
+                &format!("{realm}\ngateway_v6 = \"2001:db8:a::1\""),
+                1,
+            ),
+            "realm[0] (access).gateway_v6",
+        );
+        refused(base.replace("burst = 32", "burst = 64"), "dataplane.burst");
+        refused(
+            base.replace(
+                "relay_buffer = 32768",
+                "relay_buffer = 32768\nsyn_rate_per_realm = 50000",
+            ),
+            "limits.syn_rate_per_realm",
+        );
+        refused(
+            base.replace("idle_timeout_s = 0", "idle_timeout_s = 30"),
+            "limits.idle_timeout_s",
+        );
+        refused(
+            base.replace("backend = \"dpdk\"", "backend = \"afpacket\""),
+            "[dpdk]",
+        );
+        refused(
+            base.replace("min_version = \"1.2\"", "min_version = \"1.1\""),
+            "tls.min_version",
+        );
+        // The values this build does apply still parse.
+        let cfg = Config::parse(&base.replacen(realm, &format!("{realm}\nvlan = 0"), 1)).unwrap();
+        assert_eq!(cfg.realms[0].vlan, 0);
     }
 }

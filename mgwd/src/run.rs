@@ -29,7 +29,7 @@ use dataplane::port::pcap::PcapPort;
 use dataplane::port::Port;
 use dataplane::sim::Clock;
 use dataplane::time::monotonic_now;
-use dataplane::wire::{EthernetAddress, Ipv4Address};
+use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_tls::{DtlsConfig, HashFunction, Identity, TlsContext, TlsSettings};
 use mgw_worker::{channel, ControlEnd, Steering, Worker, WorkerConfig, WorkerEnd, WorkerStats};
 use std::io::Read;
@@ -508,6 +508,32 @@ fn worker_tcp_config(limits: &crate::config::Limits) -> Result<mgw_tcp::Config> 
     })
 }
 
+/// The worker settings `[limits]` and the realms decide.
+fn apply_limits(cfg: &Config, wcfg: &mut WorkerConfig) {
+    wcfg.max_contexts = cfg.limits.max_contexts;
+    wcfg.tcp.max_connections = cfg.limits.max_connections_per_worker;
+    // Every passive TCP leg listens until its peer connects: as many listeners as legs.
+    wcfg.tcp.max_listeners = cfg.limits.max_connections_per_worker;
+    wcfg.msrp.max_message_size = cfg.limits.max_msrp_message;
+    wcfg.udptl.max_datagram = cfg.limits.max_udptl_datagram;
+    wcfg.staging_bytes = cfg.limits.relay_buffer;
+    // RFC 9293 §3.8.3: the user's timeout on the open; then TcpFailed reaches the MGC.
+    wcfg.tcp.connect_timeout = Some(Duration::from_millis(cfg.limits.tcp_connect_timeout));
+    // RFC 9293 §3.7.1: each realm's MSS is its link MTU less the IPv4 and TCP headers (no
+    // PMTUD here: a larger segment would be black-holed on a smaller link).
+    let mss_of = |mtu: usize| u16::try_from(mtu - 40).unwrap_or(u16::MAX);
+    wcfg.tcp.local_mss = cfg
+        .realms
+        .iter()
+        .filter_map(|r| {
+            let (addr, _) = parse_prefix(&r.ipv4)?;
+            Some((IpAddress::V4(Ipv4Address(addr.octets())), mss_of(r.mtu)))
+        })
+        .collect();
+    let min_mtu = cfg.realms.iter().map(|r| r.mtu).min().unwrap_or(1500);
+    wcfg.tcp.mss = mss_of(min_mtu);
+}
+
 /// Runs the daemon.
 ///
 /// # Errors
@@ -527,9 +553,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
     info!(name = %cfg.general.name, "mgwd starting");
-    for k in cfg.not_yet_applied() {
-        warn!("configured but not applied by this build: {k}");
-    }
 
     match cfg.dataplane.backend.as_str() {
         "afpacket" => {}
@@ -568,17 +591,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mtu = cfg.realms.iter().map(|r| r.mtu).max().unwrap_or(1500);
     let new_worker = |edge: EdgeConfig| -> Result<WorkerConfig> {
         let mut wcfg = WorkerConfig::new(edge);
-        wcfg.max_contexts = cfg.limits.max_contexts;
         wcfg.tcp = worker_tcp_config(&cfg.limits)?;
+        apply_limits(&cfg, &mut wcfg);
         wcfg.tls = Some(TlsContext::new(tls_settings.clone(), identity.clone())?);
         wcfg.dtls = Some(DtlsConfig::new(
             &identity,
             mtu.saturating_sub(28),
             handshake_timeout,
         )?);
-        wcfg.msrp.max_message_size = cfg.limits.max_msrp_message;
-        wcfg.udptl.max_datagram = cfg.limits.max_udptl_datagram;
-        wcfg.staging_bytes = cfg.limits.relay_buffer;
         Ok(wcfg)
     };
     let launch = Launch {
@@ -634,6 +654,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         initial_rto: Duration::from_millis(cfg.control.retransmit_initial),
         max_rto: Duration::from_millis(cfg.control.retransmit_max),
         pending_after: Duration::from_millis(cfg.control.pending_after),
+        request_timeout: Some(Duration::from_millis(cfg.control.transaction_timeout)),
         reliable: transport == TransportKind::Tcp,
         ..TransactionConfig::default()
     };
@@ -653,6 +674,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             },
             mg: MgConfig {
                 max_contexts: cfg.limits.max_contexts,
+                max_terminations: cfg.limits.max_terminations,
                 ..MgConfig::default()
             },
             defer_replies: true,
@@ -777,5 +799,46 @@ mod tests {
             mgw_tcp::isn::initial_sequence_number(&a.secret, &t, now),
             mgw_tcp::isn::initial_sequence_number(&b.secret, &t, now)
         );
+    }
+
+    fn worker_config(text: &str) -> WorkerConfig {
+        let cfg = Config::parse(text).unwrap();
+        let mut wcfg = WorkerConfig::new(EdgeConfig::single(
+            EthernetAddress([2, 0, 0, 0, 0, 1]),
+            Ipv4Address([192, 0, 2, 1]),
+            24,
+        ));
+        apply_limits(&cfg, &mut wcfg);
+        wcfg
+    }
+
+    #[test]
+    fn limits_and_realm_mtu_reach_the_worker_tcp_stack() {
+        let base = include_str!("../../deploy/mgwd.example.toml");
+        // The core realm on a 1,400-byte link (a tunnel, say), the access realm at 1,500.
+        let text = base
+            .replacen(
+                "tcp_connect_timeout = 5000",
+                "tcp_connect_timeout = 2500",
+                1,
+            )
+            .replacen(
+                "gateway_v4 = \"198.51.100.1\"\nmtu = 1500",
+                "gateway_v4 = \"198.51.100.1\"\nmtu = 1400",
+                1,
+            );
+        let w = worker_config(&text);
+        assert_eq!(w.tcp.connect_timeout, Some(Duration::from_millis(2500)));
+        // RFC 9293 §3.7.1: MTU - 20 (IPv4) - 20 (TCP) per realm address.
+        assert_eq!(
+            w.tcp.local_mss,
+            vec![
+                (IpAddress::V4(Ipv4Address([203, 0, 113, 10])), 1460),
+                (IpAddress::V4(Ipv4Address([198, 51, 100, 10])), 1360),
+            ]
+        );
+        // Any other local address: the smallest realm's.
+        assert_eq!(w.tcp.mss, 1360);
+        assert_eq!(w.tcp.max_connections, 65536);
     }
 }

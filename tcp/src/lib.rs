@@ -166,16 +166,28 @@ pub struct Config {
     pub send_buffer: u32,
     /// Receive ring bytes per connection (this bounds the receive window).
     pub recv_buffer: u32,
-    /// MSS we advertise and the ceiling of what we send (MTU minus 40).
+    /// MSS we advertise and the ceiling of what we send (MTU minus 40), for local addresses
+    /// not in `local_mss`.
     pub mss: u16,
+    /// Per local address (one per realm: links differ in MTU), the MSS advertised and the
+    /// ceiling of what is sent on connections from it, instead of `mss`. RFC 9293 §3.7.1: the
+    /// MSS option tells the peer what our link takes, and we send min(ours, peer's). Looked up
+    /// only when a connection opens.
+    pub local_mss: Vec<(IpAddress, u16)>,
     /// RTO before any RTT sample (RFC 6298 §2.1: 1 s).
     pub initial_rto: Duration,
     /// RTO floor (RFC 6298 §2.4 says 1 s; Linux and most deployments use 200 ms).
     pub min_rto: Duration,
     /// RTO ceiling.
     pub max_rto: Duration,
-    /// SYN retransmissions before `ConnectFailed { TimedOut }`.
+    /// SYN retransmissions before `ConnectFailed { TimedOut }` (for an active open, only when
+    /// `connect_timeout` is unset).
     pub max_syn_retries: u8,
+    /// Give up on an active open this long after [`Stack::connect`] with
+    /// `ConnectFailed { TimedOut }`: SYNs are retransmitted with backoff until then, however
+    /// many that takes (RFC 9293 §3.8.3 leaves the total to the user's timeout). `None`:
+    /// `max_syn_retries` bounds it.
+    pub connect_timeout: Option<Duration>,
     /// Data retransmissions of one segment before `TimedOut`.
     pub max_retries: u8,
     /// Delayed-ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms); `None` ACKs every segment.
@@ -237,6 +249,14 @@ impl Config {
             ..Config::default()
         }
     }
+
+    /// The MSS of connections from `local`: its `local_mss` entry, else `mss`.
+    pub fn mss_for(&self, local: IpAddress) -> u16 {
+        self.local_mss
+            .iter()
+            .find(|(a, _)| *a == local)
+            .map_or(self.mss, |&(_, m)| m)
+    }
 }
 
 impl Default for Config {
@@ -249,10 +269,12 @@ impl Default for Config {
             send_buffer: 64 * 1024,
             recv_buffer: 64 * 1024,
             mss: 1460,
+            local_mss: Vec::new(),
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
             max_syn_retries: 6,
+            connect_timeout: None,
             max_retries: 15,
             delayed_ack: Some(Duration::from_millis(40)),
             quickack_segments: 16,

@@ -97,6 +97,7 @@ impl Stack {
             || cfg.send_buffer > 1 << 30
             || cfg.recv_buffer > 1 << 30
             || cfg.mss < 64
+            || cfg.local_mss.iter().any(|&(_, m)| m < 64)
             || cfg.max_listeners == 0
         {
             return Err(ConfigError::BadSize);
@@ -355,7 +356,11 @@ impl Stack {
             self.counters.table_full_refusals += 1;
             return Err(ConnectError::TableFull);
         };
-        self.tcbs[idx as usize].open_active(&self.cfg);
+        let tcb = &mut self.tcbs[idx as usize];
+        tcb.open_active(&self.cfg);
+        if let Some(t) = self.cfg.connect_timeout {
+            tcb.connect_at = now + t;
+        }
         self.queue(idx);
         Ok(self.id(idx))
     }
@@ -571,7 +576,7 @@ impl Stack {
             window: u16::try_from(self.cfg.recv_buffer.min(65_535)).unwrap_or(u16::MAX),
             urgent: 0,
             options: TcpOptions {
-                mss: Some(self.cfg.mss),
+                mss: Some(self.cfg.mss_for(t.local_addr)),
                 ..TcpOptions::default()
             },
             payload: &[],

@@ -302,6 +302,49 @@ mod listen {
     }
 
     #[test]
+    fn local_mss_is_advertised_and_caps_what_is_sent() {
+        // A realm with a 1,400-byte MTU: MSS 1,360 on its address, `mss` elsewhere.
+        let c = Config {
+            mss: 1000,
+            local_mss: vec![(LOCAL, 1360)],
+            ..cfg()
+        };
+        let other = IpAddress::V4(Ipv4Address([10, 0, 1, 1]));
+        let mut s = Stack::new(c).unwrap();
+        let mut cap = Cap::default();
+        let now = Instant::from_millis(1);
+        s.listen(LOCAL, LPORT).unwrap();
+        let mut syn = seg(RISN, 0, SYN, b"");
+        syn.options.mss = Some(1460);
+        s.on_segment(now, REMOTE, LOCAL, &syn, &mut cap);
+        let sa = cap.segs.pop().expect("SYN-ACK");
+        assert_eq!(sa.options.mss, Some(1360));
+        s.on_segment(
+            now,
+            REMOTE,
+            LOCAL,
+            &seg(RISN + 1, sa.seq + 1, ACK, b""),
+            &mut cap,
+        );
+        let id = s.poll_event().expect("Accepted").conn;
+        s.send(id, &[1u8; 3000]).unwrap();
+        s.poll(now, &mut cap);
+        assert_eq!(
+            cap.segs[0].payload.len(),
+            1360,
+            "min(ours, the peer's 1460)"
+        );
+        cap.segs.clear();
+        // An active open from the realm's address advertises it too; another address keeps
+        // `mss`.
+        s.connect(now, (LOCAL, 5000), (REMOTE, RPORT)).unwrap();
+        s.connect(now, (other, 5001), (REMOTE, RPORT)).unwrap();
+        s.poll(now, &mut cap);
+        let mss: Vec<_> = cap.segs.iter().map(|o| o.options.mss).collect();
+        assert_eq!(mss, vec![Some(1360), Some(1000)]);
+    }
+
+    #[test]
     fn full_table_refuses_and_counts() {
         let mut h = H::new(Config {
             max_connections: 2,
@@ -550,6 +593,61 @@ mod syn_sent {
         );
         assert_eq!(h.s.connection_count(), 0);
         assert_eq!(h.s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn connect_timeout_bounds_the_active_open_not_the_syn_count() {
+        // 2.5 s: SYNs at 0, 1 s (RTO doubling to 2 s would be at 3 s), fails at 2.5 s.
+        let mut h = connect(Config {
+            connect_timeout: Some(core::time::Duration::from_millis(2500)),
+            ..cfg()
+        });
+        let start = h.now;
+        h.run_timer();
+        recv!(h, flags = SYN, seq = h.iss);
+        assert_eq!((h.now - start).as_millis(), 1000);
+        h.run_timer();
+        recv!(h, nothing);
+        assert_eq!((h.now - start).as_millis(), 2500);
+        assert_eq!(
+            h.events(),
+            vec![EventKind::ConnectFailed {
+                reason: ConnectFailure::TimedOut
+            }]
+        );
+        assert_eq!(h.s.connection_count(), 0);
+        assert_eq!(h.s.poll_timeout(), None);
+        // A long timeout keeps trying past max_syn_retries (3 here): 1+2+4+8 s of SYNs.
+        let mut h = connect(Config {
+            connect_timeout: Some(core::time::Duration::from_secs(20)),
+            ..cfg()
+        });
+        let start = h.now;
+        for _ in 0..4 {
+            h.run_timer();
+            recv!(h, flags = SYN, seq = h.iss);
+        }
+        assert_eq!((h.now - start).as_millis(), 15_000);
+        assert!(h.events().is_empty());
+        h.run_timer();
+        assert_eq!((h.now - start).as_millis(), 20_000);
+        assert_eq!(
+            h.events(),
+            vec![EventKind::ConnectFailed {
+                reason: ConnectFailure::TimedOut
+            }]
+        );
+        // Once connected the timeout is gone.
+        let mut h = connect(Config {
+            connect_timeout: Some(core::time::Duration::from_millis(2500)),
+            ..cfg()
+        });
+        send!(h, seg(RISN, h.iss + 1, SYN.with(ACK), b""));
+        assert_eq!(h.events(), vec![EventKind::Connected]);
+        h.take();
+        h.advance_ms(5000);
+        assert_eq!(h.state(), State::Established);
+        assert!(h.events().is_empty());
     }
 
     #[test]

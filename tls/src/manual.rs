@@ -30,9 +30,12 @@
 //!
 //! # Resumption
 //! Stateless tickets only (RFC 8446 §4.6.1; RFC 5077 for TLS 1.2), with one
-//! [`WorkerTicketer`](crate::WorkerTicketer) per worker: no lock is shared between cores. The
-//! control thread rotates keys with [`TlsContext::rotate_ticket_key`](crate::TlsContext::rotate_ticket_key)
-//! (the previous key still opens tickets). No server session-ID cache (it would be a locked
+//! [`WorkerTicketer`](crate::WorkerTicketer) per worker: no lock is shared between cores. Each
+//! worker's key is drawn at start and, in this build, never rotated: `mgwd run` does not call
+//! [`TlsContext::rotate_ticket_key`](crate::TlsContext::rotate_ticket_key) (which keeps the
+//! previous key for opening tickets), so a key lives as long as the process; tickets carry a
+//! 2 h lifetime hint. Periodic rotation from the control thread is still to be built. No
+//! server session-ID cache (it would be a locked
 //! map), no 0-RTT. The client-side store is keyed by the `ServerName` given to
 //! [`TlsSession::client`](crate::TlsSession::client): give each peer its own name (its address)
 //! or peers evict each other's tickets.

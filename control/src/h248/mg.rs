@@ -20,6 +20,9 @@ use crate::procedures::{derive_leg, LegInput, LegSpec, ProcError, Realms};
 pub struct MgConfig {
     /// Most contexts at once.
     pub max_contexts: usize,
+    /// Most terminations in the whole MG (every context); an Add beyond it is refused with
+    /// error 510 "insufficient resources" (H.248.1 §14.2).
+    pub max_terminations: usize,
     /// Most terminations per context.
     pub max_terminations_per_context: usize,
     /// Prefix of ephemeral termination names (`ip` → `ip/1`, `ip/2`, ...).
@@ -30,6 +33,7 @@ impl Default for MgConfig {
     fn default() -> Self {
         MgConfig {
             max_contexts: 100_000,
+            max_terminations: 200_000,
             max_terminations_per_context: 4,
             termination_prefix: "ip".into(),
         }
@@ -451,6 +455,10 @@ impl Mg {
         let count = self.contexts.get(&ctx).map_or(0, |c| c.terminations.len());
         if count >= self.cfg.max_terminations_per_context {
             return Err(e(434, "too many terminations in context"));
+        }
+        // `limits.max_terminations`: every termination of the MG is in `where_is`.
+        if self.where_is.len() >= self.cfg.max_terminations {
+            return Err(e(510, "insufficient resources: termination limit reached"));
         }
         let name = if tid.is_choose() {
             let prefix = match tid.as_str().split_once('$') {

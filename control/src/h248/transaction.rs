@@ -40,8 +40,14 @@ pub struct TransactionConfig {
     pub initial_rto: Duration,
     /// Backoff ceiling.
     pub max_rto: Duration,
-    /// Retransmissions before a request is reported failed.
+    /// Retransmissions before a request is reported failed (when `request_timeout` is unset).
     pub max_retransmissions: u32,
+    /// How long to keep trying a request before reporting it failed (`control.transaction_timeout`
+    /// in mgwd): over UDP it is retransmitted with backoff until then, however many times that
+    /// takes (the last wait is cut to end on time); over TCP it is the wait for the reply. A
+    /// `Pending` from the peer shows it alive and restarts the clock. `None`: over UDP,
+    /// `max_retransmissions` bound the attempts; over TCP, `long_timer` bounds the wait.
+    pub request_timeout: Option<Duration>,
     /// After the peer's `Pending`, how long to wait for its next message before retransmitting
     /// the request (over UDP the final reply may have been lost; the peer answers the
     /// retransmission from its reply cache, or with another Pending).
@@ -73,6 +79,7 @@ impl Default for TransactionConfig {
             initial_rto: Duration::from_millis(500),
             max_rto: Duration::from_secs(4),
             max_retransmissions: 5,
+            request_timeout: None,
             pending_wait: Duration::from_secs(2),
             max_pendings_received: 50,
             max_message: 65_507,
@@ -199,6 +206,9 @@ struct Outgoing {
     retransmissions: u32,
     /// When the next retransmission or timeout fires.
     deadline: Instant,
+    /// When the request is reported failed (`request_timeout` after it was sent, or after
+    /// the peer's last Pending).
+    give_up_at: Option<Instant>,
     /// Pendings received so far.
     pendings: u32,
 }
@@ -477,6 +487,7 @@ impl TransactionLayer {
                 o.pendings += 1;
                 o.retransmissions = 0;
                 o.rto = self.cfg.initial_rto;
+                o.give_up_at = self.cfg.request_timeout.map(|t| now + t);
                 o.deadline = if o.pendings > max { now } else { now + wait };
                 let d = o.deadline;
                 if o.pendings > max {
@@ -611,10 +622,11 @@ impl TransactionLayer {
             })]),
         );
         let rto = self.cfg.initial_rto;
-        let deadline = if self.cfg.reliable {
-            now + self.cfg.long_timer
-        } else {
-            now + rto
+        let give_up_at = self.cfg.request_timeout.map(|t| now + t);
+        let deadline = match (self.cfg.reliable, give_up_at) {
+            (true, Some(g)) => g,
+            (true, None) => now + self.cfg.long_timer,
+            (false, g) => g.map_or(now + rto, |g| g.min(now + rto)),
         };
         self.outgoing.insert(
             id,
@@ -624,6 +636,7 @@ impl TransactionLayer {
                 rto,
                 retransmissions: 0,
                 deadline,
+                give_up_at,
                 pendings: 0,
             },
         );
@@ -695,7 +708,12 @@ impl TransactionLayer {
             // A stale timer entry (the deadline moved).
             return;
         }
-        if reliable || o.retransmissions >= max {
+        // `u32::MAX` marks a request whose peer exceeded the Pending limit.
+        let out_of_time = match o.give_up_at {
+            Some(g) => now >= g,
+            None => o.retransmissions >= max,
+        };
+        if reliable || out_of_time || o.retransmissions == u32::MAX {
             let to = o.to;
             self.outgoing.remove(&id);
             self.counters.request_timeouts += 1;
@@ -704,7 +722,8 @@ impl TransactionLayer {
         }
         o.retransmissions += 1;
         o.rto = o.rto.saturating_mul(2).min(max_rto);
-        o.deadline = now + o.rto;
+        // The last wait ends when the request is given up, not a whole RTO later.
+        o.deadline = o.give_up_at.map_or(now + o.rto, |g| g.min(now + o.rto));
         let (to, bytes, d) = (o.to, o.bytes.clone(), o.deadline);
         self.counters.retransmissions += 1;
         self.transmits.push_back(Transmit { to, bytes });
@@ -1105,6 +1124,64 @@ mod tests {
         }
         assert_eq!(gaps, vec![500, 1000, 2000, 4000, 4000, 4000]);
         assert_eq!(l.counters().retransmissions, 5);
+        assert_eq!(
+            l.poll_event(),
+            Some(Event::RequestTimedOut { to: mgc(), id })
+        );
+    }
+
+    /// Every gap between the transmissions of one request, until it times out.
+    fn retry_gaps(l: &mut TransactionLayer) -> Vec<u64> {
+        let mut t = 0;
+        let mut gaps = Vec::new();
+        while let Some(next) = l.poll_timeout() {
+            gaps.push(next.as_millis() - t);
+            t = next.as_millis();
+            l.handle_timeout(next);
+            drain(l);
+        }
+        gaps
+    }
+
+    #[test]
+    fn request_timeout_bounds_how_long_a_request_is_retried() {
+        // mgwd's defaults: 500 ms doubling to 4 s, for 30 s in all.
+        let mut l = layer(TransactionConfig {
+            request_timeout: Some(Duration::from_secs(30)),
+            ..TransactionConfig::default()
+        });
+        let id = l.send_request(ms(0), mgc(), vec![]);
+        drain(&mut l);
+        let gaps = retry_gaps(&mut l);
+        assert_eq!(
+            gaps,
+            vec![500, 1000, 2000, 4000, 4000, 4000, 4000, 4000, 4000, 2500]
+        );
+        assert_eq!(gaps.iter().sum::<u64>(), 30_000);
+        assert_eq!(l.counters().retransmissions, 9);
+        assert_eq!(
+            l.poll_event(),
+            Some(Event::RequestTimedOut { to: mgc(), id })
+        );
+        // A shorter timeout gives up sooner.
+        let mut l = layer(TransactionConfig {
+            request_timeout: Some(Duration::from_secs(3)),
+            ..TransactionConfig::default()
+        });
+        l.send_request(ms(0), mgc(), vec![]);
+        drain(&mut l);
+        assert_eq!(retry_gaps(&mut l), vec![500, 1000, 1500]);
+        assert_eq!(l.counters().retransmissions, 2);
+        // Over TCP it is the wait for the reply.
+        let mut l = layer(TransactionConfig {
+            request_timeout: Some(Duration::from_secs(5)),
+            reliable: true,
+            ..TransactionConfig::default()
+        });
+        let id = l.send_request(ms(0), mgc(), vec![]);
+        drain(&mut l);
+        assert_eq!(retry_gaps(&mut l), vec![5000]);
+        assert_eq!(l.counters().retransmissions, 0);
         assert_eq!(
             l.poll_event(),
             Some(Event::RequestTimedOut { to: mgc(), id })

@@ -30,7 +30,7 @@ impl Tcb {
             dataplane::wire::IpAddress::V6(_) => 1220,
         };
         let peer_mss = opts.mss.unwrap_or(default_mss).max(64);
-        self.snd_mss = peer_mss.min(cfg.mss);
+        self.snd_mss = peer_mss.min(cfg.mss_for(self.tuple.local_addr));
         if cfg.window_scaling {
             if let Some(ws) = opts.window_scale {
                 self.set(flag::WS_OK);
@@ -57,7 +57,7 @@ impl Tcb {
     pub fn syn_options(&self, cfg: &Config, now: dataplane::time::Instant) -> TcpOptions {
         let active = self.state == State::SynSent;
         let mut o = TcpOptions {
-            mss: Some(cfg.mss),
+            mss: Some(cfg.mss_for(self.tuple.local_addr)),
             ..TcpOptions::default()
         };
         if active {
@@ -115,6 +115,7 @@ impl Tcb {
             self.snd_wl1 = self.irs;
             self.snd_wl2 = ack;
             self.rto_at = dataplane::time::Instant::FAR_FUTURE;
+            self.connect_at = dataplane::time::Instant::FAR_FUTURE;
             self.retries = 0;
             self.set_state(if self.has(flag::FIN_QUEUED) {
                 State::FinWait1

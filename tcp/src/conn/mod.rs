@@ -274,6 +274,8 @@ pub(crate) struct Tcb {
     /// An orphan's close deadline: `close_timeout` after `Stack::release`, brought forward to
     /// `fin_wait2_timeout` in FIN-WAIT-2; off in TIME-WAIT (which has its own).
     pub close_at: Instant,
+    /// An active open gives up here (`Config::connect_timeout`).
+    pub connect_at: Instant,
 }
 
 impl Tcb {
@@ -346,6 +348,7 @@ impl Tcb {
             keepalive_at: Instant::FAR_FUTURE,
             timewait_at: Instant::FAR_FUTURE,
             close_at: Instant::FAR_FUTURE,
+            connect_at: Instant::FAR_FUTURE,
         }
     }
 
@@ -366,7 +369,7 @@ impl Tcb {
         self.ts_offset = ts_offset;
         self.rto_us = duration_us(cfg.initial_rto);
         self.quickack = cfg.quickack_segments;
-        self.snd_mss = cfg.mss.min(536);
+        self.snd_mss = cfg.mss_for(tuple.local_addr).min(536);
         self.cc = Congestion::new(cfg.congestion, u32::from(self.snd_mss));
     }
 
@@ -388,6 +391,7 @@ impl Tcb {
             .min(self.keepalive_at)
             .min(self.timewait_at)
             .min(self.close_at)
+            .min(self.connect_at)
     }
 
     /// Our TSval: milliseconds from `now`, offset per connection (RFC 7323 §5.4).

@@ -38,7 +38,7 @@ impl Tcb {
         self.rcv_nxt = SeqNumber(seg.seq);
         self.rcv_adv = self.rcv_nxt;
         self.last_ack_sent = self.rcv_nxt;
-        self.snd_mss = mss.min(cfg.mss);
+        self.snd_mss = mss.min(cfg.mss_for(self.tuple.local_addr));
         self.snd_wscale = 0;
         self.rcv_wscale = 0;
         self.snd_wnd = u32::from(seg.window);

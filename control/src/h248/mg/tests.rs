@@ -210,6 +210,51 @@ fn too_many_terminations_is_434_and_ports_run_out_with_510() {
 }
 
 #[test]
+fn add_beyond_max_terminations_is_510_and_a_subtract_frees_room() {
+    let mut r = Realms::default();
+    r.add("core", "10.0.0.1".parse().unwrap(), 50000, 50009);
+    let mut m = Mg::new(
+        MgConfig {
+            max_terminations: 3,
+            ..MgConfig::default()
+        },
+        r,
+        FP.into(),
+    );
+    let add = "A=$ {M{L{\nv=0\nm=message $ TCP/MSRP *\n}}}";
+    let (a, _) = run(&mut m, 0, &format!("C=${{{add},{add}}}"));
+    assert_eq!(a[0].error, None, "{a:?}");
+    let ContextId::Id(c) = a[0].context else {
+        panic!("{a:?}")
+    };
+    // The MG holds 2 of 3: a new context with two more gets one, then 510.
+    let (a, ch) = run(&mut m, 0, &format!("C=${{{add},{add}}}"));
+    let err = a[0]
+        .error
+        .as_ref()
+        .expect("the fourth termination is refused");
+    assert_eq!(err.code, 510, "{err:?}");
+    // H.248.1 §8.2.1: the Add before the failing one stands; the MG is at its limit.
+    assert_eq!(a[0].replies.len(), 1, "{a:?}");
+    assert_eq!(m.contexts().len(), 2);
+    assert_eq!(m.realms().in_use("core"), 3);
+    assert_eq!(
+        ch.iter()
+            .filter(|c| matches!(c, LegChange::Install { .. }))
+            .count(),
+        1,
+        "{ch:?}"
+    );
+    let (a, _) = run(&mut m, 0, &format!("C=${{{add}}}"));
+    assert_eq!(a[0].error.as_ref().map(|e| e.code), Some(510), "{a:?}");
+    // A Subtract frees room again.
+    let (a, _) = run(&mut m, 0, &format!("C={c}{{S=*}}"));
+    assert_eq!(a[0].error, None, "{a:?}");
+    let (a, _) = run(&mut m, 0, &format!("C=${{{add},{add}}}"));
+    assert_eq!(a[0].error, None, "{a:?}");
+}
+
+#[test]
 fn armed_event_produces_notify() {
     let mut m = mg();
     let (c, t1, t2, _) = add_call(&mut m);

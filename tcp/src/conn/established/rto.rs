@@ -50,6 +50,18 @@ impl Tcb {
         if self.close_at <= now {
             return self.on_close_timeout(ctx);
         }
+        if self.connect_at <= now {
+            self.connect_at = Instant::FAR_FUTURE;
+            // Still opening actively (SYN-SENT, or SYN-RECEIVED after a simultaneous open).
+            let opening = self.state == State::SynSent
+                || (self.state == State::SynReceived && !self.has(flag::PASSIVE));
+            if opening {
+                ctx.event(EventKind::ConnectFailed {
+                    reason: ConnectFailure::TimedOut,
+                });
+                return Disposition::Free;
+            }
+        }
         if self.rto_at <= now {
             self.rto_at = Instant::FAR_FUTURE;
             let d = self.on_rto(ctx);
@@ -105,7 +117,9 @@ impl Tcb {
         self.retries = self.retries.saturating_add(1);
         match self.state {
             State::SynSent | State::SynReceived => {
-                if self.retries > ctx.cfg.max_syn_retries {
+                // An active open with a connect timeout is bounded by `connect_at` instead.
+                let timed = self.connect_at != Instant::FAR_FUTURE;
+                if self.retries > ctx.cfg.max_syn_retries && !timed {
                     if self.state == State::SynReceived && self.has(flag::PASSIVE) {
                         return Disposition::Free;
                     }
