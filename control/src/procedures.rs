@@ -330,6 +330,23 @@ enum AppKind {
     Opaque,
 }
 
+/// How many peer fingerprints one leg's TLS/DTLS verifier holds (mirrors
+/// `mgw_tls::PeerFingerprints::CAPACITY`; the gateway asserts they agree at compile time).
+pub const MAX_PEER_FINGERPRINTS: usize = 4;
+
+/// Whether the data plane can verify a certificate against `fp`: RFC 8122 §5 hash functions
+/// the TLS crate accepts (SHA-1, MD5 and MD2 are too weak, RFC 8122 §5 / RFC 5763 §5) with a
+/// digest of that function's length.
+fn usable_fingerprint(fp: &Fingerprint) -> bool {
+    let len = match fp.hash.as_str() {
+        "sha-256" => 32,
+        "sha-384" => 48,
+        "sha-512" => 64,
+        _ => return false,
+    };
+    fp.digest.len() == len
+}
+
 /// Derive the leg for one stream, allocate its local port, and build the Local SDP answer.
 ///
 /// `own_fingerprint` is the MG's certificate fingerprint as it goes after `a=fingerprint:`
@@ -488,7 +505,7 @@ pub fn derive_leg(
     });
     let (peer_fingerprints, tls_id) = match (&remote, rm) {
         (Some(s), Some(m)) if transport.is_secure() => {
-            let fp = m
+            let mut fp = m
                 .fingerprints(s)
                 .map_err(|_| err(449, "malformed a=fingerprint"))?;
             if fp.is_empty() {
@@ -496,6 +513,20 @@ pub fn derive_leg(
                     449,
                     "secure transport needs a=fingerprint in Remote SDP",
                 ));
+            }
+            // Answer at the Add what would otherwise fail at the handshake: keep only the
+            // fingerprints the verifier can check, and refuse (449, unsupported property
+            // value, H.248.1 Annex D) when none is left or more are left than the
+            // verifier holds (dropping some could drop the one the peer's certificate has).
+            fp.retain(usable_fingerprint);
+            if fp.is_empty() {
+                return Err(err(
+                    449,
+                    "no usable a=fingerprint in Remote SDP (sha-256/384/512 only)",
+                ));
+            }
+            if fp.len() > MAX_PEER_FINGERPRINTS {
+                return Err(err(449, "more a=fingerprint than the MG can hold"));
             }
             (fp, m.tls_id().map(str::to_owned))
         }
@@ -786,6 +817,45 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, 449);
+    }
+
+    #[test]
+    fn only_sha1_fingerprints_in_remote_sdp_is_449() {
+        let mut r = realms();
+        let sha1 = "SHA-1 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB";
+        let remote = format!("v=0\nc=IN IP4 198.51.100.10\nm=message 7394 TCP/TLS/MSRP *\na=path:msrps://198.51.100.10:7394/abc;tcp\na=setup:active\na=fingerprint:{sha1}");
+        let e = leg(None, Some(&remote), &[], &mut r).unwrap_err();
+        assert_eq!(e.code, 449);
+    }
+
+    #[test]
+    fn sha256_fingerprint_with_wrong_digest_length_is_449() {
+        let mut r = realms();
+        let short = "SHA-256 4A:AD:B9:B1";
+        let remote = format!("v=0\nc=IN IP4 198.51.100.10\nm=message 7394 TCP/TLS/MSRP *\na=path:msrps://198.51.100.10:7394/abc;tcp\na=setup:active\na=fingerprint:{short}");
+        let e = leg(None, Some(&remote), &[], &mut r).unwrap_err();
+        assert_eq!(e.code, 449);
+    }
+
+    #[test]
+    fn more_usable_fingerprints_than_the_table_holds_is_449() {
+        let mut r = realms();
+        let many: String = (0..=MAX_PEER_FINGERPRINTS)
+            .map(|_| format!("\na=fingerprint:{PEER_FP}"))
+            .collect();
+        let remote = format!("v=0\nc=IN IP4 198.51.100.10\nm=message 7394 TCP/TLS/MSRP *\na=path:msrps://198.51.100.10:7394/abc;tcp\na=setup:active{many}");
+        let e = leg(None, Some(&remote), &[], &mut r).unwrap_err();
+        assert_eq!(e.code, 449);
+    }
+
+    #[test]
+    fn sha1_next_to_a_sha256_fingerprint_keeps_only_the_usable_one() {
+        let mut r = realms();
+        let sha1 = "SHA-1 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB";
+        let remote = format!("v=0\nc=IN IP4 198.51.100.10\nm=message 7394 TCP/TLS/MSRP *\na=path:msrps://198.51.100.10:7394/abc;tcp\na=setup:active\na=fingerprint:{sha1}\na=fingerprint:{PEER_FP}");
+        let out = leg(None, Some(&remote), &[], &mut r).unwrap();
+        assert_eq!(out.spec.peer_fingerprints.len(), 1);
+        assert_eq!(out.spec.peer_fingerprints[0].hash, "sha-256");
     }
 
     // ---- MSRP a=path (RFC 4975 §8.1) ----

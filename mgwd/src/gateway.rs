@@ -110,6 +110,10 @@ fn transport(t: procedures::Transport) -> Transport {
     }
 }
 
+// procedures refuses more peer fingerprints than one leg's verifier holds; the two bounds
+// must be the same number or fingerprints would be dropped here silently.
+const _: () = assert!(procedures::MAX_PEER_FINGERPRINTS == PeerFingerprints::CAPACITY);
+
 fn leg_program(spec: &LegSpec) -> LegProgram {
     let mut fps = PeerFingerprints::new();
     for fp in &spec.peer_fingerprints {

@@ -659,6 +659,23 @@ impl Mg {
                         return Err(proc_err(p));
                     }
                 };
+                // The worker cannot move a leg in place: a new local address or transport
+                // needs a new listener/connection, which it refuses (worker `update_leg`),
+                // so answering OK would leave the MGC pointing at an address nobody
+                // serves. 501 (Not Implemented, H.248.1 Annex D) tells the MGC to Subtract
+                // and Add instead; the request itself is well formed, so not 449.
+                if let Some(old) = &cur.leg {
+                    if old.local != out.spec.local || old.transport != out.spec.transport {
+                        if old.local != out.spec.local {
+                            self.realms.release(&out.spec.realm, out.spec.local.port());
+                        }
+                        release_new(&mut self.realms, &new_changes);
+                        return Err(e(
+                            501,
+                            "changing a live leg's local address or transport is not supported",
+                        ));
+                    }
+                }
                 let change = if cur.leg.is_some() {
                     LegChange::Update {
                         context: ctx,

@@ -135,6 +135,23 @@ fn modify_remote_updates_the_leg() {
 }
 
 #[test]
+fn modify_moving_a_leg_to_another_realm_is_501_and_keeps_the_leg() {
+    let mut m = mg();
+    let (c, _, t2, _) = add_call(&mut m);
+    let body = format!(
+        "C={c}{{MF={t2}{{M{{ST=1{{O{{ipdc/realm=access}},L{{\nv=0\nc=IN IP4 $\nm=message $ TCP/MSRP *\n}}}}}}}}}}"
+    );
+    let (a, ch) = run(&mut m, 10, &body);
+    assert_eq!(a[0].error.as_ref().map(|e| e.code), Some(501), "{a:?}");
+    assert!(ch.is_empty(), "nothing sent to the worker: {ch:?}");
+    let t = &m.contexts()[&c].terminations[&t2];
+    let leg = t.streams[&1].leg.as_ref().unwrap();
+    assert_eq!(leg.local.to_string(), "10.0.0.1:50000", "old address kept");
+    assert_eq!(m.realms().in_use("core"), 1, "old port still held");
+    assert_eq!(m.realms().in_use("access"), 1, "no new port leaked");
+}
+
+#[test]
 fn modify_errors() {
     let mut m = mg();
     let (c, _, _, _) = add_call(&mut m);
