@@ -308,7 +308,7 @@ impl TransactionLayer {
         if bytes.len() > self.cfg.max_message {
             self.counters.rx_oversize += 1;
             let head = bytes.get(..4096).unwrap_or(bytes);
-            self.reject(now, from, head, 510, "message exceeds maximum size");
+            self.reject(from, head, 510, "message exceeds maximum size");
             return;
         }
         let msg = match parse_message(bytes) {
@@ -316,7 +316,7 @@ impl TransactionLayer {
             Err(e) => {
                 self.counters.rx_parse_errors += 1;
                 let text = e.to_string();
-                self.reject(now, from, bytes, e.code, &text);
+                self.reject(from, bytes, e.code, &text);
                 return;
             }
         };
@@ -329,7 +329,7 @@ impl TransactionLayer {
             MessageBody::Transactions(ts) => ts,
         };
         if ts.len() > self.cfg.max_transactions {
-            self.reject(now, from, bytes, 413, "too many transactions in message");
+            self.reject(from, bytes, 413, "too many transactions in message");
             return;
         }
         for t in ts {
@@ -349,7 +349,7 @@ impl TransactionLayer {
 
     /// Answer an unparseable message: an error reply per transaction ID we can find, else a
     /// message-level error (H.248.1 §8.1.1, §8.2.2).
-    fn reject(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], code: u16, text: &str) {
+    fn reject(&mut self, from: SocketAddr, bytes: &[u8], code: u16, text: &str) {
         let ids = salvage_request_ids(bytes);
         let error = ErrorDescriptor::new(code, text);
         if ids.is_empty() {
@@ -368,19 +368,14 @@ impl TransactionLayer {
                 imm_ack_required: false,
                 result: ReplyResult::Error(error.clone()),
             };
-            let bytes = self.send(
+            // Not cached: the message failed to parse as a whole, so no transaction was
+            // identified or executed (H.248.1 §8.2.2). Caching this reply let a garbage
+            // datagram naming IDs answer the MGC's later real transactions unexecuted; a
+            // retransmission of the same bytes gets the same error again anyway.
+            self.send(
                 from,
                 MessageBody::Transactions(vec![Transaction::Reply(reply)]),
             );
-            let expires = now + self.cfg.long_timer;
-            self.incoming.insert(
-                (from, id),
-                InState::Replied {
-                    bytes: vec![bytes],
-                    expires,
-                },
-            );
-            self.timer(expires, Timer::Expire(from, id));
         }
     }
 
@@ -1032,6 +1027,26 @@ mod tests {
             out[0].starts_with("!/3 [127.0.0.1]:2944 ER=400{"),
             "{}",
             out[0]
+        );
+    }
+
+    /// Issue 12 finding 3: a garbage datagram naming `T=7` cached an error reply for 7, which
+    /// then answered the MGC's real transaction 7 without executing it.
+    #[test]
+    fn garbage_naming_an_id_does_not_preempt_the_real_transaction() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), b"!/3 [127.0.0.2]:2944 T=7{\x00garbage T=8{");
+        let out = drain(&mut l);
+        assert!(out.iter().any(|o| o.contains("P=7{ER=")), "{out:?}");
+        assert_eq!(
+            l.incoming_transactions(),
+            0,
+            "nothing cached for a failed parse"
+        );
+        l.handle_message(ms(1), mgc(), ADD);
+        assert!(
+            matches!(l.poll_event(), Some(Event::Request { .. })),
+            "the real transaction 7 executes"
         );
     }
 
