@@ -923,27 +923,34 @@ fn check_root_descriptors(r: &AmmRequest) -> Result<(), ErrorDescriptor> {
 }
 
 /// `*` matches any run of characters; everything else literally.
+///
+/// Two-pointer glob with a single backtrack point (the last `*` seen): on a mismatch only the
+/// last star's span grows, so the cost is at most O(pattern * name) bytes compared, never
+/// exponential. A recursive split on every star was exponential in the number of stars and let
+/// one Subtract stall the control thread (issue 12 finding 2). Bytes are compared, which is exact
+/// for UTF-8 because `*` is ASCII and cannot occur inside a multi-byte sequence.
 fn wildcard_match(pattern: &str, name: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((pre, post)) => {
-            name.len() >= pre.len() + post.len()
-                && name.starts_with(pre)
-                && wildcard_match_rest(post, &name[pre.len()..])
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni) = (0, 0);
+    // Position after the last star in the pattern and the name index it is matched up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            pi += 1;
+            star = Some((pi, ni));
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            // Let the last star absorb one more byte and retry the rest from there.
+            pi = sp;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
         }
     }
-}
-
-fn wildcard_match_rest(pattern: &str, name: &str) -> bool {
-    if !pattern.contains('*') {
-        return name.ends_with(pattern);
-    }
-    (0..=name.len())
-        .filter(|i| name.is_char_boundary(*i))
-        .any(|i| wildcard_match(pattern, &name[i..]))
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 fn package_list() -> Vec<PackagesItem> {

@@ -169,6 +169,8 @@ pub struct Counters {
     pub segmented_replies: u64,
     /// Segment replies received.
     pub segment_replies: u64,
+    /// Cache probes spent on TransactionResponseAcks (work, bounded by ranges + cache size).
+    pub ack_work: u64,
 }
 
 /// Errors of [`TransactionLayer::send_reply`].
@@ -316,7 +318,7 @@ impl TransactionLayer {
         if bytes.len() > self.cfg.max_message {
             self.counters.rx_oversize += 1;
             let head = bytes.get(..4096).unwrap_or(bytes);
-            self.reject(now, from, head, 510, "message exceeds maximum size");
+            self.reject(from, head, 510, "message exceeds maximum size");
             return;
         }
         let msg = match parse_message(bytes) {
@@ -324,7 +326,7 @@ impl TransactionLayer {
             Err(e) => {
                 self.counters.rx_parse_errors += 1;
                 let text = e.to_string();
-                self.reject(now, from, bytes, e.code, &text);
+                self.reject(from, bytes, e.code, &text);
                 return;
             }
         };
@@ -337,7 +339,7 @@ impl TransactionLayer {
             MessageBody::Transactions(ts) => ts,
         };
         if ts.len() > self.cfg.max_transactions {
-            self.reject(now, from, bytes, 413, "too many transactions in message");
+            self.reject(from, bytes, 413, "too many transactions in message");
             return;
         }
         for t in ts {
@@ -357,7 +359,7 @@ impl TransactionLayer {
 
     /// Answer an unparseable message: an error reply per transaction ID we can find, else a
     /// message-level error (H.248.1 §8.1.1, §8.2.2).
-    fn reject(&mut self, now: Instant, from: SocketAddr, bytes: &[u8], code: u16, text: &str) {
+    fn reject(&mut self, from: SocketAddr, bytes: &[u8], code: u16, text: &str) {
         let ids = salvage_request_ids(bytes);
         let error = ErrorDescriptor::new(code, text);
         if ids.is_empty() {
@@ -376,19 +378,14 @@ impl TransactionLayer {
                 imm_ack_required: false,
                 result: ReplyResult::Error(error.clone()),
             };
-            let bytes = self.send(
+            // Not cached: the message failed to parse as a whole, so no transaction was
+            // identified or executed (H.248.1 §8.2.2). Caching this reply let a garbage
+            // datagram naming IDs answer the MGC's later real transactions unexecuted; a
+            // retransmission of the same bytes gets the same error again anyway.
+            self.send(
                 from,
                 MessageBody::Transactions(vec![Transaction::Reply(reply)]),
             );
-            let expires = now + self.cfg.long_timer;
-            self.incoming.insert(
-                (from, id),
-                InState::Replied {
-                    bytes: vec![bytes],
-                    expires,
-                },
-            );
-            self.timer(expires, Timer::Expire(from, id));
         }
     }
 
@@ -501,16 +498,48 @@ impl TransactionLayer {
     }
 
     fn incoming_ack(&mut self, from: SocketAddr, acks: &[AckRange]) {
-        for a in acks {
-            // Bound the work an ack range can cause.
-            let last = a.last.min(a.first.saturating_add(4096));
-            for id in a.first..=last {
-                if let Some(InState::Replied { .. }) = self.incoming.get(&(from, id)) {
-                    self.counters.acks_received += 1;
-                    self.incoming.remove(&(from, id));
+        // §D.1.3 / Annex D: a TransactionResponseAck names ranges of IDs. Range width is
+        // attacker-chosen (one 64 kB message of `0-5000` ranges was ~1 s of CPU when every ID
+        // was probed), so the work is bounded by what is cached, not by the widths: probe IDs
+        // one by one only while that is cheaper than one pass over the cache.
+        let width: u64 = acks
+            .iter()
+            .map(|a| u64::from(a.last.saturating_sub(a.first)) + 1)
+            .fold(0, u64::saturating_add);
+        let cached = self.incoming.len() as u64;
+        if width <= cached + acks.len() as u64 {
+            for a in acks {
+                for id in a.first..=a.last {
+                    self.counters.ack_work += 1;
+                    if let Some(InState::Replied { .. }) = self.incoming.get(&(from, id)) {
+                        self.counters.acks_received += 1;
+                        self.incoming.remove(&(from, id));
+                    }
                 }
             }
+            return;
         }
+        // One pass over the cache, each entry checked against the sorted ranges by binary
+        // search: O(cached * log ranges + ranges * log ranges).
+        let mut ranges: Vec<(u32, u32)> = acks.iter().map(|a| (a.first, a.last)).collect();
+        ranges.sort_unstable();
+        // Ranges may overlap: `max_end[i]` is the largest end among the first i+1 ranges.
+        let mut max_end: Vec<u32> = Vec::with_capacity(ranges.len());
+        let mut m = 0;
+        for r in &ranges {
+            m = m.max(r.1);
+            max_end.push(m);
+        }
+        self.counters.ack_work += cached + ranges.len() as u64;
+        let before = self.incoming.len();
+        self.incoming.retain(|(f, id), st| {
+            if *f != from || !matches!(st, InState::Replied { .. }) {
+                return true;
+            }
+            let i = ranges.partition_point(|r| r.0 <= *id);
+            !(i > 0 && max_end[i - 1] >= *id)
+        });
+        self.counters.acks_received += (before - self.incoming.len()) as u64;
     }
 
     /// Answer request `id` from `to` (returned earlier as [`Event::Request`]).
@@ -951,6 +980,35 @@ mod tests {
         assert_eq!(l.counters().acks_received, 1);
     }
 
+    /// Issue 12 finding 3: an ack of thousands of wide ranges cost ~1 s of CPU (every ID
+    /// probed). The work is now bounded by ranges + cached entries, and acks still free
+    /// the replies they name.
+    #[test]
+    fn wide_ack_ranges_cost_is_bounded_by_cache_not_width() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), ADD);
+        l.poll_event();
+        l.send_reply(ms(5), mgc(), 7, ok_reply()).unwrap();
+        drain(&mut l);
+        let mut msg = String::from("!/3 [127.0.0.2]:2944 K{");
+        let ranges = 6000;
+        for i in 0..ranges {
+            if i > 0 {
+                msg.push(',');
+            }
+            msg.push_str("0-5000");
+        }
+        msg.push('}');
+        l.handle_message(ms(6), mgc(), msg.as_bytes());
+        assert_eq!(l.incoming_transactions(), 0, "the ack freed reply 7");
+        assert_eq!(l.counters().acks_received, 1);
+        assert!(
+            l.counters().ack_work <= ranges + 1,
+            "ack work {} for {ranges} ranges and 1 cached reply",
+            l.counters().ack_work
+        );
+    }
+
     #[test]
     fn send_reply_to_unknown_transaction_fails() {
         let mut l = layer(TransactionConfig::default());
@@ -988,6 +1046,26 @@ mod tests {
             out[0].starts_with("!/3 [127.0.0.1]:2944 ER=400{"),
             "{}",
             out[0]
+        );
+    }
+
+    /// Issue 12 finding 3: a garbage datagram naming `T=7` cached an error reply for 7, which
+    /// then answered the MGC's real transaction 7 without executing it.
+    #[test]
+    fn garbage_naming_an_id_does_not_preempt_the_real_transaction() {
+        let mut l = layer(TransactionConfig::default());
+        l.handle_message(ms(0), mgc(), b"!/3 [127.0.0.2]:2944 T=7{\x00garbage T=8{");
+        let out = drain(&mut l);
+        assert!(out.iter().any(|o| o.contains("P=7{ER=")), "{out:?}");
+        assert_eq!(
+            l.incoming_transactions(),
+            0,
+            "nothing cached for a failed parse"
+        );
+        l.handle_message(ms(1), mgc(), ADD);
+        assert!(
+            matches!(l.poll_event(), Some(Event::Request { .. })),
+            "the real transaction 7 executes"
         );
     }
 

@@ -404,3 +404,20 @@ fn signals_are_checked_and_passed_to_the_data_plane() {
     let (a, _) = run(&mut m, 1, &format!("C={c}{{MF={t1}{{SA{{nt/zz}}}}}}"));
     assert_eq!(a[0].error.as_ref().unwrap().code, 453);
 }
+
+/// Issue 12 finding 2: the backtracking matcher took exponential time on a many-star pattern
+/// against a long name that does not match (it hung the control thread). The two-pointer glob is
+/// O(pattern * name); this case finishes at once.
+#[test]
+fn wildcard_match_many_stars_long_name_is_linear() {
+    let name = format!("{}c", "a".repeat(2000));
+    let pattern = format!("{}b", "a*".repeat(16));
+    assert!(!wildcard_match(&pattern, &name));
+    let name_b = format!("{}b", "a".repeat(2000));
+    assert!(wildcard_match(&pattern, &name_b));
+    assert!(wildcard_match("*a*", "bab"));
+    assert!(!wildcard_match("a*b", "ab c"));
+    assert!(wildcard_match("a**b", "ab"));
+    assert!(!wildcard_match("", "x"));
+    assert!(wildcard_match("", ""));
+}
