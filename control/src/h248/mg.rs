@@ -141,6 +141,9 @@ pub struct Context {
 
 type CmdResult = Result<Vec<CommandReply>, ErrorDescriptor>;
 
+/// Streams one termination may hold (an MSRP, BFCP or T.38 termination uses one).
+const MAX_STREAMS_PER_TERMINATION: usize = 8;
+
 fn e(code: u16, text: &str) -> ErrorDescriptor {
     ErrorDescriptor::new(code, text)
 }
@@ -606,6 +609,12 @@ impl Mg {
             let mut streams = t.streams.clone();
             for s in &m.streams {
                 let sid = s.id.unwrap_or(1);
+                // Each stream is state kept per termination (and possibly a data-plane leg):
+                // its count is bounded so one Media descriptor cannot grow it without limit.
+                // H.248.8: 510 insufficient resources.
+                if !streams.contains_key(&sid) && streams.len() >= MAX_STREAMS_PER_TERMINATION {
+                    return Err(e(510, "too many streams on termination"));
+                }
                 let cur = streams.entry(sid).or_insert_with(|| StreamState {
                     mode: StreamMode::SendRecv,
                     properties: Vec::new(),

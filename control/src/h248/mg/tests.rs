@@ -421,3 +421,19 @@ fn wildcard_match_many_stars_long_name_is_linear() {
     assert!(!wildcard_match("", "x"));
     assert!(wildcard_match("", ""));
 }
+
+/// Issue 12 finding 12 (control side): a Media descriptor with many Stream descriptors grew a
+/// termination's streams without bound; over the bound the command is refused with 510.
+#[test]
+fn too_many_streams_on_a_termination_are_refused_510() {
+    let mut m = mg();
+    let (c, t1, _, _) = add_call(&mut m);
+    let streams: Vec<String> = (2..=64).map(|i| format!("ST={i}{{O{{MO=SR}}}}")).collect();
+    let (a, _) = run(
+        &mut m,
+        1,
+        &format!("C={c}{{MF={t1}{{M{{{}}}}}}}", streams.join(",")),
+    );
+    assert_eq!(a[0].error.as_ref().map(|e| e.code), Some(510), "{a:?}");
+    assert_eq!(m.contexts()[&c].terminations[&t1].streams.len(), 1);
+}
