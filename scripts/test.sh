@@ -67,6 +67,13 @@ mkdir -p target
 step "cargo test (workspace, profile ci)"
 cargo test --workspace --profile ci
 
+step "fuzz: build every target, replay regressions and seeds, 20 s smoke run of each target"
+# cargo-fuzz from crates.io if missing; fuzz/ is its own workspace (see scripts/fuzz.sh). The
+# build inside fuzz.sh fails this script when any target stops compiling.
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+scripts/fuzz.sh replay
+scripts/fuzz.sh all 20
+
 step "cargo test (dpdk-sys and the DPDK port on virtual devices)"
 cargo test -p dpdk-sys --features dpdk --profile ci
 cargo test -p dataplane --features dpdk --profile ci --test dpdk_port

@@ -6,9 +6,11 @@
 //! plane flow commands). Over TCP (H.248.1 Annex D.2) the MG connects to the MGC and frames
 //! every message with [`tpkt`] as Erlang's `megaco_tcp` does; set
 //! [`TransactionConfig::reliable`](crate::h248::transaction::TransactionConfig::reliable) then,
-//! so that requests are not retransmitted.
+//! so that requests are not retransmitted. [`Server::in_memory`] swaps the socket and the clock
+//! for queues and a time the caller sets, so a whole session (with the `mgwd` glue) runs in
+//! memory: the fuzz target `h248_gateway_session` and tests drive it that way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
@@ -94,9 +96,18 @@ struct TcpConn {
     decoder: tpkt::Decoder,
 }
 
+/// The transport of [`Server::in_memory`]: datagrams both ways, and the clock.
+#[derive(Default)]
+struct Memory {
+    inbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    now: Instant,
+}
+
 /// The H.248 control server.
 pub struct Server {
     socket: Option<UdpSocket>,
+    memory: Option<Memory>,
     tcp: HashMap<SocketAddr, TcpConn>,
     assoc: Association,
     mg: Mg,
@@ -128,6 +139,7 @@ impl Server {
         let assoc = Association::new(cfg.association, cfg.mid, first_id, random, Instant::ZERO);
         Ok(Server {
             socket,
+            memory: None,
             tcp: HashMap::new(),
             assoc,
             mg: Mg::new(cfg.mg, realms, fingerprint),
@@ -137,6 +149,46 @@ impl Server {
             held: HashMap::new(),
             next_token: 1,
         })
+    }
+
+    /// A server without a socket or a clock: datagrams go in with [`Server::push_datagram`]
+    /// and come out of [`Server::pop_transmit`], and time is what [`Server::set_now`] last
+    /// said (from [`Instant::ZERO`]). `cfg.bind` and `cfg.transport` are ignored. A poll
+    /// handles at most one datagram and never waits.
+    pub fn in_memory(cfg: ServerConfig, realms: Realms, fingerprint: String, random: u64) -> Self {
+        let first_id = u32::try_from(random >> 40).unwrap_or(1).max(1);
+        let assoc = Association::new(cfg.association, cfg.mid, first_id, random, Instant::ZERO);
+        Server {
+            socket: None,
+            memory: Some(Memory::default()),
+            tcp: HashMap::new(),
+            assoc,
+            mg: Mg::new(cfg.mg, realms, fingerprint),
+            origin: std::time::Instant::now(),
+            buf: Vec::new(),
+            defer: cfg.defer_replies,
+            held: HashMap::new(),
+            next_token: 1,
+        }
+    }
+
+    /// (In memory) queues a datagram from `from` for the next poll. No-op for a socket server.
+    pub fn push_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if let Some(m) = &mut self.memory {
+            m.inbox.push_back((from, bytes.to_vec()));
+        }
+    }
+
+    /// (In memory) the next message the server sent: its destination and bytes.
+    pub fn pop_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.memory.as_mut()?.outbox.pop_front()
+    }
+
+    /// (In memory) sets the clock; it never goes backwards (an earlier `now` is ignored).
+    pub fn set_now(&mut self, now: Instant) {
+        if let Some(m) = &mut self.memory {
+            m.now = m.now.max(now);
+        }
     }
 
     /// The bound address.
@@ -158,6 +210,9 @@ impl Server {
 
     /// Current time on the cores' clock.
     pub fn now(&self) -> Instant {
+        if let Some(m) = &self.memory {
+            return m.now;
+        }
         Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
@@ -173,6 +228,10 @@ impl Server {
 
     fn flush(&mut self) -> io::Result<()> {
         while let Some(t) = self.assoc.poll_transmit() {
+            if let Some(m) = &mut self.memory {
+                m.outbox.push_back((t.to, t.bytes));
+                continue;
+            }
             if let Some(sock) = &self.socket {
                 // A lost datagram is recovered by H.248 retransmission; only hard errors surface.
                 if let Err(e) = sock.send_to(&t.bytes, t.to) {
@@ -212,6 +271,13 @@ impl Server {
 
     /// Wait up to `wait` for input; feed what arrives to the association.
     fn receive(&mut self, wait: Duration) -> io::Result<()> {
+        if let Some(m) = &mut self.memory {
+            if let Some((from, data)) = m.inbox.pop_front() {
+                let now = m.now;
+                self.assoc.handle_datagram(now, from, &data);
+            }
+            return Ok(());
+        }
         if let Some(sock) = &self.socket {
             sock.set_read_timeout(Some(wait))?;
             match sock.recv_from(&mut self.buf) {

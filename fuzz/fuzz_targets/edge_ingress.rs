@@ -9,7 +9,11 @@ use dataplane::wire::{EthernetAddress, Ipv4Address};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let pool = Pool::new(2, 16_384);
-    let mut edge = Edge::new(EdgeConfig::single(EthernetAddress([2, 0, 0, 0, 0, 1]), Ipv4Address([10, 0, 0, 1]), 24));
+    let mut edge = Edge::new(EdgeConfig::single(
+        EthernetAddress([2, 0, 0, 0, 0, 1]),
+        Ipv4Address([10, 0, 0, 1]),
+        24,
+    ));
     if let Some(buf) = pool.alloc_from(&data[..data.len().min(16_000)]) {
         match edge.ingress(Instant::ZERO, buf) {
             Ingress::Deliver { .. } | Ingress::Reply(_) | Ingress::Dropped(_) => {}

@@ -26,7 +26,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         Instant::ZERO,
     );
     a.handle_timeout(Instant::ZERO);
-    a.handle_datagram(Instant::ZERO, mgc, b"!/3 [127.0.0.2]:2944 P=1{C=-{SC=ROOT}}");
+    a.handle_datagram(
+        Instant::ZERO,
+        mgc,
+        b"!/3 [127.0.0.2]:2944 P=1{C=-{SC=ROOT}}",
+    );
     let mut realms = Realms::default();
     realms.add("access", "192.0.2.1".parse().unwrap(), 40000, 40015);
     realms.add("core", "10.0.0.1".parse().unwrap(), 50000, 50015);
@@ -46,7 +50,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             }
         }
         while let Some(tx) = a.poll_transmit() {
-            assert!(parse_message(&tx.bytes).is_ok(), "we emitted unparseable text");
+            assert!(
+                parse_message(&tx.bytes).is_ok(),
+                "we emitted unparseable text"
+            );
         }
     }
     let t = Instant::from_millis(now + 1);

@@ -8,8 +8,12 @@ use dataplane::wire::{IpAddress, Ipv4Address, TcpPacket, TcpRepr};
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let a = IpAddress::V4(Ipv4Address([10, 0, 0, 1]));
     let b = IpAddress::V4(Ipv4Address([10, 0, 0, 2]));
-    let Ok(p) = TcpPacket::new_checked(data) else { return };
-    let Ok(seg) = TcpRepr::parse(&p, &a, &b, ChecksumCheck::Skip) else { return };
+    let Ok(p) = TcpPacket::new_checked(data) else {
+        return;
+    };
+    let Ok(seg) = TcpRepr::parse(&p, &a, &b, ChecksumCheck::Skip) else {
+        return;
+    };
     let mut out = vec![0u8; seg.buffer_len()];
     let mut q = TcpPacket::new_unchecked(&mut out[..]);
     seg.emit(&mut q, &a, &b).expect("emit");

@@ -2,20 +2,23 @@
 //! to a fresh server TlsSession. Any outcome is fine except a panic.
 #![no_main]
 
-use std::sync::OnceLock;
-
 use dataplane::time::Instant;
 use mgw_tls::{
     Fingerprint, HashFunction, Identity, PeerAuth, PeerFingerprints, TlsContext, TlsSession,
     TlsSettings,
 };
 
+/// One context per thread, built once: a `TlsContext` is per-worker state (it caches leg
+/// configurations in a `RefCell`), so it is not `Sync` and cannot sit in a `static`. It is
+/// leaked so that sessions can borrow it for the life of the process, as a worker's does.
 fn ctx() -> &'static TlsContext {
-    static CTX: OnceLock<TlsContext> = OnceLock::new();
-    CTX.get_or_init(|| {
-        let id = Identity::generate_self_signed("fuzz.mgw").unwrap();
-        TlsContext::new(TlsSettings::default(), id).unwrap()
-    })
+    thread_local! {
+        static CTX: &'static TlsContext = Box::leak(Box::new({
+            let id = Identity::generate_self_signed("fuzz.mgw").unwrap();
+            TlsContext::new(TlsSettings::default(), id).unwrap()
+        }));
+    }
+    CTX.with(|c| *c)
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -9,13 +9,23 @@ use dataplane::wire::*;
 fn tcp(data: &[u8]) {
     let a = IpAddress::V4(Ipv4Address([10, 0, 0, 1]));
     if let Ok(p) = TcpPacket::new_checked(data) {
-        let _ = (p.payload(), p.options(), p.flags(), p.verify_checksum(&a, &a));
+        let _ = (
+            p.payload(),
+            p.options(),
+            p.flags(),
+            p.verify_checksum(&a, &a),
+        );
         if let Ok(r) = TcpRepr::parse(&p, &a, &a, ChecksumCheck::Skip) {
             let mut buf = vec![0u8; r.buffer_len()];
-            r.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), &a, &a).expect("sized buffer");
+            r.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), &a, &a)
+                .expect("sized buffer");
             let q = TcpPacket::new_checked(&buf[..]).expect("own output is well formed");
-            let back = TcpRepr::parse(&q, &a, &a, ChecksumCheck::Verify).expect("own output parses");
-            assert_eq!((back.seq, back.ack, back.flags, back.payload), (r.seq, r.ack, r.flags, r.payload));
+            let back =
+                TcpRepr::parse(&q, &a, &a, ChecksumCheck::Verify).expect("own output parses");
+            assert_eq!(
+                (back.seq, back.ack, back.flags, back.payload),
+                (r.seq, r.ack, r.flags, r.payload)
+            );
         }
     }
 }

@@ -207,6 +207,26 @@ impl Gateway {
         self.stats
     }
 
+    /// The H.248 server (for an in-memory one, [`Server::push_datagram`] and friends).
+    pub fn server_mut(&mut self) -> &mut Server {
+        &mut self.server
+    }
+
+    /// The H.248 server.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Replies held until the workers acknowledge (see the module docs).
+    pub fn held_replies(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Contexts the glue tracks (installed, or waiting for their second leg).
+    pub fn contexts(&self) -> usize {
+        self.contexts.len()
+    }
+
     /// Begins shutdown (ServiceChange Forced, or Graceful after `graceful`).
     pub fn shutdown(&mut self, graceful: Option<Duration>) {
         self.server.shutdown(graceful);
