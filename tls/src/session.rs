@@ -831,7 +831,14 @@ impl TlsSession {
             return;
         };
         let mut off = 0;
+        let before = self.outbox.len();
         for _ in 0..4 {
+            // The one fatal alert rustls queued is out: stop before rustls reads the bad input
+            // again, which would make it try to send a second fatal alert (a debug assertion in
+            // rustls; found by the tls_handshake_server fuzz target with a lone `\n`).
+            if self.outbox.len() > before {
+                break;
+            }
             let buf = &mut rest[off..];
             let step = match &mut hs.conn {
                 Conn::Client(c) => step(

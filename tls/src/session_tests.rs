@@ -757,3 +757,38 @@ fn tls12_resumption_with_tickets() {
     p2.pump();
     assert_eq!(p2.c.plain, b"resumed 1.2");
 }
+
+// ---- hostile first bytes to a server (found by the tls_handshake_server fuzz target) ----
+
+/// A client whose first bytes are not a TLS record (a lone `\n`) or an empty handshake record:
+/// the server fails the handshake with exactly one fatal alert. Before the fix, draining that
+/// alert made rustls read the bad input again and try a second fatal alert (a debug assertion).
+#[test]
+fn garbage_first_bytes_fail_the_handshake_with_one_alert() {
+    let (_, sctx) = contexts(TlsProfile::default());
+    let (_, ci) = ids();
+    for first in [&b"\n"[..], &[0x16, 0x03, 0x01, 0x00, 0x00][..]] {
+        let now = Instant::from_millis(1);
+        let mut s = TlsSession::server(&sctx, &auth_for(ci), now).unwrap();
+        let mut rx = first.to_vec();
+        let mut tx = vec![0u8; 1 << 16];
+        let r = s.on_ciphertext(&mut rx, now, &mut tx, &mut |_| {});
+        assert!(r.is_err(), "garbage {first:?} must fail the handshake");
+        let mut out = Vec::new();
+        loop {
+            let n = s.poll_transmit(&mut tx);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&tx[..n]);
+        }
+        // One alert record: type 21, then version, length 2, level fatal (2), description.
+        assert_eq!(out.len(), 7, "one alert record, got {out:?}");
+        assert_eq!((out[0], out[3], out[4], out[5]), (21, 0, 2, 2));
+        let mut failed = 0;
+        while let Some(e) = s.poll_event() {
+            failed += usize::from(matches!(e, TlsEvent::Failed { .. }));
+        }
+        assert_eq!(failed, 1);
+    }
+}
