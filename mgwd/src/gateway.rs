@@ -19,7 +19,7 @@ use mgw_worker::{
     Application, ContextProgram, ControlEnd, FlowEvent, FlowOp, LegProgram, Side, TcpOpen,
     Transport,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::time::Duration;
 
@@ -94,8 +94,10 @@ pub struct Gateway {
     aware: Awareness,
     stats: GatewayStats,
     held: HashMap<ReplyToken, Held>,
-    /// Which held reply waits for which context.
-    waiter: HashMap<u32, ReplyToken>,
+    /// Which held replies wait for which context, oldest first. A worker answers one context's
+    /// commands in the order they were sent (one ring), so a Subtract pipelined behind its
+    /// context's Add waits behind the Add's acknowledgement instead of taking its place.
+    waiter: HashMap<u32, VecDeque<ReplyToken>>,
     /// The transaction being handled had a change the data plane could not take (no worker
     /// command was sent for it), so its reply must be an error.
     refused: bool,
@@ -250,7 +252,7 @@ impl Gateway {
                     self.refused = false;
                     for change in changes {
                         if let Some(context) = self.on_leg_change(change) {
-                            self.waiter.insert(context, token);
+                            self.waiter.entry(context).or_default().push_back(token);
                             waiting += 1;
                         }
                     }
@@ -422,9 +424,15 @@ impl Gateway {
 
     /// One awaited acknowledgement for `context` arrived.
     fn acknowledge(&mut self, context: u32, failed: bool, stats: Vec<(String, TerminationStats)>) {
-        let Some(token) = self.waiter.remove(&context) else {
+        let Some(queue) = self.waiter.get_mut(&context) else {
             return;
         };
+        let Some(token) = queue.pop_front() else {
+            return;
+        };
+        if queue.is_empty() {
+            self.waiter.remove(&context);
+        }
         let Some(h) = self.held.get_mut(&token) else {
             return;
         };
