@@ -169,6 +169,11 @@ pub struct Realm {
     hi: u16,
     next: u16,
     used: BTreeSet<u16>,
+    /// Keyed allocation only: released ports, oldest first, still in `used` until a quarter
+    /// of the range has been released after them (or nothing else is free). A random choice
+    /// could otherwise hand a port straight back while the data plane still holds it for
+    /// TIME-WAIT (see `worker::steer`).
+    cooling: std::collections::VecDeque<u16>,
 }
 
 /// The realms of the MG (H.248.41), each with its own port range.
@@ -180,6 +185,10 @@ pub struct Realms {
     msrp_key: [u64; 2],
     /// MSRP session-ids handed out so far: each one is unique in the MG's lifetime.
     msrp_sessions: u64,
+    /// Key of the port chooser (see [`Realms::set_port_key`]); `None`: ports in order.
+    port_key: Option<[u64; 2]>,
+    /// Draws made from the port chooser so far (its counter).
+    port_draws: u64,
 }
 
 impl Realms {
@@ -197,6 +206,7 @@ impl Realms {
                 hi: hi.max(lo),
                 next: lo,
                 used: BTreeSet::new(),
+                cooling: std::collections::VecDeque::new(),
             },
         );
     }
@@ -208,6 +218,18 @@ impl Realms {
         let (a, b) = key.split_at(8);
         let word = |s: &[u8]| s.iter().fold(0u64, |w, &x| (w << 8) | u64::from(x));
         self.msrp_key = [word(a), word(b)];
+    }
+
+    /// Keys the port chooser: from then on each port is a random choice among the free ports
+    /// of the realm's range, so the next leg's port cannot be told from the last one (a
+    /// predictable port lets a third party reach a leg first: latching, a DTLS ClientHello,
+    /// RFC 6056 §1's reasons for ports). The caller passes 16 random bytes at start (`mgwd
+    /// run` reads them from the OS; this module reads no random source). Without a key, ports
+    /// go in order through the range (deterministic labs and tests).
+    pub fn set_port_key(&mut self, key: [u8; 16]) {
+        let (a, b) = key.split_at(8);
+        let word = |s: &[u8]| s.iter().fold(0u64, |w, &x| (w << 8) | u64::from(x));
+        self.port_key = Some([word(a), word(b)]);
     }
 
     /// The next MSRP session-id: 20 lowercase hex digits (80 bits) of keyed SipHash-2-4 over
@@ -229,7 +251,9 @@ impl Realms {
 
     /// Ports in use in `realm`.
     pub fn in_use(&self, realm: &str) -> usize {
-        self.realms.get(realm).map_or(0, |r| r.used.len())
+        self.realms
+            .get(realm)
+            .map_or(0, |r| r.used.len() - r.cooling.len())
     }
 
     /// Allocate a port in `realm` (`want`: a specific one).
@@ -248,6 +272,41 @@ impl Realms {
             return Ok(SocketAddr::new(r.addr, p));
         }
         let n = u32::from(r.hi - r.lo) + 1;
+        if let Some(key) = self.port_key {
+            let mut draw = || {
+                #[allow(deprecated)] // SipHash-2-4 as a keyed PRF over a counter, as above
+                let mut h = std::hash::SipHasher::new_with_keys(key[0], key[1]);
+                std::hash::Hasher::write_u64(&mut h, 3);
+                std::hash::Hasher::write_u64(&mut h, self.port_draws);
+                self.port_draws += 1;
+                std::hash::Hasher::finish(&h)
+            };
+            // A few uniform draws over the range find a free port at once unless the range is
+            // nearly full; then one draw picks uniformly among the free ports, found by
+            // walking the range (bounded by its size, 65,536 at most).
+            for _ in 0..8 {
+                let p = r.lo + (draw() % u64::from(n)) as u16;
+                if r.used.insert(p) {
+                    return Ok(SocketAddr::new(r.addr, p));
+                }
+            }
+            let free = n as usize - r.used.len();
+            if free == 0 {
+                // Only cooling ports are left: the one released longest ago.
+                return r
+                    .cooling
+                    .pop_front()
+                    .map(|p| SocketAddr::new(r.addr, p))
+                    .ok_or(err(510, "no port available in realm"));
+            }
+            let k = (draw() % free as u64) as usize;
+            let used = &r.used;
+            if let Some(p) = (r.lo..=r.hi).filter(|p| !used.contains(p)).nth(k) {
+                r.used.insert(p);
+                return Ok(SocketAddr::new(r.addr, p));
+            }
+            return Err(err(510, "no port available in realm"));
+        }
         for _ in 0..n {
             let p = r.next;
             r.next = if r.next >= r.hi { r.lo } else { r.next + 1 };
@@ -260,8 +319,22 @@ impl Realms {
 
     /// Return a port.
     pub fn release(&mut self, realm: &str, port: u16) {
+        let keyed = self.port_key.is_some();
         if let Some(r) = self.realms.get_mut(realm) {
-            r.used.remove(&port);
+            if !keyed {
+                r.used.remove(&port);
+                return;
+            }
+            if !r.used.contains(&port) || r.cooling.contains(&port) {
+                return;
+            }
+            r.cooling.push_back(port);
+            let cap = (usize::from(r.hi - r.lo) + 1) / 4;
+            while r.cooling.len() > cap {
+                if let Some(p) = r.cooling.pop_front() {
+                    r.used.remove(&p);
+                }
+            }
         }
     }
 
@@ -725,6 +798,55 @@ mod tests {
         r.add("access", "192.0.2.1".parse().unwrap(), 40000, 40003);
         r.add("core", "10.0.0.1".parse().unwrap(), 50000, 59999);
         r
+    }
+
+    fn keyed(key: [u8; 16], lo: u16, hi: u16) -> Realms {
+        let mut r = Realms::default();
+        r.add("r", "192.0.2.1".parse().unwrap(), lo, hi);
+        r.set_port_key(key);
+        r
+    }
+
+    fn draw(r: &mut Realms, n: usize) -> Vec<u16> {
+        (0..n)
+            .map(|_| r.allocate("r", None).unwrap().port())
+            .collect()
+    }
+
+    #[test]
+    fn keyed_port_allocation_is_unpredictable_and_never_returns_a_port_in_use() {
+        // Two MGs with different keys allocate different sequences, neither one sequential.
+        let a = draw(&mut keyed(*b"0123456789abcdef", 40000, 49999), 32);
+        let b = draw(&mut keyed(*b"fedcba9876543210", 40000, 49999), 32);
+        assert_ne!(a, b);
+        for seq in [&a, &b] {
+            let steps = seq
+                .windows(2)
+                .filter(|w| w[1] == w[0].wrapping_add(1))
+                .count();
+            assert!(steps < 4, "next port predictable from the last: {seq:?}");
+            assert!(seq.iter().all(|p| (40000..=49999).contains(p)));
+        }
+        // Over a small range, every port is handed out once, then the range is exhausted;
+        // a released port is the only one left to hand out, and a port asked for by number
+        // is never handed out again.
+        let mut r = keyed(*b"0123456789abcdef", 40000, 40015);
+        assert_eq!(r.allocate("r", Some(40007)).unwrap().port(), 40007);
+        let mut got = draw(&mut r, 15);
+        got.sort_unstable();
+        let expect: Vec<u16> = (40000..=40015).filter(|&p| p != 40007).collect();
+        assert_eq!(got, expect);
+        assert_eq!(r.allocate("r", None).unwrap_err().code, 510);
+        r.release("r", 40011);
+        assert_eq!(r.in_use("r"), 15);
+        assert_eq!(r.allocate("r", None).unwrap().port(), 40011);
+        assert_eq!(r.allocate("r", None).unwrap_err().code, 510);
+        // A released port cools: it is not handed out again while others are free.
+        let mut r = keyed(*b"0123456789abcdef", 40000, 40099);
+        let first = r.allocate("r", None).unwrap().port();
+        r.release("r", first);
+        let next: Vec<u16> = draw(&mut r, 50);
+        assert!(!next.contains(&first), "{first} reused at once");
     }
 
     fn props(v: &[(&str, &str)]) -> Vec<PropertyParm> {

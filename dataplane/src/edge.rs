@@ -260,7 +260,7 @@ impl Edge {
             EtherType::Arp => self.arp_in(now, eth, buf),
             EtherType::Ipv4 => {
                 buf.adj(ethernet::HEADER_LEN);
-                self.ipv4_in(now, eth, buf)
+                self.ipv4_in(eth, buf)
             }
             EtherType::Ipv6 => {
                 buf.adj(ethernet::HEADER_LEN);
@@ -282,17 +282,28 @@ impl Edge {
             Ok(Ok(r)) => r,
             _ => return self.drop(DropReason::Malformed),
         };
-        let for_us = self.is_ours(repr.target_protocol_addr);
+        let (spa, tpa) = (repr.source_protocol_addr, repr.target_protocol_addr);
+        let for_us = self.is_ours(tpa);
         // RFC 826 "merge": refresh a sender we already know; add it if the packet is for us.
-        if repr.source_hardware_addr.is_unicast()
-            && repr.source_protocol_addr != Ipv4Address::UNSPECIFIED
-            && self.learn(
-                now,
-                repr.source_protocol_addr,
-                repr.source_hardware_addr,
-                for_us,
-            )
-        {
+        // Only within one realm's subnet: the sender must be on the connected subnet of one of
+        // our addresses and the ARP must be about that same subnet, so neither an off-link
+        // host nor an ARP on one realm's network can bind an address of another realm (each
+        // realm's neighbours are learned only from its own network). An entry is created only
+        // when the ARP is for that realm's own address.
+        let realm = self
+            .cfg
+            .addrs
+            .iter()
+            .find(|a| {
+                a.addr.same_prefix(spa, a.prefix_len) && a.addr.same_prefix(tpa, a.prefix_len)
+            })
+            .map(|a| a.addr);
+        let sender_ok = repr.source_hardware_addr.is_unicast()
+            && spa != Ipv4Address::UNSPECIFIED
+            && !self.is_ours(spa);
+        if realm.is_some_and(|realm| {
+            sender_ok && self.learn(now, spa, repr.source_hardware_addr, realm == tpa)
+        }) {
             self.learned = Some((repr.source_protocol_addr, repr.source_hardware_addr));
         }
         if !(for_us && repr.operation == ArpOperation::Request) {
@@ -324,12 +335,7 @@ impl Edge {
         Ingress::Reply(buf)
     }
 
-    fn ipv4_in<B: PacketBuffer>(
-        &mut self,
-        now: Instant,
-        eth: EthernetRepr,
-        mut buf: B,
-    ) -> Ingress<B> {
+    fn ipv4_in<B: PacketBuffer>(&mut self, eth: EthernetRepr, mut buf: B) -> Ingress<B> {
         let (repr, hl, frag) = match Ipv4Packet::new_checked(buf.as_ref()) {
             Ok(p) => match Ipv4Repr::parse(&p, true) {
                 Ok(r) => (r, p.header_len(), p.is_fragment()),
@@ -351,8 +357,10 @@ impl Edge {
         let (src, dst) = (IpAddress::V4(repr.src_addr), IpAddress::V4(repr.dst_addr));
         match repr.protocol {
             IpProtocol::Tcp | IpProtocol::Udp => {
-                // Refresh the neighbour that just spoke to us (no new entry: ARP does that).
-                self.refresh(now, repr.src_addr, eth.src_addr);
+                // Neighbours are learned from ARP only: a TCP/UDP frame's source MAC is not
+                // checked by anything (the L4 checks come later, and a forged datagram passes
+                // the edge), so it must not rebind an address. Entries in use are asked for
+                // again before they expire instead (see `resolve`).
                 self.stats.delivered += 1;
                 Ingress::Deliver {
                     protocol: repr.protocol,
@@ -493,10 +501,6 @@ impl Edge {
         true
     }
 
-    fn refresh(&mut self, now: Instant, ip: Ipv4Address, mac: EthernetAddress) {
-        self.learn(now, ip, mac, false);
-    }
-
     /// Adds a permanent-until-expiry neighbour (static configuration, tests, and neighbours
     /// another worker of the same port learned).
     pub fn add_neighbor(&mut self, now: Instant, ip: Ipv4Address, mac: EthernetAddress) {
@@ -559,8 +563,16 @@ impl Edge {
     /// The MAC for next hop `ip`, if known and fresh. If not, marks it to be asked for.
     pub fn resolve(&mut self, now: Instant, ip: Ipv4Address) -> Option<EthernetAddress> {
         let (s, found) = self.find(now, ip);
+        let retry = self.cfg.arp_retry;
         let n = &mut self.neighbors[s];
         if found && n.resolved && n.expires > now {
+            // RFC 1122 §2.3.2.1: an entry in use is revalidated. Within three retries of its
+            // expiry a request is made (at most one per `arp_retry`) while its MAC is still
+            // used; the answer renews it, so traffic sees no gap.
+            let stale = now + retry * 3 >= n.expires;
+            if stale && !n.want && (n.asked == Instant::ZERO || now >= n.asked + retry) {
+                n.want = true;
+            }
             return Some(n.mac);
         }
         if !found {
@@ -945,6 +957,153 @@ mod tests {
         // Not an IPv4 frame: nothing to complete.
         let mut junk = pool.alloc_from(&[0u8; 10]).unwrap();
         assert_eq!(e.complete_l2(Instant::ZERO, &mut junk), None);
+    }
+
+    const MAC_EVIL: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x66]);
+
+    /// An ARP `op` from `sha`/`spa` asking for (or answering to) `tpa`.
+    fn arp_frame(
+        pool: &Pool,
+        op: ArpOperation,
+        sha: EthernetAddress,
+        spa: Ipv4Address,
+        tpa: Ipv4Address,
+    ) -> PktBuf {
+        let mut b = pool.alloc().unwrap();
+        let f = b.append(42).unwrap();
+        EthernetRepr {
+            src_addr: sha,
+            dst_addr: EthernetAddress::BROADCAST,
+            ethertype: EtherType::Arp,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut *f))
+        .unwrap();
+        ArpRepr {
+            operation: op,
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: tpa,
+        }
+        .emit(&mut f[14..])
+        .unwrap();
+        b
+    }
+
+    #[test]
+    fn a_tcp_or_udp_frame_with_a_spoofed_source_mac_does_not_change_the_neighbour() {
+        let pool = Pool::new(8, 256);
+        let mut e = edge();
+        let _ = e.ingress(
+            Instant::ZERO,
+            arp_frame(&pool, ArpOperation::Request, MAC_A, IP_A, IP_B),
+        );
+        assert_eq!(e.resolve(Instant::ZERO, IP_A), Some(MAC_A));
+        let mut udp = [0u8; 8 + 3];
+        let (s, d) = (IpAddress::V4(IP_A), IpAddress::V4(IP_B));
+        UdpRepr {
+            src_port: 5000,
+            dst_port: 6000,
+        }
+        .emit(&mut UdpPacket::new_unchecked(&mut udp[..]), &s, &d, b"abc")
+        .unwrap();
+        for proto in [IpProtocol::Udp, IpProtocol::Tcp] {
+            // Any frame claiming IP_A's address, from another MAC (and not even a valid L4
+            // segment for TCP): delivered for the L4 to judge, but it teaches nothing.
+            let mut f = ipv4_frame(&pool, proto, &udp, 0);
+            f.as_mut()[6..12].copy_from_slice(&MAC_EVIL.0);
+            assert!(matches!(
+                e.ingress(Instant::from_millis(5), f),
+                Ingress::Deliver { .. }
+            ));
+            assert_eq!(e.resolve(Instant::from_millis(5), IP_A), Some(MAC_A));
+        }
+        assert_eq!(e.take_learned(), Some((IP_A, MAC_A)), "only the ARP taught");
+        assert_eq!(e.take_learned(), None);
+    }
+
+    #[test]
+    fn an_arp_from_off_the_realm_subnet_is_not_learned() {
+        let pool = Pool::new(8, 256);
+        let mut e = edge();
+        let far = Ipv4Address([203, 0, 113, 9]);
+        // Asked for our address by someone off our subnet: it is answered (RFC 826), but a
+        // host we cannot reach on-link is not a neighbour.
+        assert!(matches!(
+            e.ingress(
+                Instant::ZERO,
+                arp_frame(&pool, ArpOperation::Request, MAC_EVIL, far, IP_B)
+            ),
+            Ingress::Reply(_)
+        ));
+        assert_eq!(e.take_learned(), None);
+        assert_eq!(e.resolve(Instant::ZERO, far), None, "not learned");
+    }
+
+    #[test]
+    fn an_arp_for_one_realm_does_not_create_or_update_another_realms_neighbour() {
+        let pool = Pool::new(16, 256);
+        let access = Ipv4Address([192, 0, 2, 10]);
+        let core = Ipv4Address([198, 51, 100, 10]);
+        let core_peer = Ipv4Address([198, 51, 100, 5]);
+        let mut cfg = EdgeConfig::single(MAC_B, access, 24);
+        cfg.addrs.push(InterfaceAddr {
+            addr: core,
+            prefix_len: 24,
+        });
+        let mut e = Edge::new(cfg);
+        // The core peer asks for the core address: learned.
+        let _ = e.ingress(
+            Instant::ZERO,
+            arp_frame(&pool, ArpOperation::Request, MAC_A, core_peer, core),
+        );
+        assert_eq!(e.resolve(Instant::ZERO, core_peer), Some(MAC_A));
+        let t = Instant::from_millis(10);
+        // An ARP for the access realm claiming the core peer's address (a request to the
+        // access address, a reply, and a broadcast for somebody else on the access subnet).
+        for (op, tpa) in [
+            (ArpOperation::Request, access),
+            (ArpOperation::Reply, access),
+            (ArpOperation::Request, Ipv4Address([192, 0, 2, 99])),
+        ] {
+            let _ = e.ingress(t, arp_frame(&pool, op, MAC_EVIL, core_peer, tpa));
+            assert_eq!(e.resolve(t, core_peer), Some(MAC_A), "{op:?} to {tpa}");
+        }
+        // Nor does it create an entry for a core-realm address it has not seen.
+        let other_core = Ipv4Address([198, 51, 100, 6]);
+        let _ = e.ingress(
+            t,
+            arp_frame(&pool, ArpOperation::Request, MAC_EVIL, other_core, access),
+        );
+        assert_eq!(e.resolve(t, other_core), None);
+        assert_eq!(e.take_learned(), Some((core_peer, MAC_A)));
+        assert_eq!(e.take_learned(), None);
+    }
+
+    #[test]
+    fn a_used_neighbour_is_asked_for_again_before_it_expires() {
+        // With no refresh from data traffic, an entry in use is re-verified by ARP ahead of
+        // its expiry (RFC 1122 §2.3.2.1) while its MAC is still used.
+        let pool = Pool::new(8, 256);
+        let mut e = edge();
+        let _ = e.ingress(
+            Instant::ZERO,
+            arp_frame(&pool, ArpOperation::Request, MAC_A, IP_A, IP_B),
+        );
+        let ttl = e.cfg.neighbor_ttl;
+        assert!(e.poll_arp(Instant::ZERO, || pool.alloc()).is_none());
+        let late = Instant::ZERO + (ttl - Duration::from_secs(1));
+        assert_eq!(e.resolve(late, IP_A), Some(MAC_A), "still used");
+        let req = e.poll_arp(late, || pool.alloc()).expect("asked again");
+        let f = EthernetFrame::new_checked(req.as_ref()).unwrap();
+        let a = ArpRepr::parse(&ArpPacket::new_checked(f.payload()).unwrap()).unwrap();
+        assert_eq!(a.target_protocol_addr, IP_A);
+        // The answer renews it.
+        let _ = e.ingress(
+            late,
+            arp_frame(&pool, ArpOperation::Reply, MAC_A, IP_A, IP_B),
+        );
+        assert_eq!(e.resolve(late + ttl / 2, IP_A), Some(MAC_A));
     }
 
     #[test]

@@ -256,6 +256,9 @@ fn edge_and_realms(cfg: &Config, mac: EthernetAddress) -> Result<(EdgeConfig, Re
     let mut realms = Realms::default();
     // RFC 4975 §14.1: the session-ids of the MG's own MSRP URIs must be hard to guess.
     realms.set_msrp_session_key(urandom::<16>()?);
+    // Ports are chosen at random among the free ones: a guessable next port lets a third party
+    // reach a leg before its peer does.
+    realms.set_port_key(urandom::<16>()?);
     for r in &cfg.realms {
         let (addr, len) = parse_prefix(&r.ipv4).ok_or_else(|| anyhow!("realm {}: ipv4", r.name))?;
         edge.addrs.push(InterfaceAddr {

@@ -468,10 +468,65 @@ fn epoch0_alert(desc: u8) -> [u8; 15] {
     [21, 0xfe, 0xfd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 2, desc]
 }
 
+/// True if `datagram` opens with a DTLS handshake record carrying the first fragment of a
+/// ClientHello: what a DTLS server leg may latch its peer on (H.248.37), since a peer starts
+/// an association with nothing else.
+///
+/// Checked, without state (RFC 6347 §4.1, §4.2.2): record type handshake (22), a DTLS record
+/// version (major 0xfe: 1.0 is 0xfeff, 1.2 is 0xfefd; a ClientHello may use either), epoch 0,
+/// a record length that fits the datagram and holds a 12-octet handshake header, message type
+/// client_hello (1), fragment offset 0 and a fragment that fits both the record and the
+/// message length.
+pub fn is_client_hello(datagram: &[u8]) -> bool {
+    const RECORD_HEADER: usize = 13;
+    const HANDSHAKE_HEADER: usize = 12;
+    let be = |b: &[u8]| b.iter().fold(0usize, |n, &x| (n << 8) | usize::from(x));
+    let Some(h) = datagram.get(..RECORD_HEADER + HANDSHAKE_HEADER) else {
+        return false;
+    };
+    let record_len = be(&h[11..13]);
+    let (msg_len, frag_off, frag_len) = (be(&h[14..17]), be(&h[19..22]), be(&h[22..25]));
+    h[0] == 22
+        && h[1] == 0xfe
+        && (h[2] == 0xff || h[2] == 0xfd)
+        && h[3..5] == [0, 0]
+        && record_len >= HANDSHAKE_HEADER
+        && RECORD_HEADER + record_len <= datagram.len()
+        && h[13] == 1
+        && frag_off == 0
+        && frag_len <= msg_len
+        && HANDSHAKE_HEADER + frag_len <= record_len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fingerprint::HashFunction;
+
+    #[test]
+    fn a_client_hello_is_recognised_and_nothing_else_is() {
+        let now = Instant::from_millis(1000);
+        let (mut c, mut s) = pair(fps(&ids().1), fps(&ids().0), now);
+        let hello = drain(&mut c);
+        assert!(is_client_hello(&hello[0]), "the client's first flight");
+        for d in &hello {
+            let _ = s.s.handle_datagram(d, now);
+        }
+        // The server's answer is a handshake record too, but not a ClientHello.
+        let answer = drain(&mut s);
+        assert!(!answer.is_empty() && answer.iter().all(|d| !is_client_hello(d)));
+        assert!(!is_client_hello(&epoch0_alert(42)));
+        assert!(!is_client_hello(b"\x16\xfe\xfdgarbage"));
+        let mut truncated = hello[0].clone();
+        truncated.truncate(30);
+        assert!(
+            !is_client_hello(&truncated),
+            "record length beyond the datagram"
+        );
+        let mut epoch1 = hello[0].clone();
+        epoch1[4] = 1;
+        assert!(!is_client_hello(&epoch1));
+    }
     use std::sync::OnceLock;
 
     fn ids() -> &'static (Identity, Identity) {

@@ -632,10 +632,14 @@ impl<P: Port> Worker<P> {
         };
         let from = tuple.map(|t| std::net::SocketAddr::new(t.remote_addr.into(), t.remote_port));
         let expected = leg.remote;
-        let latching = leg.prog.latching || leg.prog.remote.is_none();
+        // A connection is accepted only on a passive leg, so its peer is the active end, whose
+        // port means nothing (RFC 4145 §4: an active endpoint's port is 9, discard): the
+        // programmed remote's address is what identifies it. A leg with no remote takes a
+        // connection only when latching (H.248.37) is on; the handshake that completed is the
+        // validation (RFC 9293 §3.5: a SYN acknowledged by the peer's ACK of our SYN-ACK).
         let ok = match (expected, from) {
-            (Some(e), Some(f)) => e == f || (latching && e.ip() == f.ip()),
-            (None, Some(_)) => true,
+            (Some(e), Some(f)) => e.ip() == f.ip(),
+            (None, Some(_)) => leg.prog.latching,
             _ => false,
         };
         if !ok {

@@ -695,13 +695,23 @@ impl<P: Port> Worker<P> {
         let Some(ctx) = self.slots[slot].as_mut() else {
             return;
         };
-        let id = ctx.prog.context;
+        let (id, application) = (ctx.prog.context, ctx.prog.application);
         let leg = &mut ctx.legs[side.index()];
         let mut latched = false;
         match leg.remote {
             Some(r) if r == from => {}
-            None if leg.prog.latching || leg.prog.remote.is_none() => {
-                // H.248.37 latching: the first source becomes the peer.
+            // H.248.37 latching, only when the program asks for it: the first source that
+            // sends something valid for this leg becomes the peer. Without latching a leg with
+            // no remote yet takes nothing (the ports are guessable; the remote comes with a
+            // Modify), and anything not from the programmed remote is dropped below.
+            None if leg.prog.latching
+                && latch_candidate(
+                    &leg.kind,
+                    application,
+                    &self.cfg.udptl,
+                    buf.as_ref().get(udp::HEADER_LEN..).unwrap_or_default(),
+                ) =>
+            {
                 leg.remote = Some(from);
                 self.ring.send(FlowEvent::Latched {
                     context: id,
@@ -1005,6 +1015,32 @@ impl<P: Port> Node for Worker<P> {
         .flatten()
         .min()?;
         Some(t.max(self.now))
+    }
+}
+
+/// May a datagram from an unknown source latch a leg? Only one that validates for the leg, so
+/// that a stray or forged packet cannot take a leg it guessed the port of:
+/// - DTLS: the first fragment of a ClientHello (RFC 6347 §4.2.2); a peer opens an association
+///   with nothing else, and anything else would also break the handshake with the real peer;
+/// - BFCP: a well-formed common header (RFC 8855 §5.1) and, unless it is a fragment, a message
+///   whose attributes parse;
+/// - UDPTL: a well-formed packet (T.38 §9.1) within the configured limits;
+/// - opaque datagrams have no format to check.
+fn latch_candidate(
+    kind: &LegKind,
+    application: Application,
+    udptl: &UdptlConfig,
+    payload: &[u8],
+) -> bool {
+    match (kind, application) {
+        (LegKind::Dtls(_), _) => mgw_tls::dtls::is_client_hello(payload),
+        (LegKind::Stream(_), _) => false,
+        (LegKind::Udp, Application::Bfcp) => mgw_app::bfcp::Packet::new_checked(payload)
+            .is_ok_and(|p| p.fragmented() || mgw_app::bfcp::Repr::parse(&p).is_ok()),
+        (LegKind::Udp, Application::Udptl) => {
+            mgw_app::udptl::UdptlRepr::parse(payload, udptl).is_ok()
+        }
+        (LegKind::Udp, Application::Opaque | Application::Msrp) => true,
     }
 }
 

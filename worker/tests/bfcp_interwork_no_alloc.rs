@@ -73,7 +73,8 @@ fn interworking_transactions_allocate_nothing_in_steady_state() {
         transport,
         tcp_open: TcpOpen::Passive,
         establish_now: true,
-        latching: false,
+        // The UE's leg has no remote: it learns the UE from its connection (H.248.37).
+        latching: remote.is_none(),
         security_role: Role::Server,
         peer_fingerprints: PeerFingerprints::new(),
         msrp: None,

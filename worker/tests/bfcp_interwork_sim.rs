@@ -116,7 +116,8 @@ impl Lab {
             transport,
             tcp_open: open,
             establish_now: true,
-            latching: false,
+            // A leg with no remote learns its peer from its connection (H.248.37).
+            latching: remote.is_none(),
             security_role: Role::Server,
             peer_fingerprints: PeerFingerprints::new(),
             msrp: None,

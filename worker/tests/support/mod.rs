@@ -34,6 +34,16 @@ pub struct UdpLab {
 
 /// A worker at `gw` and a host holding `peers` (all in one /24).
 pub fn udp_lab(gw: Ipv4Address, peers: &[Ipv4Address]) -> UdpLab {
+    udp_lab_with(gw, peers, |_| {})
+}
+
+/// As [`udp_lab`], with the worker's configuration changed by `tune` first (a DTLS identity,
+/// smaller tables).
+pub fn udp_lab_with(
+    gw: Ipv4Address,
+    peers: &[Ipv4Address],
+    tune: impl FnOnce(&mut WorkerConfig),
+) -> UdpLab {
     let pool = Pool::new(2048, 2048);
     let vc = VirtualClock::new();
     let link = LinkModel {
@@ -50,12 +60,9 @@ pub fn udp_lab(gw: Ipv4Address, peers: &[Ipv4Address]) -> UdpLab {
     };
     let (wport, pport) = pair(&pool, &Clock::Virtual(vc.clone()), &mem);
     let (ctl, wend) = channel(16, 64);
-    let worker = Worker::new(
-        wport,
-        WorkerConfig::new(EdgeConfig::single(MAC_GW, gw, 24)),
-        wend,
-    )
-    .expect("worker");
+    let mut cfg = WorkerConfig::new(EdgeConfig::single(MAC_GW, gw, 24));
+    tune(&mut cfg);
+    let worker = Worker::new(wport, cfg, wend).expect("worker");
     let mut pe = EdgeConfig::single(MAC_PEERS, peers[0], 24);
     for &addr in &peers[1..] {
         pe.addrs.push(InterfaceAddr {
