@@ -10,6 +10,7 @@ pub mod flow;
 pub mod peer;
 pub mod steer;
 mod stream;
+mod timers;
 pub mod worker;
 
 pub use flow::{

@@ -39,7 +39,7 @@
 //! **BFCP transactions across transports** (RFC 8855 §8; interworking contexts only — relays
 //! between two legs of the same transport stay byte-exact): the gateway is the UDP side's peer
 //! for both kinds of transaction, through a [`mgw_app::bfcp::Transactions`] table on the UDP
-//! leg (fixed capacity, allocated at install, timers through the worker's `next_timer`):
+//! leg (fixed capacity, allocated at install, timers through the worker's timer heap):
 //! - stream → UDP: a response (it answers a request relayed from UDP, or is a response
 //!   primitive with a non-zero Transaction ID) leaves with R set (§5.1: only Ver 2 has R, and a
 //!   UDP receiver takes R clear for a new request). A server-initiated FloorRequestStatus,
@@ -62,7 +62,7 @@ use crate::flow::{
     Application, ContextProgram, FlowEvent, InstallFailure, LegStats, SecurityFailure, Side,
     TcpFailure, TcpOpen, Transport,
 };
-use crate::worker::{Leg, LegKind, Worker};
+use crate::worker::{timer_key, Leg, LegKind, Worker};
 use dataplane::buf::PacketBuffer;
 use dataplane::edge::{Edge, Egress};
 use dataplane::port::{Batch, Port};
@@ -155,6 +155,14 @@ impl StreamLeg {
             tcp_up: false,
             peer_done: false,
             dirty: false,
+        }
+    }
+
+    /// The TLS handshake's next timer, if one is running (none once established).
+    pub(crate) fn tls_deadline(&self) -> Instant {
+        match &self.tls {
+            Some(t) if t.is_handshaking() => t.poll_timeout(),
+            _ => Instant::FAR_FUTURE,
         }
     }
 
@@ -450,7 +458,10 @@ impl<P: Port> Worker<P> {
             }
         }
         if interworking {
-            self.next_timer = self.now;
+            // The BFCP transaction tables' timers (RFC 8855 §8) start with a run now.
+            for side in [Side::A, Side::B] {
+                self.timers.earlier(timer_key(slot, side), self.now);
+            }
         }
     }
 
@@ -712,7 +723,7 @@ impl<P: Port> Worker<P> {
             };
             match session {
                 Some(t) => {
-                    self.next_timer = self.next_timer.min(t.poll_timeout());
+                    self.timers.earlier(timer_key(slot, side), t.poll_timeout());
                     s.tls = Some(t);
                 }
                 None => {
@@ -975,7 +986,8 @@ impl<P: Port> Worker<P> {
                 TlsEvent::CloseNotify | TlsEvent::Closed => closed = true,
             }
         }
-        self.next_timer = self.next_timer.min(tls.poll_timeout());
+        self.timers
+            .earlier(timer_key(slot, side), tls.poll_timeout());
         s.tls = Some(tls);
         if closed {
             s.peer_done = true;
@@ -1180,7 +1192,8 @@ impl<P: Port> Worker<P> {
                 Some(ctx) => match ctx.legs[side.index()].bfcp_txn.as_mut() {
                     Some(txn) => {
                         let v = txn.to_unreliable(now, msg, &mut self.stats.bfcp_transactions);
-                        self.next_timer = self.next_timer.min(txn.poll_timeout());
+                        self.timers
+                            .earlier(timer_key(slot, side), txn.poll_timeout());
                         v
                     }
                     None => ToUnreliable::Send,
@@ -1234,13 +1247,10 @@ impl<P: Port> Worker<P> {
                 .and_then(|c| c.legs[side.index()].bfcp_txn.as_ref())
                 .map(|t| t.poll_timeout())
         };
+        // Re-armed by the caller (`Worker::arm`) with whatever is left pending.
         match due(self) {
             Some(t) if t <= now => {}
-            Some(t) => {
-                self.next_timer = self.next_timer.min(t);
-                return;
-            }
-            None => return,
+            _ => return,
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         while let Some(ctx) = self.slots[slot].as_mut() {
@@ -1253,9 +1263,6 @@ impl<P: Port> Worker<P> {
             }
         }
         self.scratch = scratch;
-        if let Some(t) = due(self) {
-            self.next_timer = self.next_timer.min(t);
-        }
     }
 
     /// A datagram (UDP payload or DTLS plaintext) on BFCP UDP leg `side` whose other leg is a
@@ -1300,7 +1307,8 @@ impl<P: Port> Worker<P> {
                         let (msg, reply) = scratch.split_at_mut(len);
                         let v =
                             txn.from_unreliable(now, msg, reply, &mut self.stats.bfcp_transactions);
-                        self.next_timer = self.next_timer.min(txn.poll_timeout());
+                        self.timers
+                            .earlier(timer_key(slot, side), txn.poll_timeout());
                         v
                     }
                     None => FromUnreliable {
@@ -1503,24 +1511,16 @@ impl<P: Port> Worker<P> {
         self.scratch = scratch;
     }
 
-    /// TLS handshake timers of stream legs.
-    pub(crate) fn stream_timers(&mut self) {
+    /// The TLS handshake timer of stream leg `side`, if due: runs it and says so (the leg
+    /// then has output to move).
+    pub(crate) fn stream_timeout(&mut self, slot: usize, side: Side) -> bool {
         let now = self.now;
-        for slot in 0..self.slots.len() {
-            for side in [Side::A, Side::B] {
-                let (due, next) = match self.stream(slot, side).and_then(|s| s.tls.as_mut()) {
-                    Some(t) if t.is_handshaking() && t.poll_timeout() <= now => {
-                        t.handle_timeout(now);
-                        (true, t.poll_timeout())
-                    }
-                    Some(t) if t.is_handshaking() => (false, t.poll_timeout()),
-                    _ => (false, Instant::FAR_FUTURE),
-                };
-                self.next_timer = self.next_timer.min(next);
-                if due {
-                    self.mark_dirty(slot, side);
-                }
+        match self.stream(slot, side).and_then(|s| s.tls.as_mut()) {
+            Some(t) if t.is_handshaking() && t.poll_timeout() <= now => {
+                t.handle_timeout(now);
+                true
             }
+            _ => false,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::flow::{
     Application, ContextId, ContextProgram, FlowEvent, FlowOp, InstallFailure, LegProgram,
     LegStats, SecurityFailure, Side, Transport, WorkerEnd,
 };
+use crate::timers::LegTimers;
 use dataplane::buf::PacketBuffer;
 use dataplane::edge::{Edge, EdgeConfig, Egress, Ingress};
 use dataplane::port::{Batch, Port, BURST};
@@ -131,6 +132,11 @@ pub struct WorkerStats {
     pub redirect_dropped: u64,
     /// Neighbours learned here from ARP and handed to the other workers.
     pub neighbors_shared: u64,
+    /// Timer runs (polls at which some leg's timer was due).
+    pub timer_runs: u64,
+    /// Legs looked at by timer runs: what timers cost, which should be the legs that were due,
+    /// not the legs installed.
+    pub timer_legs: u64,
     /// Frames held for a next hop's ARP answer (then sent, or expired into `tx_failed`).
     pub arp_held: u64,
     /// Held frames dropped: the next hop did not answer in time, or the hold was full.
@@ -196,7 +202,10 @@ pub struct Worker<P: Port> {
     pub(crate) rx: Batch<P::Buffer>,
     pub(crate) tx: Batch<P::Buffer>,
     pub(crate) now: Instant,
-    pub(crate) next_timer: Instant,
+    /// Legs with a pending timer, by deadline (see [`crate::timers`]).
+    pub(crate) timers: LegTimers,
+    /// Scratch for the legs one timer run takes (capacity: every leg, so it never grows).
+    due: Vec<usize>,
     pub(crate) stats: WorkerStats,
     /// Frames waiting for their next hop's MAC: (give up at, frame with headers in place).
     pub(crate) arp_hold: Vec<(Instant, P::Buffer)>,
@@ -235,7 +244,8 @@ impl<P: Port> Worker<P> {
             rx: Batch::new(BURST),
             tx: Batch::new(BURST * 4),
             now: Instant::ZERO,
-            next_timer: Instant::FAR_FUTURE,
+            timers: LegTimers::new(2 * n),
+            due: Vec::with_capacity(2 * n),
             stats: WorkerStats::default(),
             arp_hold: Vec::with_capacity(cfg.arp_hold_frames),
             tx_l4_offload,
@@ -298,7 +308,7 @@ impl<P: Port> Worker<P> {
                 self.flush();
             }
         }
-        if now >= self.next_timer {
+        if self.timers.next().is_some_and(|t| now >= t) {
             busy = true;
             self.run_timers();
         }
@@ -521,8 +531,11 @@ impl<P: Port> Worker<P> {
             if l.transport == Transport::DtlsUdp && l.establish_now {
                 self.drain_dtls(slot, side);
             }
+            // A DTLS leg's first timer run is now (its `deadline`), as for any timer it sets.
+            if l.transport == Transport::DtlsUdp {
+                self.timers.earlier(timer_key(slot, side), self.now);
+            }
         }
-        self.next_timer = self.now;
     }
 
     fn release(&mut self, context: ContextId, generation: u32) {
@@ -663,6 +676,9 @@ impl<P: Port> Worker<P> {
         for l in &ctx.legs {
             self.udp_flows
                 .remove(&(IpAddress::from(l.prog.local.ip()), l.prog.local.port()));
+        }
+        for side in [Side::A, Side::B] {
+            self.timers.set(timer_key(slot, side), Instant::FAR_FUTURE);
         }
         self.release_legs(&ctx.legs);
         self.by_id.remove(&ctx.prog.context);
@@ -949,7 +965,7 @@ impl<P: Port> Worker<P> {
                 }
                 Next::Wait(t) => {
                     leg.deadline = t;
-                    self.next_timer = self.next_timer.min(t);
+                    self.timers.earlier(timer_key(slot, side), t);
                     return;
                 }
                 Next::Stuck => {
@@ -960,36 +976,75 @@ impl<P: Port> Worker<P> {
         }
     }
 
+    /// Runs the timers of the legs that are due, and only those: the legs come off the timer
+    /// heap in deadline order (O(log n) each), so a run costs the legs due, not the contexts
+    /// installed. Each leg is re-armed with its exact next deadline afterwards; one still due
+    /// (a timer that came due again at once) runs at the next poll, not in a loop here.
     fn run_timers(&mut self) {
         let now = self.now;
-        self.next_timer = Instant::FAR_FUTURE;
-        self.stream_timers();
-        for slot in 0..self.slots.len() {
-            for side in [Side::A, Side::B] {
-                let due = match self.slots[slot].as_mut() {
-                    Some(ctx) => {
-                        let leg = &mut ctx.legs[side.index()];
-                        match &mut leg.kind {
-                            LegKind::Dtls(s) if leg.deadline <= now => {
-                                let _ = s.handle_timeout(now);
-                                true
-                            }
-                            LegKind::Dtls(_) => {
-                                self.next_timer = self.next_timer.min(leg.deadline);
-                                false
-                            }
-                            LegKind::Udp | LegKind::Stream(_) => false,
-                        }
-                    }
-                    None => false,
-                };
-                if due {
-                    self.drain_dtls(slot, side);
-                }
-                self.bfcp_retransmit(slot, side);
-            }
+        self.stats.timer_runs += 1;
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        while let Some(key) = self.timers.pop_due(now) {
+            // Each leg is in the heap once, and `due` holds every leg: no reallocation.
+            due.push(key);
         }
+        self.stats.timer_legs += due.len() as u64;
+        for &key in &due {
+            let (slot, side) = (key / 2, if key % 2 == 0 { Side::A } else { Side::B });
+            self.leg_timeout(slot, side);
+            self.arm(slot, side);
+        }
+        self.due = due;
     }
+
+    /// The timers of one leg at `now`: DTLS retransmission, TLS handshake, BFCP transactions.
+    fn leg_timeout(&mut self, slot: usize, side: Side) {
+        let now = self.now;
+        let Some(ctx) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let leg = &mut ctx.legs[side.index()];
+        let dtls_due = match &mut leg.kind {
+            LegKind::Dtls(s) if leg.deadline <= now => {
+                let _ = s.handle_timeout(now);
+                true
+            }
+            _ => false,
+        };
+        if dtls_due {
+            self.drain_dtls(slot, side);
+        }
+        if self.stream_timeout(slot, side) {
+            self.mark_dirty(slot, side);
+        }
+        self.bfcp_retransmit(slot, side);
+    }
+
+    /// Puts leg `side` of `slot` in the timer heap at its earliest pending deadline, or takes
+    /// it out when it has none (or the context is gone).
+    pub(crate) fn arm(&mut self, slot: usize, side: Side) {
+        let at = match self.slots[slot].as_ref() {
+            Some(ctx) => {
+                let leg = &ctx.legs[side.index()];
+                let own = match &leg.kind {
+                    LegKind::Dtls(_) => leg.deadline,
+                    LegKind::Stream(s) => s.tls_deadline(),
+                    LegKind::Udp => Instant::FAR_FUTURE,
+                };
+                leg.bfcp_txn
+                    .as_ref()
+                    .map_or(own, |t| own.min(t.poll_timeout()))
+            }
+            None => Instant::FAR_FUTURE,
+        };
+        self.timers.set(timer_key(slot, side), at);
+    }
+}
+
+/// A leg's key in the timer heap.
+pub(crate) fn timer_key(slot: usize, side: Side) -> usize {
+    slot * 2 + side.index()
 }
 
 impl<P: Port> Node for Worker<P> {
@@ -1007,7 +1062,7 @@ impl<P: Port> Node for Worker<P> {
         let t = [
             self.port.poll_at(),
             self.edge.poll_at(),
-            (self.next_timer != Instant::FAR_FUTURE).then_some(self.next_timer),
+            self.timers.next(),
             self.steer_poll_at(),
             self.arp_hold.iter().map(|h| h.0).min(),
         ]
