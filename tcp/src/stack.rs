@@ -83,6 +83,22 @@ fn unspecified_like(a: &IpAddress) -> IpAddress {
     }
 }
 
+/// The per-connection context over the stack's shared state: a macro, not a method, so that
+/// it borrows those fields only and the caller can still hold `&mut self.tcbs[i]`.
+macro_rules! conn_ctx {
+    ($stack:ident, $now:expr, $id:expr) => {
+        Ctx {
+            now: $now,
+            cfg: &$stack.cfg,
+            counters: &mut $stack.counters,
+            events: &mut $stack.events,
+            ooo_total: &mut $stack.ooo_total,
+            challenge: &mut $stack.challenge,
+            id: $id,
+        }
+    };
+}
+
 impl Stack {
     /// Allocates everything the worker will ever use.
     ///
@@ -415,15 +431,7 @@ impl Stack {
         let i = idx as usize;
         let rbuf = &mut self.rbufs[i * rcap..(i + 1) * rcap];
         let tcb = &mut self.tcbs[i];
-        let mut ctx = Ctx {
-            now,
-            cfg: &self.cfg,
-            counters: &mut self.counters,
-            events: &mut self.events,
-            ooo_total: &mut self.ooo_total,
-            challenge: &mut self.challenge,
-            id,
-        };
+        let mut ctx = conn_ctx!(self, now, id);
         if tcb.state.is_synchronized() && tcb.state != State::TimeWait {
             tcb.arm_keepalive(&ctx);
         }
@@ -683,15 +691,7 @@ impl Stack {
                 continue;
             }
             let id = self.id(idx);
-            let mut ctx = Ctx {
-                now,
-                cfg: &self.cfg,
-                counters: &mut self.counters,
-                events: &mut self.events,
-                ooo_total: &mut self.ooo_total,
-                challenge: &mut self.challenge,
-                id,
-            };
+            let mut ctx = conn_ctx!(self, now, id);
             let d = self.tcbs[i].on_timer(&mut ctx);
             self.finish(idx, now, d, sink);
         }
@@ -803,15 +803,7 @@ impl Stack {
         }
         let tcb = &mut self.tcbs[i];
         if tcb.has(flag::CLOSE_PENDING) && tcb.rbuf_len == 0 {
-            let mut ctx = Ctx {
-                now: Instant::ZERO,
-                cfg: &self.cfg,
-                counters: &mut self.counters,
-                events: &mut self.events,
-                ooo_total: &mut self.ooo_total,
-                challenge: &mut self.challenge,
-                id,
-            };
+            let mut ctx = conn_ctx!(self, Instant::ZERO, id);
             tcb.app_finished(&mut ctx);
             if tcb.state == State::LastAck && tcb.fin_acked() {
                 self.free_slot(id.index);
@@ -841,15 +833,7 @@ impl Stack {
     /// [`ConnError::InvalidHandle`] for a stale handle.
     pub fn close(&mut self, id: ConnId) -> Result<(), ConnError> {
         let i = self.check(id)?;
-        let mut ctx = Ctx {
-            now: Instant::ZERO,
-            cfg: &self.cfg,
-            counters: &mut self.counters,
-            events: &mut self.events,
-            ooo_total: &mut self.ooo_total,
-            challenge: &mut self.challenge,
-            id,
-        };
+        let mut ctx = conn_ctx!(self, Instant::ZERO, id);
         match self.tcbs[i].app_close(&mut ctx) {
             Disposition::Free | Disposition::FreeAndRst => self.free_slot(id.index),
             _ => self.queue(id.index),
@@ -881,15 +865,7 @@ impl Stack {
             self.free_slot(id.index);
             return Ok(());
         }
-        let mut ctx = Ctx {
-            now: Instant::ZERO,
-            cfg: &self.cfg,
-            counters: &mut self.counters,
-            events: &mut self.events,
-            ooo_total: &mut self.ooo_total,
-            challenge: &mut self.challenge,
-            id,
-        };
+        let mut ctx = conn_ctx!(self, Instant::ZERO, id);
         let tcb = &mut self.tcbs[i];
         // The app is gone: no events from here on (APP_GONE), timers bound the rest (ORPHAN).
         tcb.set(flag::APP_GONE | flag::ORPHAN);
