@@ -106,7 +106,20 @@
 //! `ServerEvent::Leg`. With `defer_replies = true` each transaction with leg changes yields
 //! `ServerEvent::Execute { token, changes }` and its reply is held (the transaction layer sends
 //! Pending after 100 ms) until `Server::complete(token, Ok(()))`; `Err(e)` answers the MGC with
-//! a transaction error instead (the model is not rolled back; the MGC subtracts).
+//! a transaction error instead (the model is not rolled back; the MGC subtracts). A held reply
+//! not completed within `pending_after × max_pendings` (2 s by default: as long as the MG may
+//! keep the MGC waiting with Pending) goes out as error 500, once, and the server reports
+//! `ServerEvent::Expired { token }`; the token is void after that.
+//!
+//! Nothing in the server waits on a peer. A failed `send_to` is counted
+//! (`ServerCounters::transmit_errors`) and left to retransmission; a poll fails only on an
+//! input error, after what it already received has been processed. Over TCP the sockets are
+//! non-blocking (mio): a connect is abandoned after `TCP_CONNECT_TIMEOUT` (2 s), what the MGC
+//! has not read waits in a queue of at most `TCP_QUEUE_MAX` (1 MiB) per connection, an MGC that
+//! lets it fill is cut off (`tcp_queue_overflow`; the MG connects again for its next message,
+//! and the association's timers fail over if the MGC stays silent), and a poll reads at most
+//! `TCP_READS_PER_POLL` buffers of 64 kB per connection. TPKT reassembly costs what it takes
+//! in, however small the frames.
 //!
 //! ## Unverified identifiers
 //!

@@ -6,21 +6,34 @@
 //! plane flow commands). Over TCP (H.248.1 Annex D.2) the MG connects to the MGC and frames
 //! every message with [`tpkt`] as Erlang's `megaco_tcp` does; set
 //! [`TransactionConfig::reliable`](crate::h248::transaction::TransactionConfig::reliable) then,
-//! so that requests are not retransmitted. [`Server::in_memory`] swaps the socket and the clock
+//! so that requests are not retransmitted.
+//!
+//! Nothing here waits on a peer. Over UDP a failed `send_to` is counted and the datagram is left
+//! to H.248 retransmission. Over TCP the sockets are non-blocking (mio): a connect that has not
+//! completed within [`TCP_CONNECT_TIMEOUT`] is abandoned, what the MGC has not read yet waits in
+//! a queue of at most [`TCP_QUEUE_MAX`] bytes, and an MGC that lets it fill is cut off, after
+//! which the association's timers fail over as they would for a lost MGC. A poll reads at most
+//! [`TCP_READS_PER_POLL`] buffers per connection. A held reply (see
+//! [`ServerConfig::defer_replies`]) that the caller does not complete within
+//! `pending_after × max_pendings` (the time the MG keeps the MGC waiting with Pending) is
+//! answered with error 500 and reported as [`ServerEvent::Expired`]. [`Server::in_memory`] swaps the socket and the clock
 //! for queues and a time the caller sets, so a whole session (with the `mgwd` glue) runs in
 //! memory: the fuzz target `h248_gateway_session` and tests drive it that way.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
 
 use crate::h248::transaction::tpkt;
 
 use dataplane::time::Instant;
 
 use crate::h248::association::{AssocEvent, Association, AssociationConfig};
-use crate::h248::ast::{CommandReply, Mid, PropertyParm, ReplyResult};
+use crate::h248::ast::{CommandReply, ErrorDescriptor, Mid, PropertyParm, ReplyResult};
 use crate::h248::mg::{LegChange, Mg, MgConfig, TerminationStats};
 use crate::procedures::Realms;
 
@@ -50,7 +63,37 @@ pub struct ServerConfig {
     /// Hold each reply until the caller confirms the data plane applied its leg changes
     /// ([`ServerEvent::Execute`] + [`Server::complete`]); the transaction layer sends Pending
     /// meanwhile. When false, replies go out at once and changes come as [`ServerEvent::Leg`].
+    /// A held reply not completed within `pending_after × max_pendings` of the association's
+    /// transaction settings (at least [`HELD_TIMEOUT_MIN`]) is answered with error 500.
     pub defer_replies: bool,
+}
+
+/// Most bytes queued towards one peer over TCP. An MGC that leaves this much unread is cut off.
+pub const TCP_QUEUE_MAX: usize = 1 << 20;
+
+/// How long a TCP connect to the MGC may take before it is abandoned.
+pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads (of up to 64 kB) per TCP connection per poll: the bound on one poll's input work.
+pub const TCP_READS_PER_POLL: usize = 16;
+
+/// The shortest deadline of a held reply.
+pub const HELD_TIMEOUT_MIN: Duration = Duration::from_millis(500);
+
+/// Transport counters of the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerCounters {
+    /// Messages that could not be sent (a `send_to` error, a reply too large for TPKT, no
+    /// connection to the peer).
+    pub transmit_errors: u64,
+    /// TCP connects that failed or did not complete in time.
+    pub tcp_connect_failed: u64,
+    /// TCP connections cut because the peer left [`TCP_QUEUE_MAX`] bytes unread.
+    pub tcp_queue_overflow: u64,
+    /// TCP connections closed: by the peer, on an I/O error, or on a framing error.
+    pub tcp_closed: u64,
+    /// Held replies answered with error 500 because the caller did not complete them in time.
+    pub held_expired: u64,
 }
 
 /// Identifies a held reply (see [`ServerConfig::defer_replies`]).
@@ -89,11 +132,90 @@ pub enum ServerEvent {
     },
     /// Out of service after shutdown.
     Down,
+    /// A held reply was not completed in time and went out as error 500; the token is void.
+    Expired {
+        /// The token that [`ServerEvent::Execute`] gave.
+        token: ReplyToken,
+    },
 }
 
+/// One TCP connection to a peer (the MG connects; it never accepts).
 struct TcpConn {
     stream: TcpStream,
+    token: Token,
+    /// When the connect started; `None` once it completed.
+    connecting: Option<Instant>,
     decoder: tpkt::Decoder,
+    /// Frames not yet written; `out[..sent]` is already on the wire.
+    out: Vec<u8>,
+    sent: usize,
+    /// The last poll left input unread (readiness is edge-triggered).
+    readable: bool,
+}
+
+impl TcpConn {
+    /// Writes what is queued, until the socket would block.
+    fn write_queued(&mut self) -> io::Result<()> {
+        if self.connecting.is_some() {
+            return Ok(());
+        }
+        while let Some(rest) = self.out.get(self.sent..).filter(|r| !r.is_empty()) {
+            match self.stream.write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        }
+        Ok(())
+    }
+
+    /// Queues a frame; false if that would put more than [`TCP_QUEUE_MAX`] bytes in the queue.
+    fn queue(&mut self, frame: &[u8]) -> bool {
+        if self.out.len() - self.sent + frame.len() > TCP_QUEUE_MAX {
+            return false;
+        }
+        self.out.drain(..self.sent);
+        self.sent = 0;
+        self.out.extend_from_slice(frame);
+        true
+    }
+
+    /// A pending connect completed: true when connected, an error when it failed.
+    fn connected(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connecting = None;
+                self.stream.set_nodelay(true)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The TCP transport: the connections and their readiness poller.
+struct Tcp {
+    poll: Poll,
+    events: Events,
+    conns: HashMap<SocketAddr, TcpConn>,
+    next_token: usize,
+}
+
+/// A reply held for the caller's confirmation.
+struct HeldReply {
+    to: SocketAddr,
+    id: u32,
+    result: ReplyResult,
 }
 
 /// The transport of [`Server::in_memory`]: datagrams both ways, and the clock.
@@ -108,14 +230,31 @@ struct Memory {
 pub struct Server {
     socket: Option<UdpSocket>,
     memory: Option<Memory>,
-    tcp: HashMap<SocketAddr, TcpConn>,
+    tcp: Option<Tcp>,
     assoc: Association,
     mg: Mg,
     origin: std::time::Instant,
     buf: Vec<u8>,
     defer: bool,
-    held: HashMap<ReplyToken, (SocketAddr, u32, ReplyResult)>,
+    held: HashMap<ReplyToken, HeldReply>,
+    /// Deadlines of held replies, oldest first (a completed token stays until its deadline).
+    held_deadlines: VecDeque<(Instant, ReplyToken)>,
+    held_timeout: Duration,
     next_token: u64,
+    counters: ServerCounters,
+}
+
+/// The cores' clock: the time since `origin`.
+fn since(origin: std::time::Instant) -> Instant {
+    Instant::from_nanos(u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The deadline of a held reply: as long as the MG keeps the MGC waiting with Pending.
+fn held_timeout(cfg: &ServerConfig) -> Duration {
+    let t = &cfg.association.transaction;
+    t.pending_after
+        .saturating_mul(t.max_pendings)
+        .max(HELD_TIMEOUT_MIN)
 }
 
 impl Server {
@@ -130,24 +269,36 @@ impl Server {
         fingerprint: String,
         random: u64,
     ) -> io::Result<Self> {
-        let socket = match cfg.transport {
-            TransportKind::Udp => Some(UdpSocket::bind(cfg.bind)?),
-            TransportKind::Tcp => None,
+        let (socket, tcp) = match cfg.transport {
+            TransportKind::Udp => (Some(UdpSocket::bind(cfg.bind)?), None),
+            TransportKind::Tcp => (
+                None,
+                Some(Tcp {
+                    poll: Poll::new()?,
+                    events: Events::with_capacity(64),
+                    conns: HashMap::new(),
+                    next_token: 0,
+                }),
+            ),
         };
         let origin = std::time::Instant::now();
         let first_id = u32::try_from(random >> 40).unwrap_or(1).max(1);
+        let held_timeout = held_timeout(&cfg);
         let assoc = Association::new(cfg.association, cfg.mid, first_id, random, Instant::ZERO);
         Ok(Server {
             socket,
             memory: None,
-            tcp: HashMap::new(),
+            tcp,
             assoc,
             mg: Mg::new(cfg.mg, realms, fingerprint),
             origin,
             buf: vec![0; 65_536],
             defer: cfg.defer_replies,
             held: HashMap::new(),
+            held_deadlines: VecDeque::new(),
+            held_timeout,
             next_token: 1,
+            counters: ServerCounters::default(),
         })
     }
 
@@ -157,18 +308,22 @@ impl Server {
     /// handles at most one datagram and never waits.
     pub fn in_memory(cfg: ServerConfig, realms: Realms, fingerprint: String, random: u64) -> Self {
         let first_id = u32::try_from(random >> 40).unwrap_or(1).max(1);
+        let held_timeout = held_timeout(&cfg);
         let assoc = Association::new(cfg.association, cfg.mid, first_id, random, Instant::ZERO);
         Server {
             socket: None,
             memory: Some(Memory::default()),
-            tcp: HashMap::new(),
+            tcp: None,
             assoc,
             mg: Mg::new(cfg.mg, realms, fingerprint),
             origin: std::time::Instant::now(),
             buf: Vec::new(),
             defer: cfg.defer_replies,
             held: HashMap::new(),
+            held_deadlines: VecDeque::new(),
+            held_timeout,
             next_token: 1,
+            counters: ServerCounters::default(),
         }
     }
 
@@ -200,12 +355,22 @@ impl Server {
             Some(s) => s.local_addr(),
             None => self
                 .tcp
-                .values()
-                .next()
+                .as_ref()
+                .and_then(|t| t.conns.values().find(|c| c.connecting.is_none()))
                 .map_or(Err(io::ErrorKind::NotConnected.into()), |c| {
                     c.stream.local_addr()
                 }),
         }
+    }
+
+    /// Transport counters.
+    pub fn counters(&self) -> ServerCounters {
+        self.counters
+    }
+
+    /// Replies held for [`Server::complete`].
+    pub fn held_replies(&self) -> usize {
+        self.held.len()
     }
 
     /// Current time on the cores' clock.
@@ -213,7 +378,7 @@ impl Server {
         if let Some(m) = &self.memory {
             return m.now;
         }
-        Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        since(self.origin)
     }
 
     /// The MG model.
@@ -226,47 +391,90 @@ impl Server {
         &self.assoc
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    /// Sends what the association queued. Never fails: what cannot be sent is counted and left
+    /// to the transaction layer's timers.
+    fn flush(&mut self) {
+        let now = self.now();
         while let Some(t) = self.assoc.poll_transmit() {
             if let Some(m) = &mut self.memory {
                 m.outbox.push_back((t.to, t.bytes));
-                continue;
-            }
-            if let Some(sock) = &self.socket {
-                // A lost datagram is recovered by H.248 retransmission; only hard errors surface.
-                if let Err(e) = sock.send_to(&t.bytes, t.to) {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        return Err(e);
-                    }
+            } else if let Some(sock) = &self.socket {
+                // A lost datagram is recovered by H.248 retransmission.
+                if sock.send_to(&t.bytes, t.to).is_err() {
+                    self.counters.transmit_errors += 1;
                 }
-                continue;
-            }
-            let Some(frame) = tpkt::encode(&t.bytes) else {
-                continue;
-            };
-            if let std::collections::hash_map::Entry::Vacant(v) = self.tcp.entry(t.to) {
-                match TcpStream::connect_timeout(&t.to, Duration::from_secs(2)) {
-                    Ok(stream) => {
-                        stream.set_nodelay(true)?;
-                        v.insert(TcpConn {
-                            stream,
-                            decoder: tpkt::Decoder::default(),
-                        });
-                    }
-                    // The MGC is unreachable: the request times out and the association fails
-                    // over, exactly as with a lost datagram.
-                    Err(_) => continue,
-                }
-            }
-            let failed = self
-                .tcp
-                .get_mut(&t.to)
-                .is_some_and(|c| c.stream.write_all(&frame).is_err());
-            if failed {
-                self.tcp.remove(&t.to);
+            } else if !self.tcp_queue(now, t.to, &t.bytes) {
+                self.counters.transmit_errors += 1;
             }
         }
-        Ok(())
+        self.tcp_write();
+    }
+
+    /// Queues a message towards `to` over TCP, connecting first if need be. False if it could
+    /// not be queued.
+    fn tcp_queue(&mut self, now: Instant, to: SocketAddr, bytes: &[u8]) -> bool {
+        let (Some(tcp), Some(frame)) = (self.tcp.as_mut(), tpkt::encode(bytes)) else {
+            return false;
+        };
+        if !tcp.conns.contains_key(&to) {
+            let token = Token(tcp.next_token);
+            tcp.next_token = tcp.next_token.wrapping_add(1);
+            let started = TcpStream::connect(to).and_then(|mut stream| {
+                tcp.poll.registry().register(
+                    &mut stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Ok(stream)
+            });
+            let Ok(stream) = started else {
+                self.counters.tcp_connect_failed += 1;
+                return false;
+            };
+            tcp.conns.insert(
+                to,
+                TcpConn {
+                    stream,
+                    token,
+                    connecting: Some(now),
+                    decoder: tpkt::Decoder::default(),
+                    out: Vec::new(),
+                    sent: 0,
+                    readable: false,
+                },
+            );
+        }
+        let Some(c) = tcp.conns.get_mut(&to) else {
+            return false;
+        };
+        if c.queue(&frame) {
+            return true;
+        }
+        self.counters.tcp_queue_overflow += 1;
+        Self::tcp_close(tcp, to);
+        false
+    }
+
+    /// Writes every connection's queue as far as its socket takes it.
+    fn tcp_write(&mut self) {
+        let Some(tcp) = self.tcp.as_mut() else {
+            return;
+        };
+        let failed: Vec<SocketAddr> = tcp
+            .conns
+            .iter_mut()
+            .filter_map(|(a, c)| c.write_queued().is_err().then_some(*a))
+            .collect();
+        for a in failed {
+            self.counters.tcp_closed += 1;
+            Self::tcp_close(tcp, a);
+        }
+    }
+
+    fn tcp_close(tcp: &mut Tcp, peer: SocketAddr) {
+        if let Some(mut c) = tcp.conns.remove(&peer) {
+            let _ = tcp.poll.registry().deregister(&mut c.stream);
+        }
     }
 
     /// Wait up to `wait` for input; feed what arrives to the association.
@@ -295,44 +503,93 @@ impl Server {
             }
             return Ok(());
         }
-        if self.tcp.is_empty() {
-            std::thread::sleep(wait);
+        self.tcp_receive(wait)
+    }
+
+    /// The TCP side of [`Server::receive`]: waits for readiness, completes connects, writes
+    /// queues and reads (a bounded amount) from every connection.
+    fn tcp_receive(&mut self, wait: Duration) -> io::Result<()> {
+        let origin = self.origin;
+        let Some(tcp) = self.tcp.as_mut() else {
             return Ok(());
+        };
+        // Input left over from the last poll is read at once.
+        let wait = if tcp.conns.values().any(|c| c.readable) {
+            Duration::ZERO
+        } else {
+            wait
+        };
+        match tcp.poll.poll(&mut tcp.events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
         }
-        // Share the wait among the connections (normally there is one: the MGC).
-        let per = (wait / u32::try_from(self.tcp.len()).unwrap_or(1)).max(Duration::from_millis(1));
+        for ev in tcp.events.iter() {
+            if let Some(c) = tcp.conns.values_mut().find(|c| c.token == ev.token()) {
+                c.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+            }
+        }
+        let now = since(origin);
         let mut closed = Vec::new();
         let mut frames = Vec::new();
-        for (peer, c) in &mut self.tcp {
-            c.stream.set_read_timeout(Some(per))?;
-            match c.stream.read(&mut self.buf) {
-                Ok(0) => closed.push(*peer),
-                Ok(n) => {
-                    c.decoder.push(self.buf.get(..n).unwrap_or(&[]));
-                    loop {
-                        match c.decoder.next_frame() {
-                            Ok(Some(f)) => frames.push((*peer, f)),
-                            Ok(None) => break,
-                            Err(_) => {
-                                // RFC 1006 framing lost: the stream cannot be resynchronised.
-                                closed.push(*peer);
-                                break;
+        for (peer, c) in &mut tcp.conns {
+            if let Some(since) = c.connecting {
+                match c.connected() {
+                    Ok(true) => {}
+                    Ok(false) if now.saturating_duration_since(since) < TCP_CONNECT_TIMEOUT => {
+                        continue;
+                    }
+                    Ok(false) | Err(_) => {
+                        self.counters.tcp_connect_failed += 1;
+                        closed.push(*peer);
+                        continue;
+                    }
+                }
+            }
+            if c.write_queued().is_err() {
+                self.counters.tcp_closed += 1;
+                closed.push(*peer);
+                continue;
+            }
+            if !c.readable {
+                continue;
+            }
+            let mut open = true;
+            let mut drained = false;
+            for _ in 0..TCP_READS_PER_POLL {
+                match c.stream.read(&mut self.buf) {
+                    Ok(0) => open = false,
+                    Ok(n) => {
+                        c.decoder.push(self.buf.get(..n).unwrap_or(&[]));
+                        loop {
+                            match c.decoder.next_frame() {
+                                Ok(Some(f)) => frames.push((*peer, f)),
+                                Ok(None) => break,
+                                Err(_) => {
+                                    // RFC 1006 framing lost: the stream cannot be resynchronised.
+                                    open = false;
+                                    break;
+                                }
                             }
                         }
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => drained = true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => open = false,
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => closed.push(*peer),
+                if !open || drained {
+                    break;
+                }
+            }
+            c.readable = !drained;
+            if !open {
+                self.counters.tcp_closed += 1;
+                closed.push(*peer);
             }
         }
         for p in closed {
-            self.tcp.remove(&p);
+            Self::tcp_close(tcp, p);
         }
-        let now = self.now();
         for (peer, f) in frames {
             self.assoc.handle_datagram(now, peer, &f);
         }
@@ -344,14 +601,21 @@ impl Server {
     /// # Errors
     /// Socket errors other than timeouts.
     pub fn poll(&mut self, max_wait: Duration) -> io::Result<Vec<ServerEvent>> {
-        self.flush()?;
+        self.flush();
         let now = self.now();
-        let wait = match self.assoc.poll_timeout() {
-            Some(t) => t.saturating_duration_since(now).min(max_wait),
-            None => max_wait,
-        }
-        .max(Duration::from_millis(1));
-        self.receive(wait)?;
+        let wake = [
+            self.assoc.poll_timeout(),
+            self.held_deadlines.front().map(|(d, _)| *d),
+        ];
+        let wait = wake
+            .into_iter()
+            .flatten()
+            .map(|t| t.saturating_duration_since(now))
+            .fold(max_wait, Duration::min)
+            .max(Duration::from_millis(1));
+        // An input error (a signal, a socket error) is returned only after what is already
+        // queued has been processed, so that no event is lost with it.
+        let received = self.receive(wait);
         let now = self.now();
         if self.assoc.poll_timeout().is_some_and(|t| t <= now) {
             self.assoc.handle_timeout(now);
@@ -364,7 +628,16 @@ impl Server {
                     if self.defer && !changes.is_empty() {
                         let token = ReplyToken(self.next_token);
                         self.next_token += 1;
-                        self.held.insert(token, (from, request.id, result));
+                        self.held.insert(
+                            token,
+                            HeldReply {
+                                to: from,
+                                id: request.id,
+                                result,
+                            },
+                        );
+                        self.held_deadlines
+                            .push_back((now + self.held_timeout, token));
                         out.push(ServerEvent::Execute { token, changes });
                     } else {
                         self.assoc.reply(now, from, request.id, result);
@@ -380,8 +653,32 @@ impl Server {
                 AssocEvent::Down => out.push(ServerEvent::Down),
             }
         }
-        self.flush()?;
-        Ok(out)
+        self.expire_held(now, &mut out);
+        self.flush();
+        match received {
+            Err(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// Answers, with error 500, every held reply whose deadline has passed.
+    fn expire_held(&mut self, now: Instant, out: &mut Vec<ServerEvent>) {
+        while let Some(&(deadline, token)) = self.held_deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.held_deadlines.pop_front();
+            let Some(h) = self.held.remove(&token) else {
+                continue; // completed in time
+            };
+            self.counters.held_expired += 1;
+            let error = ErrorDescriptor {
+                code: 500,
+                text: Some("the data plane did not confirm in time".into()),
+            };
+            self.assoc.reply(now, h.to, h.id, ReplyResult::Error(error));
+            out.push(ServerEvent::Expired { token });
+        }
     }
 
     /// Report a data-plane event on a termination; sends a Notify if the MGC armed it. Returns
@@ -395,7 +692,7 @@ impl Server {
         let action = self.mg.observe(termination, event, parameters, None)?;
         let now = self.now();
         let id = self.assoc.send_request(now, vec![action]);
-        let _ = self.flush();
+        self.flush();
         id
     }
 
@@ -405,12 +702,8 @@ impl Server {
     /// expected to Subtract what it added.
     ///
     /// Returns false for an unknown token.
-    pub fn complete(
-        &mut self,
-        token: ReplyToken,
-        outcome: Result<(), crate::h248::ast::ErrorDescriptor>,
-    ) -> bool {
-        let Some((to, id, result)) = self.held.remove(&token) else {
+    pub fn complete(&mut self, token: ReplyToken, outcome: Result<(), ErrorDescriptor>) -> bool {
+        let Some(HeldReply { to, id, result }) = self.held.remove(&token) else {
             return false;
         };
         let result = match outcome {
@@ -419,7 +712,7 @@ impl Server {
         };
         let now = self.now();
         self.assoc.reply(now, to, id, result);
-        let _ = self.flush();
+        self.flush();
         true
     }
 
@@ -434,7 +727,11 @@ impl Server {
         token: ReplyToken,
         stats: &[(String, TerminationStats)],
     ) -> bool {
-        if let Some((_, _, ReplyResult::Actions(actions))) = self.held.get_mut(&token) {
+        if let Some(HeldReply {
+            result: ReplyResult::Actions(actions),
+            ..
+        }) = self.held.get_mut(&token)
+        {
             for reply in actions.iter_mut().flat_map(|a| a.replies.iter_mut()) {
                 let CommandReply::Subtract(x) = reply else {
                     continue;
@@ -463,6 +760,6 @@ impl Server {
     pub fn shutdown(&mut self, graceful: Option<Duration>) {
         let now = self.now();
         self.assoc.shutdown(now, graceful);
-        let _ = self.flush();
+        self.flush();
     }
 }

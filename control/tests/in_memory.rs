@@ -19,12 +19,14 @@ fn transactions(bytes: &[u8]) -> Vec<Transaction> {
     }
 }
 
-#[test]
-fn in_memory_server_registers_and_holds_a_reply_on_the_callers_clock() {
-    let mgc: SocketAddr = "127.0.0.2:2944".parse().unwrap();
+fn mgc() -> SocketAddr {
+    "127.0.0.2:2944".parse().unwrap()
+}
+
+fn server() -> Server {
     let mut realms = Realms::default();
     realms.add("core", "10.0.0.1".parse().unwrap(), 50000, 50009);
-    let mut srv = Server::in_memory(
+    Server::in_memory(
         ServerConfig {
             bind: "127.0.0.1:2944".parse().unwrap(),
             transport: TransportKind::Udp,
@@ -33,7 +35,7 @@ fn in_memory_server_registers_and_holds_a_reply_on_the_callers_clock() {
                 port: Some(2944),
             },
             association: AssociationConfig {
-                mgcs: vec![mgc],
+                mgcs: vec![mgc()],
                 max_avalanche_delay: Duration::from_millis(1),
                 ..AssociationConfig::default()
             },
@@ -43,7 +45,32 @@ fn in_memory_server_registers_and_holds_a_reply_on_the_callers_clock() {
         realms,
         "SHA-256 AA:BB".into(),
         0,
+    )
+}
+
+/// Registers `srv` (the clock at 10 ms).
+fn register(srv: &mut Server) {
+    srv.set_now(Instant::from_millis(10));
+    assert!(srv.poll(Duration::from_secs(10)).unwrap().is_empty());
+    let (_, sc) = srv.pop_transmit().expect("ServiceChange");
+    let Transaction::Request(r) = &transactions(&sc)[0] else {
+        panic!()
+    };
+    srv.push_datagram(
+        mgc(),
+        format!("!/3 [127.0.0.2]:2944 P={}{{C=-{{SC=ROOT}}}}", r.id).as_bytes(),
     );
+    let ev = srv.poll(Duration::ZERO).unwrap();
+    assert!(matches!(ev[..], [ServerEvent::Registered { .. }]), "{ev:?}");
+}
+
+const ADD: &[u8] =
+    b"!/3 [127.0.0.2]:2944 T=7{C=${A=$ {M{L{\nv=0\nc=IN IP4 $\nm=message $ TCP/MSRP *\n}}}}}";
+
+#[test]
+fn in_memory_server_registers_and_holds_a_reply_on_the_callers_clock() {
+    let mgc = mgc();
+    let mut srv = server();
     assert_eq!(srv.now(), Instant::ZERO);
     srv.set_now(Instant::from_millis(10));
     assert!(srv.poll(Duration::from_secs(10)).unwrap().is_empty());
@@ -76,4 +103,69 @@ fn in_memory_server_registers_and_holds_a_reply_on_the_callers_clock() {
     assert!(srv.complete(token, Ok(())));
     let (_, reply) = srv.pop_transmit().expect("reply");
     assert!(matches!(&transactions(&reply)[0], Transaction::Reply(r) if r.id == 7));
+}
+
+/// Finding 4 of issue 12: a held reply the caller never completes (a worker that never
+/// acknowledges) used to be held for ever: the MGC got Pendings, then nothing. It now goes out as
+/// error 500 at its deadline (`pending_after × max_pendings`, 2 s by default), once.
+#[test]
+fn a_held_reply_never_completed_is_answered_500_at_its_deadline() {
+    let mut srv = server();
+    register(&mut srv);
+    srv.push_datagram(mgc(), ADD);
+    let ev = srv.poll(Duration::ZERO).unwrap();
+    let [ServerEvent::Execute { token, .. }] = ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(srv.held_replies(), 1);
+    let mut replies = Vec::new();
+    let mut expired = Vec::new();
+    // 3 s in 100 ms steps: Pendings, then the error at 2 s.
+    for ms in (110..3_010).step_by(100) {
+        srv.set_now(Instant::from_millis(ms));
+        for e in srv.poll(Duration::ZERO).unwrap() {
+            if let ServerEvent::Expired { token } = e {
+                expired.push((ms, token));
+            }
+        }
+        while let Some((_, m)) = srv.pop_transmit() {
+            for t in transactions(&m) {
+                if let Transaction::Reply(r) = t {
+                    replies.push((ms, r));
+                }
+            }
+        }
+    }
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0].1, token);
+    assert!((2_000..2_200).contains(&expired[0].0), "{expired:?}");
+    assert_eq!(replies.len(), 1, "exactly one reply: {replies:?}");
+    assert_eq!(replies[0].1.id, 7);
+    assert!(
+        matches!(&replies[0].1.result, ReplyResult::Error(e) if e.code == 500),
+        "{:?}",
+        replies[0].1
+    );
+    assert_eq!(srv.held_replies(), 0);
+    assert_eq!(srv.counters().held_expired, 1);
+    assert!(!srv.complete(token, Ok(())), "the token is void");
+    assert!(srv.pop_transmit().is_none(), "and no second reply");
+}
+
+/// A reply completed in time is not touched by its deadline passing later.
+#[test]
+fn a_completed_reply_is_not_expired() {
+    let mut srv = server();
+    register(&mut srv);
+    srv.push_datagram(mgc(), ADD);
+    let ev = srv.poll(Duration::ZERO).unwrap();
+    let [ServerEvent::Execute { token, .. }] = ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert!(srv.complete(token, Ok(())));
+    while srv.pop_transmit().is_some() {}
+    srv.set_now(Instant::from_millis(5_000));
+    let ev = srv.poll(Duration::ZERO).unwrap();
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(srv.counters().held_expired, 0);
 }

@@ -7,12 +7,14 @@
 //! With the server's `defer_replies` on, a transaction's reply is held until every worker
 //! command it caused is acknowledged (Installed, InstallFailed, Released): the MGC hears "done"
 //! only when the data plane is, an install the worker refuses becomes error 510, and a Subtract
-//! reply carries the final counters the worker reports on release.
+//! reply carries the final counters the worker reports on release. Each held reply has the
+//! server's deadline: when it passes, the MGC gets error 500 and the glue forgets the reply
+//! (an acknowledgement that still comes later finds nothing to release).
 
 use control::h248::ast::ErrorDescriptor;
 use control::h248::mg::{LegChange, TerminationStats};
 use control::procedures::{self, LegSpec};
-use control::server::{ReplyToken, Server, ServerEvent};
+use control::server::{ReplyToken, Server, ServerCounters, ServerEvent};
 use mgw_tls::{Fingerprint, HashFunction, PeerFingerprints, Role};
 use mgw_worker::flow::MsrpRoute;
 use mgw_worker::{
@@ -44,6 +46,8 @@ pub struct GatewayStats {
     pub secure_failed: u64,
     /// TCP establishment failures.
     pub tcp_failed: u64,
+    /// The H.248 transport's counters.
+    pub transport: ServerCounters,
 }
 
 /// One H.248 context as the glue tracks it.
@@ -206,7 +210,10 @@ impl Gateway {
 
     /// Counters.
     pub fn stats(&self) -> GatewayStats {
-        self.stats
+        GatewayStats {
+            transport: self.server.counters(),
+            ..self.stats
+        }
     }
 
     /// The H.248 server (for an in-memory one, [`Server::push_datagram`] and friends).
@@ -270,6 +277,10 @@ impl Gateway {
                             },
                         );
                     }
+                }
+                // Counted by the server (`transport.held_expired`).
+                ServerEvent::Expired { token } => {
+                    self.held.remove(&token);
                 }
                 other => rest.push(other),
             }

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 pub const PUBLISH_EVERY: u32 = 1024;
 
 /// The worker counters exported, in a fixed order.
-const WORKER_FIELDS: [&str; 19] = [
+const N_WORKER_FIELDS: usize = 22;
+
+const WORKER_FIELDS: [&str; N_WORKER_FIELDS] = [
     "busy_polls",
     "relayed",
     "no_flow",
@@ -37,11 +39,14 @@ const WORKER_FIELDS: [&str; 19] = [
     "redirected_in",
     "redirect_dropped",
     "neighbors_shared",
+    "timer_runs",
+    "timer_legs",
+    "events_lost",
     "arp_held",
     "arp_expired",
 ];
 
-fn worker_values(s: &WorkerStats) -> [u64; 19] {
+fn worker_values(s: &WorkerStats) -> [u64; N_WORKER_FIELDS] {
     [
         s.busy_polls,
         s.relayed,
@@ -60,6 +65,9 @@ fn worker_values(s: &WorkerStats) -> [u64; 19] {
         s.redirected_in,
         s.redirect_dropped,
         s.neighbors_shared,
+        s.timer_runs,
+        s.timer_legs,
+        s.events_lost,
         s.arp_held,
         s.arp_expired,
     ]
@@ -83,7 +91,7 @@ impl std::fmt::Display for WorkerCounters<'_> {
 /// One worker's published counters.
 #[derive(Debug, Default)]
 pub struct Published {
-    values: [AtomicU64; 19],
+    values: [AtomicU64; N_WORKER_FIELDS],
 }
 
 impl Published {
@@ -200,6 +208,17 @@ pub fn render(workers: &[std::sync::Arc<Published>], gw: &GatewayStats, out: &mu
     ] {
         let _ = writeln!(out, "# TYPE mgwd_gateway_{name}_total counter");
         let _ = writeln!(out, "mgwd_gateway_{name}_total {v}");
+    }
+    let t = &gw.transport;
+    for (name, v) in [
+        ("transmit_errors", t.transmit_errors),
+        ("tcp_connect_failed", t.tcp_connect_failed),
+        ("tcp_queue_overflow", t.tcp_queue_overflow),
+        ("tcp_closed", t.tcp_closed),
+        ("held_expired", t.held_expired),
+    ] {
+        let _ = writeln!(out, "# TYPE mgwd_h248_{name}_total counter");
+        let _ = writeln!(out, "mgwd_h248_{name}_total {v}");
     }
 }
 

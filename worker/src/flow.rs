@@ -8,6 +8,7 @@
 
 use crossbeam::queue::ArrayQueue;
 use mgw_tls::{PeerFingerprints, Role};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -406,6 +407,19 @@ pub enum FlowEvent {
     },
 }
 
+impl FlowEvent {
+    /// An event that answers a command (`Installed`, `InstallFailed`, `Released`): the control
+    /// thread holds an H.248 reply until it comes, so it is never dropped.
+    pub fn is_acknowledgement(&self) -> bool {
+        matches!(
+            self,
+            FlowEvent::Installed { .. }
+                | FlowEvent::InstallFailed { .. }
+                | FlowEvent::Released { .. }
+        )
+    }
+}
+
 /// The control thread's end of one worker's rings.
 #[derive(Debug, Clone)]
 pub struct ControlEnd {
@@ -414,13 +428,25 @@ pub struct ControlEnd {
 }
 
 /// The worker's end of its rings.
+///
+/// Events that find the ring full wait in a backlog of fixed capacity (allocated here, never
+/// grown), in order. While the backlog is half full the worker takes no new commands, so an
+/// acknowledgement (`Installed`, `InstallFailed`, `Released`) always finds room: each command
+/// causes at most one at once. Other events are dropped, and counted, once the backlog is half
+/// full.
 #[derive(Debug)]
 pub struct WorkerEnd {
     ops: Arc<ArrayQueue<FlowOp>>,
     events: Arc<ArrayQueue<FlowEvent>>,
-    /// Events that found the ring full (the control thread fell behind).
+    backlog: VecDeque<FlowEvent>,
+    /// Events dropped because the ring and the backlog's lower half were full (the control
+    /// thread fell far behind).
     pub events_lost: u64,
 }
+
+/// The least backlog capacity, so that even a one-slot event ring leaves room for the
+/// acknowledgements of the commands a worker takes before it sees the backlog half full.
+pub const BACKLOG_MIN: usize = 64;
 
 /// A pair of rings: `ops_len` commands towards the worker, `events_len` events back.
 pub fn channel(ops_len: usize, events_len: usize) -> (ControlEnd, WorkerEnd) {
@@ -434,6 +460,7 @@ pub fn channel(ops_len: usize, events_len: usize) -> (ControlEnd, WorkerEnd) {
         WorkerEnd {
             ops,
             events,
+            backlog: VecDeque::with_capacity(events_len.max(BACKLOG_MIN)),
             events_lost: 0,
         },
     )
@@ -456,15 +483,107 @@ impl ControlEnd {
 }
 
 impl WorkerEnd {
-    /// The next command, if any.
-    pub fn recv(&self) -> Option<FlowOp> {
+    /// The next command, if any. None also while the backlog of events is half full: the
+    /// control thread must catch up first.
+    pub fn recv(&mut self) -> Option<FlowOp> {
+        self.drain_backlog();
+        if self.backlog.len() >= self.backlog.capacity() / 2 {
+            return None;
+        }
         self.ops.pop()
     }
 
-    /// Reports an event; counts it as lost if the ring is full.
+    /// Reports an event, in order after those waiting in the backlog.
     pub fn send(&mut self, ev: FlowEvent) {
-        if self.events.push(ev).is_err() {
+        self.drain_backlog();
+        let ev = if self.backlog.is_empty() {
+            match self.events.push(ev) {
+                Ok(()) => return,
+                Err(ev) => ev,
+            }
+        } else {
+            ev
+        };
+        let room = if ev.is_acknowledgement() {
+            self.backlog.capacity()
+        } else {
+            self.backlog.capacity() / 2
+        };
+        if self.backlog.len() < room {
+            self.backlog.push_back(ev);
+        } else {
             self.events_lost += 1;
         }
+    }
+
+    /// Events waiting for room in the ring.
+    pub fn backlog(&self) -> usize {
+        self.backlog.len()
+    }
+
+    fn drain_backlog(&mut self) {
+        while let Some(ev) = self.backlog.pop_front() {
+            if let Err(ev) = self.events.push(ev) {
+                self.backlog.push_front(ev);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn installed(context: ContextId) -> FlowEvent {
+        FlowEvent::Installed {
+            context,
+            generation: 1,
+        }
+    }
+
+    /// Finding 4 of issue 12: with the event ring full, acknowledgements used to be dropped, so
+    /// the H.248 replies waiting for them were never sent. Now they wait, in order, and the
+    /// worker takes no new command until the control thread catches up.
+    #[test]
+    fn acknowledgements_survive_a_full_event_ring() {
+        let (ctl, mut w) = channel(8, 1);
+        for c in 0..3 {
+            w.send(installed(c));
+        }
+        assert_eq!(w.backlog(), 2);
+        assert_eq!(w.events_lost, 0);
+        // Informational events are dropped once the backlog is half full; acknowledgements not.
+        let half = w.backlog.capacity() / 2;
+        for c in 3..u32::try_from(half).unwrap() + 10 {
+            w.send(FlowEvent::TcpUp {
+                context: c,
+                side: Side::A,
+            });
+        }
+        assert_eq!(w.backlog(), half);
+        assert_eq!(w.events_lost, 9, "half + 7 sent, half - 2 kept");
+        w.send(installed(99));
+        assert_eq!(w.backlog(), half + 1);
+        // Half full: commands wait.
+        assert!(ctl
+            .send(FlowOp::Release {
+                context: 1,
+                generation: 1,
+            })
+            .is_ok());
+        assert!(
+            w.recv().is_none(),
+            "no command while the backlog is half full"
+        );
+        let mut got = Vec::new();
+        while let Some(ev) = ctl.recv() {
+            got.push(ev);
+            let _ = w.recv();
+        }
+        assert_eq!(got.len(), half + 2);
+        assert_eq!(&got[..3], &[installed(0), installed(1), installed(2)]);
+        assert_eq!(got.last(), Some(&installed(99)));
+        assert_eq!(w.backlog(), 0);
     }
 }

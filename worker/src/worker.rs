@@ -137,6 +137,9 @@ pub struct WorkerStats {
     /// Legs looked at by timer runs: what timers cost, which should be the legs that were due,
     /// not the legs installed.
     pub timer_legs: u64,
+    /// Events to the control thread dropped because its ring stayed full (acknowledgements are
+    /// never dropped: see [`crate::flow::WorkerEnd`]).
+    pub events_lost: u64,
     /// Frames held for a next hop's ARP answer (then sent, or expired into `tx_failed`).
     pub arp_held: u64,
     /// Held frames dropped: the next hop did not answer in time, or the hold was full.
@@ -261,7 +264,10 @@ impl<P: Port> Worker<P> {
 
     /// Counters.
     pub fn stats(&self) -> WorkerStats {
-        self.stats
+        WorkerStats {
+            events_lost: self.ring.events_lost,
+            ..self.stats
+        }
     }
 
     /// The edge (counters, neighbours).

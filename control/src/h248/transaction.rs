@@ -810,16 +810,28 @@ pub mod tpkt {
 
     impl std::error::Error for TpktError {}
 
-    /// Reassembles TPKT frames from a byte stream.
+    /// Reassembles TPKT frames from a byte stream. Taking a frame costs its own length: the
+    /// consumed prefix is dropped once per [`Decoder::push`], not once per frame.
     #[derive(Debug, Default)]
     pub struct Decoder {
         buf: Vec<u8>,
+        /// Bytes of `buf` already returned as frames.
+        start: usize,
     }
 
     impl Decoder {
         /// Append received bytes.
         pub fn push(&mut self, bytes: &[u8]) {
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
             self.buf.extend_from_slice(bytes);
+        }
+
+        /// Bytes received but not yet returned as frames.
+        pub fn buffered(&self) -> usize {
+            self.buf.len() - self.start
         }
 
         /// The next complete payload, if any.
@@ -827,7 +839,8 @@ pub mod tpkt {
         /// # Errors
         /// [`TpktError`] when the header is invalid.
         pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, TpktError> {
-            let Some(h) = self.buf.get(..HEADER) else {
+            let rest = self.buf.get(self.start..).unwrap_or(&[]);
+            let Some(h) = rest.get(..HEADER) else {
                 return Ok(None);
             };
             if h[0] != 3 {
@@ -838,11 +851,11 @@ pub mod tpkt {
                 return Err(TpktError::BadLength(len));
             }
             let len = usize::from(len);
-            if self.buf.len() < len {
+            let Some(frame) = rest.get(HEADER..len) else {
                 return Ok(None);
-            }
-            let payload = self.buf.get(HEADER..len).unwrap_or(&[]).to_vec();
-            self.buf.drain(..len);
+            };
+            let payload = frame.to_vec();
+            self.start += len;
             Ok(Some(payload))
         }
     }
