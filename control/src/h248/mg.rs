@@ -468,6 +468,10 @@ impl Mg {
                 Some((p, _)) if !p.is_empty() => p.trim_end_matches('/').to_owned(),
                 _ => self.cfg.termination_prefix.clone(),
             };
+            // The name chosen ("prefix/n", n up to 10 digits) must itself be a valid ID.
+            if prefix.len() + 11 > crate::h248::parse::TERMINATION_ID_MAX {
+                return Err(e(410, "termination ID prefix too long for a chosen name"));
+            }
             loop {
                 let n = format!("{prefix}/{}", self.next_termination);
                 self.next_termination = self.next_termination.wrapping_add(1).max(1);

@@ -40,6 +40,9 @@ impl std::error::Error for ParseError {}
 
 /// H.248.8 code 400: syntax error in message.
 pub const SYNTAX: u16 = 400;
+
+/// The longest termination ID (pathNAME) of the text encoding, H.248.1 Annex B.2.
+pub const TERMINATION_ID_MAX: usize = 64;
 /// H.248.8 code 406: version not supported.
 pub const VERSION: u16 = 406;
 /// H.248.8 code 501: not implemented.
@@ -648,6 +651,11 @@ impl<'a> Parser<'a> {
 
     fn termination_id(&mut self) -> R<TerminationId> {
         let (start, w) = self.word("expected a termination ID")?;
+        // H.248.1 Annex B.2: "Total length of pathNAME must not exceed 64 chars". The bound also
+        // caps what a wildcard match over installed names can cost.
+        if w.len() > TERMINATION_ID_MAX {
+            return Err(self.err_at(start, SYNTAX, "termination ID longer than 64 characters"));
+        }
         let ok = w == b"$"
             || w == b"*"
             || w.first()

@@ -221,6 +221,19 @@ fn version_and_unimplemented_errors_have_their_codes() {
     assert_eq!(e.code, 501);
 }
 
+/// Issue 12 finding 2 (the class): a termination ID is at most 64 characters (H.248.1 Annex
+/// B.2), which also bounds what a wildcard match over installed names can cost.
+#[test]
+fn termination_ids_over_64_characters_are_syntax_errors() {
+    let ok = format!("!/3 [10.0.0.1]:2944 T=1{{C=1{{S={}}}}}", "a".repeat(64));
+    assert!(parse_message(ok.as_bytes()).is_ok());
+    let long = format!("!/3 [10.0.0.1]:2944 T=1{{C=1{{S={}}}}}", "a".repeat(65));
+    let e = parse_message(long.as_bytes()).unwrap_err();
+    assert_eq!(e.code, 400);
+    let star = format!("!/3 [10.0.0.1]:2944 T=1{{C=*{{S={}b}}}}", "a*".repeat(40));
+    assert_eq!(parse_message(star.as_bytes()).unwrap_err().code, 400);
+}
+
 #[test]
 fn truncated_messages_are_syntax_errors() {
     let text = SEEDS[3].1;

@@ -437,3 +437,21 @@ fn too_many_streams_on_a_termination_are_refused_510() {
     assert_eq!(a[0].error.as_ref().map(|e| e.code), Some(510), "{a:?}");
     assert_eq!(m.contexts()[&c].terminations[&t1].streams.len(), 1);
 }
+
+/// The name the MG chooses for `$` stays a valid (at most 64-character) termination ID: a prefix
+/// that leaves no room for "/n" is refused with 410.
+#[test]
+fn a_choose_prefix_too_long_for_a_valid_name_is_refused_410() {
+    let mut m = mg();
+    let add = |p: &str| {
+        format!("C=${{A={p}$ {{M{{O{{ipdc/realm=core}},L{{\nv=0\nc=IN IP4 $\nm=message $ TCP/MSRP *\n}}}}}}}}")
+    };
+    let (a, _) = run(&mut m, 0, &add(&format!("{}/", "x".repeat(53))));
+    assert_eq!(a[0].error, None, "{a:?}");
+    let CommandReply::Add(r) = &a[0].replies[0] else {
+        panic!("{a:?}")
+    };
+    assert!(r.termination.0.len() <= 64, "{}", r.termination.0);
+    let (a, _) = run(&mut m, 0, &add(&format!("{}/", "x".repeat(54))));
+    assert_eq!(a[0].error.as_ref().map(|e| e.code), Some(410), "{a:?}");
+}
