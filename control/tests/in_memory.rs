@@ -9,7 +9,7 @@ use control::h248::ast::*;
 use control::h248::mg::MgConfig;
 use control::h248::parse_message;
 use control::procedures::Realms;
-use control::server::{Server, ServerConfig, ServerEvent, TransportKind};
+use control::server::{ReplyToken, Server, ServerConfig, ServerEvent, TransportKind};
 use dataplane::time::Instant;
 
 fn transactions(bytes: &[u8]) -> Vec<Transaction> {
@@ -64,6 +64,18 @@ fn register(srv: &mut Server) {
     assert!(matches!(ev[..], [ServerEvent::Registered { .. }]), "{ev:?}");
 }
 
+/// A registered server holding the reply to an Add; the token of that reply.
+fn held_add() -> (Server, ReplyToken) {
+    let mut srv = server();
+    register(&mut srv);
+    srv.push_datagram(mgc(), ADD);
+    let ev = srv.poll(Duration::ZERO).unwrap();
+    let [ServerEvent::Execute { token, .. }] = ev[..] else {
+        panic!("{ev:?}")
+    };
+    (srv, token)
+}
+
 const ADD: &[u8] =
     b"!/3 [127.0.0.2]:2944 T=7{C=${A=$ {M{L{\nv=0\nc=IN IP4 $\nm=message $ TCP/MSRP *\n}}}}}";
 
@@ -110,13 +122,7 @@ fn in_memory_server_registers_and_holds_a_reply_on_the_callers_clock() {
 /// error 500 at its deadline (`pending_after × max_pendings`, 2 s by default), once.
 #[test]
 fn a_held_reply_never_completed_is_answered_500_at_its_deadline() {
-    let mut srv = server();
-    register(&mut srv);
-    srv.push_datagram(mgc(), ADD);
-    let ev = srv.poll(Duration::ZERO).unwrap();
-    let [ServerEvent::Execute { token, .. }] = ev[..] else {
-        panic!("{ev:?}")
-    };
+    let (mut srv, token) = held_add();
     assert_eq!(srv.held_replies(), 1);
     let mut replies = Vec::new();
     let mut expired = Vec::new();
@@ -155,13 +161,7 @@ fn a_held_reply_never_completed_is_answered_500_at_its_deadline() {
 /// A reply completed in time is not touched by its deadline passing later.
 #[test]
 fn a_completed_reply_is_not_expired() {
-    let mut srv = server();
-    register(&mut srv);
-    srv.push_datagram(mgc(), ADD);
-    let ev = srv.poll(Duration::ZERO).unwrap();
-    let [ServerEvent::Execute { token, .. }] = ev[..] else {
-        panic!("{ev:?}")
-    };
+    let (mut srv, token) = held_add();
     assert!(srv.complete(token, Ok(())));
     while srv.pop_transmit().is_some() {}
     srv.set_now(Instant::from_millis(5_000));

@@ -195,30 +195,25 @@ pub fn render(workers: &[std::sync::Arc<Published>], gw: &GatewayStats, out: &mu
             let _ = writeln!(out, "mgwd_worker_{name}_total{{worker=\"{w}\"}} {v}");
         }
     }
-    for (name, v) in [
-        ("installed", gw.installed),
-        ("install_failed", gw.install_failed),
-        ("released", gw.released),
-        ("notifies", gw.notifies),
-        ("updates", gw.updates),
-        ("ring_full", gw.ring_full),
-        ("secure_up", gw.secure_up),
-        ("secure_failed", gw.secure_failed),
-        ("tcp_failed", gw.tcp_failed),
-    ] {
-        let _ = writeln!(out, "# TYPE mgwd_gateway_{name}_total counter");
-        let _ = writeln!(out, "mgwd_gateway_{name}_total {v}");
-    }
     let t = &gw.transport;
-    for (name, v) in [
-        ("transmit_errors", t.transmit_errors),
-        ("tcp_connect_failed", t.tcp_connect_failed),
-        ("tcp_queue_overflow", t.tcp_queue_overflow),
-        ("tcp_closed", t.tcp_closed),
-        ("held_expired", t.held_expired),
+    for (family, name, v) in [
+        ("gateway", "installed", gw.installed),
+        ("gateway", "install_failed", gw.install_failed),
+        ("gateway", "released", gw.released),
+        ("gateway", "notifies", gw.notifies),
+        ("gateway", "updates", gw.updates),
+        ("gateway", "ring_full", gw.ring_full),
+        ("gateway", "secure_up", gw.secure_up),
+        ("gateway", "secure_failed", gw.secure_failed),
+        ("gateway", "tcp_failed", gw.tcp_failed),
+        ("h248", "transmit_errors", t.transmit_errors),
+        ("h248", "tcp_connect_failed", t.tcp_connect_failed),
+        ("h248", "tcp_queue_overflow", t.tcp_queue_overflow),
+        ("h248", "tcp_closed", t.tcp_closed),
+        ("h248", "held_expired", t.held_expired),
     ] {
-        let _ = writeln!(out, "# TYPE mgwd_h248_{name}_total counter");
-        let _ = writeln!(out, "mgwd_h248_{name}_total {v}");
+        let _ = writeln!(out, "# TYPE mgwd_{family}_{name}_total counter");
+        let _ = writeln!(out, "mgwd_{family}_{name}_total {v}");
     }
 }
 
