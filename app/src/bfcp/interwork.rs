@@ -67,11 +67,9 @@ pub struct TransactionStats {
     pub answers_resent: u64,
     /// A table was full: a request went untracked, or a remembered one was forgotten early.
     pub overflow: u64,
-    /// Messages over [`TransactionConfig::max_stored`]: tracked, but not retransmitted or
-    /// re-sent.
+    /// Messages over [`TransactionConfig::max_stored`]: tracked, but not retransmitted or re-sent.
     pub unstored: u64,
-    /// Acknowledgement primitives received on the reliable side, where they do not exist:
-    /// dropped.
+    /// Acknowledgement primitives received on the reliable side, where they do not exist: dropped.
     pub invalid: u64,
 }
 
@@ -276,8 +274,7 @@ impl Transactions {
 
     /// A whole message `msg` from the reliable side, about to leave on the unreliable side:
     /// R set on responses, a Transaction ID chosen for server-initiated messages, requests
-    /// remembered for retransmission. Rewrites the header in place; Ver is left to the
-    /// fragmenter.
+    /// remembered for retransmission. Rewrites the header in place; Ver is left to the fragmenter.
     pub fn to_unreliable(
         &mut self,
         now: Instant,

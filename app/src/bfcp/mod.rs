@@ -123,41 +123,42 @@ macro_rules! u8_enum {
 }
 
 u8_enum! {
-    /// BFCP primitives (RFC 8855 §5.1, Table 1).
+    /// BFCP primitives (RFC 8855 §5.1, Table 1), with the direction each is sent in; a client is
+    /// a floor participant or a chair.
     Primitive {
-        /// 1
+        /// 1, participant → server: asks for one or more floors.
         FloorRequest = 1,
-        /// 2
+        /// 2, participant → server: cancels a floor request, or releases the floor it granted.
         FloorRelease = 2,
-        /// 3
+        /// 3, client → server: asks for the status of one floor request.
         FloorRequestQuery = 3,
-        /// 4
+        /// 4, server → client: the status of a floor request, answered or unsolicited.
         FloorRequestStatus = 4,
-        /// 5
+        /// 5, client → server: asks about a user and that user's floor requests.
         UserQuery = 5,
-        /// 6
+        /// 6, server → client: the answer to a UserQuery.
         UserStatus = 6,
-        /// 7
+        /// 7, client → server: asks to be kept informed of the status of floors.
         FloorQuery = 7,
-        /// 8
+        /// 8, server → client: the status of a floor, answered or unsolicited.
         FloorStatus = 8,
-        /// 9
+        /// 9, chair → server: grants, denies or revokes a floor request.
         ChairAction = 9,
-        /// 10
+        /// 10, server → chair: the answer to a ChairAction.
         ChairActionAck = 10,
-        /// 11
+        /// 11, client → server: checks that the server is alive and asks what it supports.
         Hello = 11,
-        /// 12
+        /// 12, server → client: answers Hello, listing the supported primitives and attributes.
         HelloAck = 12,
-        /// 13
+        /// 13, server → client: a received message was refused; ERROR-CODE says why.
         Error = 13,
-        /// 14
+        /// 14, client → server: acknowledges a FloorRequestStatus; unreliable transports only (§8).
         FloorRequestStatusAck = 14,
-        /// 15
+        /// 15, client → server: acknowledges a FloorStatus; unreliable transports only (§8).
         FloorStatusAck = 15,
-        /// 16
+        /// 16, either direction: the sender is leaving; the peer answers with GoodbyeAck.
         Goodbye = 16,
-        /// 17
+        /// 17, either direction: the answer to a Goodbye.
         GoodbyeAck = 17,
     }
 }
@@ -165,41 +166,41 @@ u8_enum! {
 u8_enum! {
     /// BFCP attribute types (RFC 8855 §5.2, Table 2).
     AttributeType {
-        /// 1
+        /// 1, Unsigned16: the user a chair's third-party request is made for.
         BeneficiaryId = 1,
-        /// 2
+        /// 2, Unsigned16: the floor the message is about.
         FloorId = 2,
-        /// 3
+        /// 3, Unsigned16: the floor request the message is about, as the server numbered it.
         FloorRequestId = 3,
-        /// 4
+        /// 4, OctetString16: the priority asked for a floor request, in its top 3 bits.
         Priority = 4,
-        /// 5
+        /// 5, OctetString16: a floor request's status and its position in the queue.
         RequestStatus = 5,
-        /// 6
+        /// 6, OctetString: the error code of an Error message, with optional details.
         ErrorCode = 6,
-        /// 7
+        /// 7, OctetString: UTF-8 text about an error, for humans.
         ErrorInfo = 7,
-        /// 8
+        /// 8, OctetString: UTF-8 text a participant adds to a floor request.
         ParticipantProvidedInfo = 8,
-        /// 9
+        /// 9, OctetString: UTF-8 text about a floor request's status.
         StatusInfo = 9,
-        /// 10
+        /// 10, OctetString: the attribute types a server supports (in HelloAck).
         SupportedAttributes = 10,
-        /// 11
+        /// 11, OctetString: the primitives a server supports (in HelloAck).
         SupportedPrimitives = 11,
-        /// 12
+        /// 12, OctetString: a user's display name, UTF-8.
         UserDisplayName = 12,
-        /// 13
+        /// 13, OctetString: a user's URI.
         UserUri = 13,
-        /// 14
+        /// 14, Grouped: a beneficiary's ID, display name and URI.
         BeneficiaryInformation = 14,
-        /// 15
+        /// 15, Grouped: one floor request, its statuses and who made it.
         FloorRequestInformation = 15,
-        /// 16
+        /// 16, Grouped: the user who made a third-party request.
         RequestedByInformation = 16,
-        /// 17
+        /// 17, Grouped: the status of one floor within a floor request.
         FloorRequestStatus = 17,
-        /// 18
+        /// 18, Grouped: the status of a floor request as a whole.
         OverallRequestStatus = 18,
     }
 }
@@ -423,7 +424,7 @@ impl<T: AsRef<[u8]>> Attribute<T> {
         Ok(Attribute { buffer })
     }
 
-    /// Type.
+    /// The 7-bit Type, from the first octet's high bits (RFC 8855 §5.2).
     pub fn kind(&self) -> AttributeType {
         AttributeType::from(self.buffer.as_ref()[0] >> 1)
     }
@@ -449,8 +450,8 @@ impl<T: AsRef<[u8]>> Attribute<T> {
     }
 }
 
-/// Iterates over the attributes of a payload. Yields an error (once) and stops on a malformed
-/// attribute.
+/// Iterates over the attributes of a payload. Yields an error (once) and stops on a
+/// malformed attribute.
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
     rest: &'a [u8],
@@ -491,7 +492,7 @@ impl<'a> Iterator for Attributes<'a> {
 /// One attribute as a value: parse/emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttributeRepr<'a> {
-    /// Type.
+    /// The Type; [`AttributeRepr::emit`] refuses a value over 127 (it has 7 bits on the wire).
     pub kind: AttributeType,
     /// M bit.
     pub mandatory: bool,
@@ -542,7 +543,7 @@ pub struct Repr<'a> {
     pub version: u8,
     /// R flag.
     pub responder: bool,
-    /// Primitive.
+    /// The primitive; an unknown value is kept as [`Primitive::Unknown`] and emitted as it was.
     pub primitive: Primitive,
     /// Conference ID.
     pub conference_id: u32,

@@ -88,7 +88,7 @@ impl Reassembler {
         }
     }
 
-    /// Counters.
+    /// Whole messages, fragments, completed and abandoned reassemblies, and malformed datagrams.
     pub fn stats(&self) -> &BfcpStats {
         &self.stats
     }

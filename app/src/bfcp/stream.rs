@@ -44,7 +44,7 @@ impl StreamFramer {
         }
     }
 
-    /// Counters.
+    /// Messages this framer accepted, by primitive, and the malformed ones it dropped.
     pub fn stats(&self) -> &BfcpStats {
         &self.stats
     }
