@@ -440,7 +440,7 @@ impl UdptlFlow {
         }
     }
 
-    /// Counters.
+    /// The counters, kept since construction.
     pub fn stats(&self) -> &UdptlStats {
         &self.stats
     }

@@ -110,9 +110,9 @@ pub enum SecurityRole {
 /// Everything the data plane needs about one leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegSpec {
-    /// Transport.
+    /// From the SDP `m=` proto, on which Local and Remote must agree (449 otherwise).
     pub transport: Transport,
-    /// Application.
+    /// From the `m=` proto too, with the MSRP path attributes for an MSRP leg.
     pub application: Application,
     /// IP realm (H.248.41).
     pub realm: String,
@@ -145,7 +145,7 @@ pub struct LegSpec {
 pub struct ProcError {
     /// 421, 440, 445, 449, 501 or 510.
     pub code: u16,
-    /// Why.
+    /// The text of the ErrorDescriptor sent with `code`.
     pub reason: &'static str,
 }
 

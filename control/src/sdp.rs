@@ -66,7 +66,7 @@ pub enum Port {
 /// A value the MG may be asked to choose (`$`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choosable<T> {
-    /// Given.
+    /// A concrete value the MGC wrote; the MG keeps it.
     Value(T),
     /// `$`.
     Choose,

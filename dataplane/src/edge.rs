@@ -124,7 +124,7 @@ pub struct EdgeStats {
     pub unknown_ethertype: u64,
     /// Unknown IP protocols.
     pub unknown_protocol: u64,
-    /// Fragments.
+    /// IP fragments dropped: mgwd does not reassemble (media flows are never fragmented).
     pub fragments: u64,
     /// Ignored ARP/ICMP.
     pub ignored: u64,
@@ -212,7 +212,7 @@ impl Edge {
         }
     }
 
-    /// Counters.
+    /// A copy of the counters since the edge was built.
     pub fn stats(&self) -> EdgeStats {
         self.stats
     }

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 /// A datagram delivered to the host.
 #[derive(Debug)]
 pub struct Datagram<B> {
-    /// Sender.
+    /// The sender's IP address and UDP port.
     pub src: (IpAddress, u16),
     /// Receiver (us).
     pub dst: (IpAddress, u16),

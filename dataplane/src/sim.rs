@@ -87,7 +87,7 @@ pub struct LinkStats {
     pub duplicated: u64,
     /// Held back to be overtaken.
     pub reordered: u64,
-    /// Bit-flipped.
+    /// Frames delivered with one bit flipped, at a random position.
     pub corrupted: u64,
     /// Dropped for exceeding the MTU.
     pub too_big: u64,

@@ -237,7 +237,7 @@ pub struct Realm {
     /// VLAN id; only 0 (untagged) is accepted until 802.1Q is supported.
     #[serde(default)]
     pub vlan: u16,
-    /// MTU.
+    /// IP MTU of the realm's link in bytes, 576..=9000 (default 1500); the largest sizes buffers.
     #[serde(default = "mtu")]
     pub mtu: usize,
     /// Media port range.
@@ -262,9 +262,9 @@ fn port_max() -> u16 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Contexts.
+    /// Most contexts at once, in the MG model and in each worker's table (default 10 000).
     pub max_contexts: usize,
-    /// Terminations.
+    /// Most terminations in the MG; an Add beyond it is refused with 510 (default 20 000).
     pub max_terminations: usize,
     /// TCP connections per worker.
     pub max_connections_per_worker: u32,

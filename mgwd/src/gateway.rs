@@ -208,7 +208,7 @@ impl Gateway {
         }
     }
 
-    /// Counters.
+    /// The counters, with the H.248 transport's own read at the time of the call.
     pub fn stats(&self) -> GatewayStats {
         GatewayStats {
             transport: self.server.counters(),

@@ -327,8 +327,7 @@ impl Mgc {
 struct GwLeg {
     /// Where the UE connects or sends.
     addr: SocketAddr,
-    /// MSRP: the URI the MG's Local SDP `a=path` gives (RFC 4975 §8.1), if any: the UE's
-    /// To-Path.
+    /// MSRP: the URI the MG's Local SDP `a=path` gives (RFC 4975 §8.1), if any: the UE's To-Path.
     msrp_path: Option<String>,
 }
 

@@ -85,8 +85,8 @@ fn exchange(lab: &Lab, ue: &mut Proc, server: &Proc, m: &[u8], answers: usize) {
     );
 }
 
-/// Both directions arrived byte-exact: what one peer sent (but `dropped`) is what the other
-/// received.
+/// Both directions arrived byte-exact: what one peer sent (but `dropped`) is what the
+/// other received.
 fn assert_exact(ue: &Proc, server: &Proc, dropped: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let up: Vec<Vec<u8>> = bfcp::logged(ue, "sent")
         .into_iter()

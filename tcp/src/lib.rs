@@ -111,7 +111,7 @@ pub enum EventKind {
     },
     /// Active open failed; the handle is gone.
     ConnectFailed {
-        /// Why.
+        /// RST in answer to the SYN, or no SYN-ACK after the last SYN retransmission.
         reason: ConnectFailure,
     },
     /// Data became readable after the receive ring had been empty (edge-triggered).
@@ -194,8 +194,8 @@ pub struct Config {
     pub delayed_ack: Option<Duration>,
     /// Segments ACKed at once at the start of a connection (quick-ACK, as Linux does).
     pub quickack_segments: u16,
-    /// Nagle's algorithm (RFC 9293 §3.7.4); off by default, this stack relays latency-sensitive
-    /// messages.
+    /// Nagle's algorithm (RFC 9293 §3.7.4); off by default, this stack relays
+    /// latency-sensitive messages.
     pub nagle: bool,
     /// Congestion control.
     pub congestion: CongestionAlgorithm,

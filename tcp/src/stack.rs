@@ -350,8 +350,8 @@ impl Stack {
     /// Active open from `local` to `remote`; the SYN leaves on the next [`Stack::poll`].
     ///
     /// # Errors
-    /// [`ConnectError::InUse`] if the 4-tuple exists, [`ConnectError::TableFull`] if no slot is
-    /// free.
+    /// [`ConnectError::InUse`] if the 4-tuple exists, [`ConnectError::TableFull`] if no slot
+    /// is free.
     pub fn connect(
         &mut self,
         now: Instant,

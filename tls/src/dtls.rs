@@ -108,7 +108,7 @@ pub enum DtlsEvent {
     },
     /// The session failed.
     Failed {
-        /// Why.
+        /// A received or sent fatal alert, a fingerprint mismatch, or the handshake deadline.
         reason: FailReason,
     },
     /// The peer sent close_notify.

@@ -30,13 +30,13 @@ use crate::profile::TlsVersion;
 
 /// Record content types (RFC 8446 §5.1).
 pub mod content_type {
-    /// change_cipher_spec.
+    /// change_cipher_spec: refused once the session is open (unexpected_message, RFC 8446 §5).
     pub const CHANGE_CIPHER_SPEC: u8 = 20;
-    /// alert.
+    /// alert: a record holds exactly one, two bytes of level and description (RFC 8446 §6).
     pub const ALERT: u8 = 21;
-    /// handshake.
+    /// handshake: once the session is open, only post-handshake messages (RFC 8446 §4.6).
     pub const HANDSHAKE: u8 = 22;
-    /// application_data.
+    /// application_data: the relayed bytes, and the outer type of every TLS 1.3 protected record.
     pub const APPLICATION_DATA: u8 = 23;
 }
 
@@ -55,7 +55,7 @@ const TAG_LEN: usize = 16;
 pub struct RecordHeader {
     /// Content type (outer type for TLS 1.3).
     pub content_type: u8,
-    /// legacy_record_version.
+    /// legacy_record_version as received; this layer writes 0x0303 on the records it seals.
     pub version: u16,
     /// Length of the fragment that follows.
     pub length: u16,

@@ -45,23 +45,24 @@ pub enum Role {
 
 /// Alert descriptions we send (RFC 8446 §6).
 pub mod alert {
-    /// close_notify.
+    /// close_notify: sent at level warning when this side closes, and by a TLS 1.2 session that
+    /// reaches its key limit.
     pub const CLOSE_NOTIFY: u8 = 0;
-    /// unexpected_message.
+    /// unexpected_message: a record or message the session's state does not allow.
     pub const UNEXPECTED_MESSAGE: u8 = 10;
-    /// bad_record_mac.
+    /// bad_record_mac: a record that does not decrypt and authenticate.
     pub const BAD_RECORD_MAC: u8 = 20;
-    /// record_overflow.
+    /// record_overflow: a record longer than the version's ciphertext limit.
     pub const RECORD_OVERFLOW: u8 = 22;
-    /// handshake_failure.
+    /// handshake_failure: the peer offers nothing the profile accepts (DTLS: any handshake error).
     pub const HANDSHAKE_FAILURE: u8 = 40;
-    /// bad_certificate.
+    /// bad_certificate: the peer's certificate matches none of the leg's fingerprints (RFC 8122).
     pub const BAD_CERTIFICATE: u8 = 42;
-    /// decode_error.
+    /// decode_error: a message or alert whose length or fields do not parse.
     pub const DECODE_ERROR: u8 = 50;
-    /// internal_error.
+    /// internal_error: a failure on this side, such as sequence numbers running out.
     pub const INTERNAL_ERROR: u8 = 80;
-    /// user_canceled.
+    /// user_canceled: never sent; one received is ignored, not fatal (RFC 8446 §6).
     pub const USER_CANCELED: u8 = 90;
     /// no_renegotiation (TLS 1.2 only, always a warning; RFC 5246 §7.2.2).
     pub const NO_RENEGOTIATION: u8 = 100;
@@ -101,7 +102,7 @@ pub enum TlsEvent {
     },
     /// The session failed; the leg must be released.
     Failed {
-        /// Why.
+        /// A received or sent fatal alert, a fingerprint mismatch, or the handshake deadline.
         reason: FailReason,
     },
     /// The peer sent close_notify: no more data will arrive.

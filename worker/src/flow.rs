@@ -95,7 +95,7 @@ pub struct LegProgram {
     pub local: SocketAddr,
     /// The peer, when known; with `latching` it is learned from the first packet/connection.
     pub remote: Option<SocketAddr>,
-    /// Transport.
+    /// Plain or secured TCP or UDP; `tcp_open` applies to the TCP ones only.
     pub transport: Transport,
     /// TCP role (ignored for UDP transports).
     pub tcp_open: TcpOpen,
@@ -229,9 +229,9 @@ pub enum FlowOp {
     Install(ContextProgram),
     /// Start a delayed establishment on one leg (the MGC's establish signal).
     Establish {
-        /// Context.
+        /// The H.248 ContextID the command is for.
         context: ContextId,
-        /// Generation.
+        /// Must equal the installed context's generation, or the worker ignores the command.
         generation: u32,
         /// Which leg.
         side: Side,
@@ -240,9 +240,9 @@ pub enum FlowOp {
     /// peer address and fingerprints are replaced and an active leg connects now. A live leg
     /// keeps its connection (`a=connection:existing`); changing its transport is not supported.
     Update {
-        /// Context.
+        /// The H.248 ContextID the command is for.
         context: ContextId,
-        /// Generation.
+        /// Must equal the installed context's generation, or the worker ignores the command.
         generation: u32,
         /// Which leg.
         side: Side,
@@ -252,9 +252,9 @@ pub enum FlowOp {
     /// Release a context: close_notify, FIN, drain, then report [`FlowEvent::Released`]
     /// (H.248 Subtract).
     Release {
-        /// Context.
+        /// The H.248 ContextID to release.
         context: ContextId,
-        /// Generation.
+        /// Must equal the installed context's generation, or the worker ignores the release.
         generation: u32,
     },
 }
@@ -334,75 +334,75 @@ pub struct LegStats {
 pub enum FlowEvent {
     /// The context is installed; its local addresses are live.
     Installed {
-        /// Context.
+        /// The ContextID of the [`FlowOp::Install`] this answers.
         context: ContextId,
-        /// Generation.
+        /// The generation of that Install, which tells a late answer for a reused id apart.
         generation: u32,
     },
     /// The context could not be installed.
     InstallFailed {
-        /// Context.
+        /// The ContextID of the [`FlowOp::Install`] this answers.
         context: ContextId,
-        /// Generation.
+        /// The generation of that Install, which tells a late answer for a reused id apart.
         generation: u32,
-        /// Why.
+        /// Which resource or rule refused the program.
         reason: InstallFailure,
     },
     /// A leg's TCP connection is up.
     TcpUp {
-        /// Context.
+        /// The ContextID that holds the leg.
         context: ContextId,
-        /// Leg.
+        /// The leg whose connection is up.
         side: Side,
     },
     /// A leg's TCP connection could not be established.
     TcpFailed {
-        /// Context.
+        /// The ContextID that holds the leg.
         context: ContextId,
-        /// Leg.
+        /// The leg that could not connect.
         side: Side,
-        /// Why.
+        /// A refused connection, no answer or no connection in time, or no slot for it.
         reason: TcpFailure,
     },
     /// A leg's (D)TLS session is up and the peer matched its fingerprint.
     SecureUp {
-        /// Context.
+        /// The ContextID that holds the leg.
         context: ContextId,
-        /// Leg.
+        /// The leg whose session is up.
         side: Side,
     },
     /// A leg's (D)TLS session failed.
     SecureFailed {
-        /// Context.
+        /// The ContextID that holds the leg.
         context: ContextId,
-        /// Leg.
+        /// The leg whose session failed.
         side: Side,
-        /// Why.
+        /// A fingerprint mismatch, a fatal alert (by TLS code), a timeout, or another violation.
         reason: SecurityFailure,
     },
     /// A latching leg learned its peer.
     Latched {
-        /// Context.
+        /// The ContextID that holds the leg.
         context: ContextId,
-        /// Leg.
+        /// The latching leg.
         side: Side,
         /// The peer.
         remote: SocketAddr,
     },
     /// The peer of a leg closed (FIN, RST, close_notify); the context is being released.
     PeerClosed {
-        /// Context.
+        /// The ContextID that holds the leg.
         context: ContextId,
-        /// Leg.
+        /// The leg whose peer closed.
         side: Side,
     },
     /// The context is gone; its statistics, leg A then leg B.
     Released {
-        /// Context.
+        /// The ContextID, free again in the worker.
         context: ContextId,
-        /// Generation.
+        /// The generation the context was installed with.
         generation: u32,
-        /// Statistics.
+        /// Leg A's statistics at index 0, leg B's at 1 (as [`Side::index`] numbers them).
         stats: [LegStats; 2],
     },
 }
@@ -432,8 +432,8 @@ pub struct ControlEnd {
 /// Events that find the ring full wait in a backlog of fixed capacity (allocated here, never
 /// grown), in order. While the backlog is half full the worker takes no new commands, so an
 /// acknowledgement (`Installed`, `InstallFailed`, `Released`) always finds room: each command
-/// causes at most one at once. Other events are dropped, and counted, once the backlog is half
-/// full.
+/// causes at most one at once. Other events are dropped, and counted, once the backlog is
+/// half full.
 #[derive(Debug)]
 pub struct WorkerEnd {
     ops: Arc<ArrayQueue<FlowOp>>,

@@ -341,8 +341,7 @@ impl<P: Port> Worker<P> {
         busy
     }
 
-    /// When steering next has work: now if the inbox holds something, else the next linger
-    /// release.
+    /// When steering next has work: now if the inbox holds something, else the next linger release.
     pub(crate) fn steer_poll_at(&self) -> Option<Instant> {
         let st = self.steer.as_ref()?;
         if st.shared.has_pending(st.index) {

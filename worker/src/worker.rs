@@ -262,7 +262,7 @@ impl<P: Port> Worker<P> {
         *self.tcp.counters()
     }
 
-    /// Counters.
+    /// The counters, with `events_lost` read from the event ring at the time of the call.
     pub fn stats(&self) -> WorkerStats {
         WorkerStats {
             events_lost: self.ring.events_lost,

@@ -110,7 +110,7 @@ pub enum AssocEvent {
     },
     /// A request to handle (already checked: registered, from a configured MGC).
     Request {
-        /// Sender.
+        /// The MGC that sent the request.
         from: SocketAddr,
         /// The request.
         request: TransactionRequest,
@@ -129,7 +129,7 @@ pub enum AssocEvent {
     Down,
 }
 
-/// Counters.
+/// What the association dropped, refused or sent on its own, and its failovers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AssocCounters {
     /// Datagrams from addresses that are not configured MGCs (dropped).
@@ -138,7 +138,7 @@ pub struct AssocCounters {
     pub rejected_unregistered: u64,
     /// Registrations sent.
     pub registrations: u64,
-    /// Failovers.
+    /// Times the registered MGC stopped answering and registration moved to the next one.
     pub failovers: u64,
     /// Inactivity probes sent.
     pub probes: u64,
@@ -196,7 +196,7 @@ impl Association {
         self.state
     }
 
-    /// Counters.
+    /// The counters since the association was created.
     pub fn counters(&self) -> AssocCounters {
         self.counters
     }

@@ -768,7 +768,7 @@ pub struct PackagesItem {
 /// `notifyReply`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyReply {
-    /// Termination.
+    /// The termination the Notify was about.
     pub termination: TerminationId,
     /// Error, if the Notify failed.
     pub error: Option<ErrorDescriptor>,

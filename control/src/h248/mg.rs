@@ -15,7 +15,7 @@ use super::ast::*;
 use super::packages::{self, ItemKind};
 use crate::procedures::{derive_leg, LegInput, LegSpec, ProcError, Realms};
 
-/// Limits.
+/// Limits on the MG model, and how it names the terminations it chooses.
 #[derive(Debug, Clone)]
 pub struct MgConfig {
     /// Most contexts at once.
@@ -45,42 +45,42 @@ impl Default for MgConfig {
 pub enum LegChange {
     /// A new leg.
     Install {
-        /// Context.
+        /// The ContextID the MG holds the termination in.
         context: u32,
-        /// Termination.
+        /// The TerminationID, as the MG chose it on Add.
         termination: String,
-        /// Stream.
+        /// The StreamID within the termination's Media descriptor (1 when not given).
         stream: u16,
         /// The leg.
         spec: LegSpec,
     },
     /// An existing leg changed (Modify / Move).
     Update {
-        /// Context.
+        /// The ContextID the MG holds the termination in.
         context: u32,
-        /// Termination.
+        /// The TerminationID, as the MG chose it on Add.
         termination: String,
-        /// Stream.
+        /// The StreamID within the termination's Media descriptor (1 when not given).
         stream: u16,
         /// The new leg.
         spec: LegSpec,
     },
     /// The leg is gone (Subtract).
     Release {
-        /// Context.
+        /// The ContextID the MG holds the termination in.
         context: u32,
-        /// Termination.
+        /// The TerminationID, as the MG chose it on Add.
         termination: String,
-        /// Stream.
+        /// The StreamID within the termination's Media descriptor (1 when not given).
         stream: u16,
         /// The leg as it was.
         spec: LegSpec,
     },
     /// The MGC played a signal (e.g. establish TCP / TLS now).
     Signal {
-        /// Context.
+        /// The ContextID the MG holds the termination in.
         context: u32,
-        /// Termination.
+        /// The TerminationID, as the MG chose it on Add.
         termination: String,
         /// `package/signal`.
         name: String,
@@ -99,7 +99,7 @@ pub struct TerminationStats {
 /// One stream of a termination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamState {
-    /// Mode.
+    /// The LocalControl mode; SendRecv until the MGC sets one.
     pub mode: StreamMode,
     /// LocalControl properties.
     pub properties: Vec<PropertyParm>,
@@ -114,7 +114,7 @@ pub struct StreamState {
 /// An ephemeral termination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Termination {
-    /// Name.
+    /// The TerminationID the MG chose on Add (`prefix/n`).
     pub id: String,
     /// Streams by ID.
     pub streams: BTreeMap<u16, StreamState>,
@@ -131,7 +131,7 @@ pub struct Termination {
 /// A context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
-    /// ID.
+    /// The ContextID the MG chose: never 0 and never the choose/all values 0xFFFFFFFE/F.
     pub id: u32,
     /// Terminations by name.
     pub terminations: BTreeMap<String, Termination>,
@@ -178,7 +178,7 @@ impl Mg {
         }
     }
 
-    /// Contexts.
+    /// Every context, by ContextID.
     pub fn contexts(&self) -> &BTreeMap<u32, Context> {
         &self.contexts
     }

@@ -95,7 +95,7 @@ impl Default for TransactionConfig {
 /// Bytes to send to a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// Destination.
+    /// The peer's address: where a reply goes back to, or where a request is sent.
     pub to: SocketAddr,
     /// One encoded H.248 message (not TPKT-framed).
     pub bytes: Vec<u8>,
@@ -106,7 +106,7 @@ pub struct Transmit {
 pub enum Event {
     /// A new transaction request to execute; answer with [`TransactionLayer::send_reply`].
     Request {
-        /// Sender.
+        /// The peer that sent the request; the reply goes back to it.
         from: SocketAddr,
         /// Sender's protocol version.
         version: u8,
@@ -117,7 +117,7 @@ pub enum Event {
     },
     /// The final reply to one of our requests.
     Reply {
-        /// Sender.
+        /// The peer that sent the reply.
         from: SocketAddr,
         /// Sender's protocol version.
         version: u8,
@@ -135,7 +135,7 @@ pub enum Event {
     },
     /// A message-level error from a peer (H.248.1 §8.1.1).
     PeerError {
-        /// Sender.
+        /// The peer that sent the error.
         from: SocketAddr,
         /// The error.
         error: ErrorDescriptor,

@@ -60,7 +60,7 @@ impl<P: Port> FaultInjector<P> {
         self.cfg = cfg;
     }
 
-    /// Counters.
+    /// How many frames were dropped or corrupted, each way, so far.
     pub fn fault_stats(&self) -> FaultStats {
         self.stats
     }

@@ -68,7 +68,7 @@ impl<B> Batch<B> {
         self.bufs.is_empty()
     }
 
-    /// Capacity.
+    /// The most buffers the batch holds, fixed at construction.
     pub fn capacity(&self) -> usize {
         self.cap
     }
@@ -153,7 +153,7 @@ pub trait Port {
     /// Largest frame (Ethernet header included, FCS excluded) the port carries.
     fn max_frame(&self) -> usize;
 
-    /// Counters.
+    /// This port's frame, byte and drop counters so far.
     fn stats(&self) -> PortStats;
 
     /// When something will next arrive without any action on this side (a simulated link's next

@@ -8,9 +8,9 @@ pub const PACKET_LEN: usize = 28;
 /// ARP operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArpOperation {
-    /// 1
+    /// 1: who has this protocol address? (RFC 826 `ar$op`)
     Request,
-    /// 2
+    /// 2: this protocol address is at this hardware address.
     Reply,
     /// Anything else.
     Unknown(u16),
@@ -77,7 +77,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     pub fn protocol_len(&self) -> u8 {
         self.buffer.as_ref()[5]
     }
-    /// Operation.
+    /// The operation, `ar$op` (bytes 6–7).
     pub fn operation(&self) -> ArpOperation {
         self.be16(6).into()
     }

@@ -39,11 +39,11 @@ impl fmt::Display for EthernetAddress {
 /// EtherType values mgwd handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EtherType {
-    /// 0x0800
+    /// 0x0800: IPv4 (RFC 894).
     Ipv4,
-    /// 0x0806
+    /// 0x0806: ARP (RFC 826).
     Arp,
-    /// 0x86dd
+    /// 0x86DD: IPv6 (RFC 2464).
     Ipv6,
     /// Anything else.
     Unknown(u16),
@@ -111,7 +111,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         a.copy_from_slice(&self.buffer.as_ref()[6..12]);
         EthernetAddress(a)
     }
-    /// EtherType.
+    /// The EtherType, bytes 12–13 (an 802.1Q-tagged frame reads as `Unknown(0x8100)`).
     pub fn ethertype(&self) -> EtherType {
         let b = self.buffer.as_ref();
         EtherType::from(u16::from_be_bytes([b[12], b[13]]))
@@ -140,7 +140,7 @@ pub struct EthernetRepr {
     pub src_addr: EthernetAddress,
     /// Destination MAC.
     pub dst_addr: EthernetAddress,
-    /// EtherType.
+    /// The EtherType of the payload.
     pub ethertype: EtherType,
 }
 

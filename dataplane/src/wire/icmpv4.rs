@@ -31,7 +31,7 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[0]
     }
-    /// Code.
+    /// The Code byte, which refines the type (0 for the echo messages, RFC 792).
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[1]
     }
@@ -60,7 +60,7 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
 pub enum Icmpv4Repr<'a> {
     /// Type 8.
     EchoRequest {
-        /// Identifier.
+        /// Identifier (RFC 792), which the reply repeats.
         ident: u16,
         /// Sequence number.
         seq_no: u16,
@@ -69,18 +69,18 @@ pub enum Icmpv4Repr<'a> {
     },
     /// Type 0.
     EchoReply {
-        /// Identifier.
+        /// Identifier, repeated from the request.
         ident: u16,
         /// Sequence number.
         seq_no: u16,
-        /// Data.
+        /// Data, repeated from the request.
         data: &'a [u8],
     },
     /// Any other type, kept as data.
     Other {
-        /// Type.
+        /// The Type byte of a message this code does not parse (an echo with a non-zero code too).
         msg_type: u8,
-        /// Code.
+        /// The Code byte, as received.
         code: u8,
     },
 }

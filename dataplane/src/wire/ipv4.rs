@@ -183,7 +183,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn total_len(&self) -> u16 {
         u16::from_be_bytes([self.b()[2], self.b()[3]])
     }
-    /// Identification.
+    /// Identification (RFC 791): the same on every fragment of one datagram.
     pub fn ident(&self) -> u16 {
         u16::from_be_bytes([self.b()[4], self.b()[5]])
     }
@@ -302,7 +302,7 @@ pub struct Ipv4Repr {
     pub protocol: IpProtocol,
     /// Payload length in bytes.
     pub payload_len: usize,
-    /// TTL.
+    /// Time to live (RFC 791), in hops.
     pub hop_limit: u8,
     /// DSCP/ECN byte.
     pub dscp_ecn: u8,

@@ -63,9 +63,9 @@ pub type Result<T> = core::result::Result<T, WireError>;
 /// An IP address of either family, as the pseudo-header and the flow key need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IpAddress {
-    /// IPv4.
+    /// An IPv4 address (RFC 791).
     V4(Ipv4Address),
-    /// IPv6.
+    /// An IPv6 address (RFC 8200).
     V6(Ipv6Address),
 }
 

@@ -462,9 +462,9 @@ pub struct TcpRepr<'a> {
     pub window: u16,
     /// Urgent pointer (mgwd never sets URG; kept for round trips).
     pub urgent: u16,
-    /// Options.
+    /// The options mgwd understands; unknown ones are skipped on parse.
     pub options: TcpOptions,
-    /// Payload.
+    /// The bytes after the header, borrowed from the segment.
     pub payload: &'a [u8],
 }
 

@@ -27,8 +27,8 @@ pub fn errno_str(code: c_int) -> String {
 }
 
 /// Initialises EAL with `args` (`args[0]` is the program name). The argument strings are leaked on purpose: EAL keeps
-/// pointers into argv (getopt permutes it; some drivers keep their devargs) for the process
-/// lifetime.
+/// pointers into argv (getopt permutes it; some drivers keep their devargs) for the
+/// process lifetime.
 pub fn eal_init(args: Vec<String>) -> Result<(), String> {
     eprintln!("EAL args: {}", args.join(" "));
     let argv: Vec<*mut c_char> = args

@@ -340,8 +340,8 @@ impl ServerCertVerifier for FingerprintVerifier {
     }
 }
 
-/// The UEs' client configuration: the UE identity as client certificate, the MG trusted by
-/// fingerprint.
+/// The UEs' client configuration: the UE identity as client certificate, the MG trusted
+/// by fingerprint.
 fn ue_tls_config(ue_id: &Identity, mg_fp: Fingerprint) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(Arc::clone(&provider))

@@ -26,21 +26,21 @@ pub const FLOOR: u16 = 3;
 
 /// Primitives (RFC 8855 §5.1, Table 1).
 pub mod primitive {
-    /// 1
+    /// FloorRequest: a participant asks for a floor.
     pub const FLOOR_REQUEST: u8 = 1;
-    /// 2
+    /// FloorRelease: a participant gives a floor up.
     pub const FLOOR_RELEASE: u8 = 2;
-    /// 4
+    /// FloorRequestStatus: the server's status of a floor request.
     pub const FLOOR_REQUEST_STATUS: u8 = 4;
-    /// 11
+    /// Hello: checks that the peer is alive.
     pub const HELLO: u8 = 11;
-    /// 12
+    /// HelloAck: the answer to Hello.
     pub const HELLO_ACK: u8 = 12;
-    /// 14
+    /// FloorRequestStatusAck: acknowledges a FloorRequestStatus (unreliable transports only).
     pub const FLOOR_REQUEST_STATUS_ACK: u8 = 14;
-    /// 16
+    /// Goodbye: the sender is leaving.
     pub const GOODBYE: u8 = 16;
-    /// 17
+    /// GoodbyeAck: the answer to Goodbye.
     pub const GOODBYE_ACK: u8 = 17;
 }
 
