@@ -3,8 +3,8 @@
 //! what it was doing, and over TCP neither an MGC that stops reading nor a connect that never
 //! completes can block the control thread.
 //!
-//! The liveness bounds below (a poll returns within a second) are 100 times what a poll takes;
-//! before the fixes a poll blocked for 2 s per connect and for ever on a full socket.
+//! Before the fixes a poll blocked for the whole 2 s connect timeout, and for ever on a full
+//! socket; the bounds below tell those apart from a slow machine.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -251,7 +251,8 @@ fn an_mgc_that_stops_reading_is_cut_off_without_blocking_the_control_thread() {
     server.join().unwrap();
     // Cut off (then connected again, and cut off again while the replies keep coming).
     assert!(counters.tcp_queue_overflow >= 1, "{counters:?}");
-    assert!(longest < Duration::from_secs(1), "a poll took {longest:?}");
+    // Generous: the point is that the polls returned at all (before, one blocked for ever).
+    assert!(longest < Duration::from_secs(5), "a poll took {longest:?}");
 }
 
 #[test]
@@ -269,7 +270,8 @@ fn a_connect_that_never_completes_does_not_block_the_control_thread() {
     assert!(fillers.len() < 1_000, "the accept queue never filled");
     let mut srv = server(TransportKind::Tcp, vec![addr]);
     let longest = poll_for(&mut srv, TCP_CONNECT_TIMEOUT + Duration::from_millis(500));
-    assert!(longest < Duration::from_secs(1), "a poll took {longest:?}");
+    // Before, the first poll sat in connect_timeout for the whole TCP_CONNECT_TIMEOUT.
+    assert!(longest < TCP_CONNECT_TIMEOUT, "a poll took {longest:?}");
     assert!(
         srv.counters().tcp_connect_failed >= 1,
         "{:?}",

@@ -5,7 +5,8 @@
 //! worker); the control thread polls a non-blocking listener between H.248 turns and answers
 //! `GET /metrics` with the workers' counters, the control glue's and, with DPDK, each port's
 //! extended statistics. Management traffic only: a handful of connections at a time, each
-//! given 2 s to send its request.
+//! given [`CLIENT_TIMEOUT`] to send its request and read the answer. Sockets are non-blocking
+//! both ways: a scraper that stops reading costs the control thread nothing but its slot.
 
 use crate::gateway::GatewayStats;
 use mgw_worker::WorkerStats;
@@ -106,13 +107,26 @@ impl Published {
 /// The endpoint.
 pub struct Metrics {
     listener: TcpListener,
-    pending: Vec<(TcpStream, Vec<u8>, Instant)>,
+    pending: Vec<Client>,
     /// Scrapes answered.
     pub served: u64,
 }
 
-/// Connections waiting for their request at once; more are refused (closed).
+/// One scraper's connection: its request as read so far, then the answer as written so far.
+struct Client {
+    stream: TcpStream,
+    request: Vec<u8>,
+    /// Empty until the request is complete.
+    response: Vec<u8>,
+    written: usize,
+    since: Instant,
+}
+
+/// Connections served at once; more are refused (closed).
 const MAX_PENDING: usize = 8;
+
+/// How long a connection may take to send its request and read the answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Metrics {
     /// Listens on `addr`.
@@ -139,51 +153,85 @@ impl Metrics {
 
     /// Accepts and answers what is ready, never blocking. `body` renders the exposition.
     pub fn poll(&mut self, body: impl Fn() -> String) {
-        while let Ok((s, _)) = self.listener.accept() {
-            if self.pending.len() >= MAX_PENDING || s.set_nonblocking(true).is_err() {
+        while let Ok((stream, _)) = self.listener.accept() {
+            if self.pending.len() >= MAX_PENDING || stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            self.pending.push((s, Vec::new(), Instant::now()));
+            self.pending.push(Client {
+                stream,
+                request: Vec::new(),
+                response: Vec::new(),
+                written: 0,
+                since: Instant::now(),
+            });
         }
         let mut i = 0;
         while i < self.pending.len() {
-            let (s, buf, since) = &mut self.pending[i];
-            let mut chunk = [0u8; 1024];
-            let done = match s.read(&mut chunk) {
-                Ok(0) => true,
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > 8192
+            let c = &mut self.pending[i];
+            let done = if c.response.is_empty() {
+                match read_request(c) {
+                    Some(request) => {
+                        let ok =
+                            request.starts_with(b"GET /metrics ") || request.starts_with(b"GET / ");
+                        let (status, text) = if ok {
+                            self.served += 1;
+                            ("200 OK", body())
+                        } else {
+                            (
+                                "404 Not Found",
+                                "only GET /metrics is served here\n".to_string(),
+                            )
+                        };
+                        c.response = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        )
+                        .into_bytes();
+                        write_response(c)
+                    }
+                    None => false,
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    since.elapsed() > Duration::from_secs(2)
-                }
-                Err(_) => true,
-            };
-            if !done {
-                i += 1;
-                continue;
-            }
-            let (mut s, buf, _) = self.pending.swap_remove(i);
-            let ok = buf.starts_with(b"GET /metrics ") || buf.starts_with(b"GET / ");
-            let (status, text) = if ok {
-                self.served += 1;
-                ("200 OK", body())
             } else {
-                (
-                    "404 Not Found",
-                    "only GET /metrics is served here\n".to_string(),
-                )
+                write_response(c)
             };
-            let _ = s.set_nonblocking(false);
-            let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
+            if done || c.since.elapsed() > CLIENT_TIMEOUT {
+                // Dropping the stream closes it.
+                self.pending.swap_remove(i);
+            } else {
+                i += 1;
+            }
         }
     }
+}
+
+/// Reads what has arrived; the request once its head is complete (or the peer stopped, or it
+/// grew past 8 kB). A closed or failed connection yields an empty request, answered 404.
+fn read_request(c: &mut Client) -> Option<Vec<u8>> {
+    let mut chunk = [0u8; 1024];
+    let complete = match c.stream.read(&mut chunk) {
+        Ok(0) => true,
+        Ok(n) => {
+            c.request.extend_from_slice(&chunk[..n]);
+            c.request.windows(4).any(|w| w == b"\r\n\r\n") || c.request.len() > 8192
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Err(_) => true,
+    };
+    complete.then(|| std::mem::take(&mut c.request))
+}
+
+/// Writes what the socket takes; true when all is written or the connection failed.
+fn write_response(c: &mut Client) -> bool {
+    while let Some(rest) = c.response.get(c.written..).filter(|r| !r.is_empty()) {
+        match c.stream.write(rest) {
+            Ok(0) => return true,
+            Ok(n) => c.written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+    true
 }
 
 /// Renders the workers' and the gateway's counters.
@@ -267,5 +315,36 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("mgwd_gateway_installed_total 0"), "{r}");
+    }
+
+    /// Scrapers that send a request and never read the (large) answer used to hold the control
+    /// thread for a 200 ms write timeout each; now a poll never waits on them.
+    #[test]
+    fn scrapers_that_stop_reading_do_not_block_the_poll() {
+        let mut m = Metrics::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = m.local_addr().unwrap();
+        let big = "x".repeat(16 << 20);
+        let clients: Vec<TcpStream> = (0..MAX_PENDING)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+                s
+            })
+            .collect();
+        let start = Instant::now();
+        while m.served < MAX_PENDING as u64 && start.elapsed() < Duration::from_secs(5) {
+            m.poll(|| big.clone());
+        }
+        assert_eq!(m.served, MAX_PENDING as u64);
+        // Eight 16 MB answers nobody reads: the polls returned with every one still being
+        // written (before, each poll blocked in the write until its 200 ms timeout, then
+        // dropped the connection).
+        assert_eq!(m.pending.len(), MAX_PENDING, "still being written");
+        assert!(m.pending.iter().all(|c| c.written < c.response.len()));
+        // Past the client timeout they are dropped.
+        std::thread::sleep(CLIENT_TIMEOUT + Duration::from_millis(100));
+        m.poll(String::new);
+        assert!(m.pending.is_empty());
+        drop(clients);
     }
 }
