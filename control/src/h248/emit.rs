@@ -503,21 +503,18 @@ impl W {
         }
     }
 
-    /// `LBRKT octetString RBRKT`: SDP lines unindented, `}` escaped as `\}`.
+    /// `LBRKT octetString RBRKT`: the SDP as it is, unindented, with `}` escaped as `\}`. Its
+    /// line ends are kept (CRLF or LF, RFC 4566 §5 allows both to be read), so that what was
+    /// parsed is what is written.
     fn octets(&mut self, sdp: &str) {
         self.s(if self.compact { "{\n" } else { " {\n" });
         let body = sdp.trim();
-        for line in body.lines() {
-            if line.contains('}') {
-                self.s(&line.replace('}', "\\}"));
-            } else {
-                self.s(line);
-            }
-            self.out.push('\n');
+        if body.contains('}') {
+            self.s(&body.replace('}', "\\}"));
+        } else {
+            self.s(body);
         }
-        if body.is_empty() {
-            self.out.push('\n');
-        }
+        self.out.push('\n');
         // The closing brace starts its own line: white space before it would be handed to the
         // SDP parser as a (malformed) line.
         self.out.push('}');

@@ -234,6 +234,18 @@ fn termination_ids_over_64_characters_are_syntax_errors() {
     assert_eq!(parse_message(star.as_bytes()).unwrap_err().code, 400);
 }
 
+/// Found by the h248_parse fuzz target (fuzz/regressions/h248_parse/sdp_round_trip): the
+/// emitter rewrote SDP line by line and so turned CRLF into LF, and re-parsing gave another tree.
+#[test]
+fn sdp_with_crlf_line_ends_round_trips_unchanged() {
+    let text = "!/3 [10.0.0.1]:2944 T=1{C=${A=${M{L{\r\nv=0\r\nc=IN IP4 $\r\nm=message $ TCP/MSRP *\n\r\na=x\r}}}}}";
+    let m = parse(text);
+    for style in [Style::Pretty, Style::Compact] {
+        let back = parse(&emit(&m, style));
+        assert_eq!(back, m, "{style:?}");
+    }
+}
+
 #[test]
 fn truncated_messages_are_syntax_errors() {
     let text = SEEDS[3].1;
