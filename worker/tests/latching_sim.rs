@@ -41,6 +41,30 @@ fn latched_events(ctl: &ControlEnd) -> Vec<SocketAddr> {
 }
 
 /// Datagrams the peers received, by destination address.
+/// Installs `context` (generation 1) with `legs`.
+fn install(
+    lab: &mut UdpLab,
+    context: u32,
+    application: Application,
+    aware: bool,
+    legs: [LegProgram; 2],
+) {
+    lab.ctl
+        .send(FlowOp::Install(ContextProgram {
+            context,
+            generation: 1,
+            application,
+            aware,
+            legs,
+        }))
+        .unwrap();
+}
+
+/// The core leg of the latching cases: plain UDP from GW:5002 to CORE:6000, not latching.
+fn core_leg() -> LegProgram {
+    udp_leg(sa(GW, 5002), Some(sa(CORE, 6000)), false)
+}
+
 fn received(lab: &mut UdpLab, at: Ipv4Address) -> Vec<(u16, Vec<u8>)> {
     let mut out = Vec::new();
     while let Some(d) = lab.peers.recv() {
@@ -57,18 +81,16 @@ fn latching_off_a_foreign_source_is_dropped_counted_and_does_not_move_the_remote
     neighbours(&mut lab);
     // Leg A knows its peer (UE:7000); leg B does not know its peer yet (no Remote SDP) and
     // does not latch: nothing may be learned on either.
-    lab.ctl
-        .send(FlowOp::Install(ContextProgram {
-            context: 1,
-            generation: 1,
-            application: Application::Opaque,
-            aware: false,
-            legs: [
-                udp_leg(sa(GW, 5000), Some(sa(UE, 7000)), false),
-                udp_leg(sa(GW, 5002), None, false),
-            ],
-        }))
-        .unwrap();
+    install(
+        &mut lab,
+        1,
+        Application::Opaque,
+        false,
+        [
+            udp_leg(sa(GW, 5000), Some(sa(UE, 7000)), false),
+            udp_leg(sa(GW, 5002), None, false),
+        ],
+    );
     let mut step = stepper(lab.vc.clone());
     step(&mut lab.worker, &mut lab.peers);
     // The attacker guesses both ports.
@@ -92,7 +114,7 @@ fn latching_off_a_foreign_source_is_dropped_counted_and_does_not_move_the_remote
             context: 1,
             generation: 1,
             side: Side::B,
-            leg: udp_leg(sa(GW, 5002), Some(sa(CORE, 6000)), false),
+            leg: core_leg(),
         })
         .unwrap();
     step(&mut lab.worker, &mut lab.peers);
@@ -109,18 +131,13 @@ fn latching_off_a_foreign_source_is_dropped_counted_and_does_not_move_the_remote
 fn latching_on_garbage_does_not_latch_a_valid_bfcp_message_does() {
     let mut lab = udp_lab(GW, &[UE, CORE, ATTACKER]);
     neighbours(&mut lab);
-    lab.ctl
-        .send(FlowOp::Install(ContextProgram {
-            context: 2,
-            generation: 1,
-            application: Application::Bfcp,
-            aware: true,
-            legs: [
-                udp_leg(sa(GW, 5000), None, true),
-                udp_leg(sa(GW, 5002), Some(sa(CORE, 6000)), false),
-            ],
-        }))
-        .unwrap();
+    install(
+        &mut lab,
+        2,
+        Application::Bfcp,
+        true,
+        [udp_leg(sa(GW, 5000), None, true), core_leg()],
+    );
     let mut step = stepper(lab.vc.clone());
     step(&mut lab.worker, &mut lab.peers);
     lab.peers
@@ -153,18 +170,13 @@ fn latching_on_garbage_does_not_latch_a_valid_bfcp_message_does() {
 fn latching_on_an_unaware_udptl_leg_latches_only_on_a_well_formed_udptl_datagram() {
     let mut lab = udp_lab(GW, &[UE, CORE, ATTACKER]);
     neighbours(&mut lab);
-    lab.ctl
-        .send(FlowOp::Install(ContextProgram {
-            context: 3,
-            generation: 1,
-            application: Application::Udptl,
-            aware: false,
-            legs: [
-                udp_leg(sa(GW, 5000), None, true),
-                udp_leg(sa(GW, 5002), Some(sa(CORE, 6000)), false),
-            ],
-        }))
-        .unwrap();
+    install(
+        &mut lab,
+        3,
+        Application::Udptl,
+        false,
+        [udp_leg(sa(GW, 5000), None, true), core_leg()],
+    );
     let mut step = stepper(lab.vc.clone());
     step(&mut lab.worker, &mut lab.peers);
     // Two octets of sequence number and nothing else: not a UDPTL packet (T.38 §9.1).
@@ -193,15 +205,7 @@ fn latching_on_a_dtls_leg_latches_on_a_client_hello_not_on_garbage() {
     let mut access = udp_leg(sa(GW, 5000), None, true);
     access.transport = Transport::DtlsUdp;
     access.peer_fingerprints = PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256));
-    lab.ctl
-        .send(FlowOp::Install(ContextProgram {
-            context: 4,
-            generation: 1,
-            application: Application::Udptl,
-            aware: true,
-            legs: [access, udp_leg(sa(GW, 5002), Some(sa(CORE, 6000)), false)],
-        }))
-        .unwrap();
+    install(&mut lab, 4, Application::Udptl, true, [access, core_leg()]);
     let mut step = stepper(lab.vc.clone());
     step(&mut lab.worker, &mut lab.peers);
     // A DTLS-looking record that is not a ClientHello (an alert in epoch 0), then noise.
