@@ -741,25 +741,7 @@ mod tests {
     }
 
     fn arp_request(pool: &Pool, target: Ipv4Address) -> PktBuf {
-        let mut b = pool.alloc().unwrap();
-        let f = b.append(42).unwrap();
-        EthernetRepr {
-            src_addr: MAC_A,
-            dst_addr: EthernetAddress::BROADCAST,
-            ethertype: EtherType::Arp,
-        }
-        .emit(&mut EthernetFrame::new_unchecked(&mut *f))
-        .unwrap();
-        ArpRepr {
-            operation: ArpOperation::Request,
-            source_hardware_addr: MAC_A,
-            source_protocol_addr: IP_A,
-            target_hardware_addr: EthernetAddress([0; 6]),
-            target_protocol_addr: target,
-        }
-        .emit(&mut f[14..])
-        .unwrap();
-        b
+        arp_frame(pool, ArpOperation::Request, MAC_A, IP_A, target)
     }
 
     fn ipv4_frame(pool: &Pool, proto: IpProtocol, l4: &[u8], pad: usize) -> PktBuf {
