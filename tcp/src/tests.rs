@@ -103,6 +103,25 @@ impl H {
             conn: None,
         }
     }
+
+    /// Runs timers (at most 100), answering each zero-window probe (an ACK at `iss`) with `z`,
+    /// until the stack frees the connection; asserts it did and returns how long that took.
+    fn answer_probes_until_freed(&mut self, z: &TcpRepr<'_>) -> core::time::Duration {
+        let start = self.now;
+        for _ in 0..100 {
+            if self.s.connection_count() == 0 {
+                break;
+            }
+            self.run_timer();
+            let iss = self.iss;
+            if self.take().iter().any(|o| o.flags == ACK && o.seq == iss) {
+                self.send_seg(z);
+            }
+        }
+        assert_eq!(self.s.connection_count(), 0);
+        self.now.saturating_duration_since(start)
+    }
+
     fn send_seg(&mut self, seg: &TcpRepr<'_>) {
         self.s
             .on_segment(self.now, REMOTE, LOCAL, seg, &mut self.cap);
@@ -1375,18 +1394,7 @@ mod fin_wait {
         h.s.send(id, b"unsent").unwrap();
         h.s.release(id, &mut h.cap).unwrap();
         h.take();
-        let start = h.now;
-        for _ in 0..100 {
-            if h.s.connection_count() == 0 {
-                break;
-            }
-            h.run_timer();
-            if h.take().iter().any(|o| o.flags == ACK && o.seq == h.iss) {
-                send!(h, z);
-            }
-        }
-        assert_eq!(h.s.connection_count(), 0);
-        let took = h.now.saturating_duration_since(start);
+        let took = h.answer_probes_until_freed(&z);
         assert!(
             took <= core::time::Duration::from_millis(120_100),
             "{took:?}"
@@ -1507,18 +1515,7 @@ mod close_wait {
         h.take();
         let mut z = seg(RISN + 2, h.iss + 1, ACK, b"");
         z.window = 0;
-        let start = h.now;
-        for _ in 0..100 {
-            if h.s.connection_count() == 0 {
-                break;
-            }
-            h.run_timer();
-            if h.take().iter().any(|o| o.flags == ACK && o.seq == h.iss) {
-                send!(h, z);
-            }
-        }
-        assert_eq!(h.s.connection_count(), 0);
-        let took = h.now.saturating_duration_since(start);
+        let took = h.answer_probes_until_freed(&z);
         assert!(
             took <= core::time::Duration::from_millis(120_100),
             "{took:?}"
