@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzing, for real (cargo-fuzz, libFuzzer with ASan, on stable through RUSTC_BOOTSTRAP).
 #
-#   scripts/fuzz.sh TARGET|all SECONDS   build, then fuzz each target for SECONDS of CPU time, one
+#   scripts/fuzz.sh TARGET[,TARGET...]|all SECONDS
+#                                        build, then fuzz each target for SECONDS of CPU time, one
 #                                        after the other (the CI machine has 2 cores), with a corpus
-#                                        in fuzz/corpus/<target> seeded from fuzz/corpus-seed/<target>
+#                                        in fuzz/corpus/<target> seeded from fuzz/corpus-seed/<target>;
+#                                        two runs on disjoint lists use both cores
 #   scripts/fuzz.sh replay               run every target over fuzz/regressions/<target>/* (the
 #                                        minimised crashes of fixed bugs) and its seed corpus
 #
@@ -18,7 +20,7 @@ export RUSTC_BOOTSTRAP=1
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 bin="$fuzz/target/$triple/release"
 
-usage() { echo "usage: $0 TARGET|all SECONDS | $0 replay" >&2; exit 2; }
+usage() { echo "usage: $0 TARGET[,TARGET...]|all SECONDS | $0 replay" >&2; exit 2; }
 
 # Sets `cpu` to the CPU seconds (user + system) used so far by the finished children of this
 # shell. `times` runs in this shell (in a command substitution it would see a subshell's
@@ -61,8 +63,10 @@ replay)
     if [[ "$1" == all ]]; then
         run=("${targets[@]}")
     else
-        printf '%s\n' "${targets[@]}" | grep -qx "$1" || { echo "no fuzz target $1" >&2; exit 2; }
-        run=("$1")
+        IFS=, read -r -a run <<<"$1"
+        for t in "${run[@]}"; do
+            printf '%s\n' "${targets[@]}" | grep -qx "$t" || { echo "no fuzz target $t" >&2; exit 2; }
+        done
     fi
     for t in "${run[@]}"; do
         mkdir -p "corpus/$t" "artifacts/$t"
