@@ -5,7 +5,7 @@
 #   libdpdk-dev   headers, libdpdk.pc, shared librte_* and the PMD plugins (pmds-23.0)
 #   dpdk          dpdk-devbind.py, dpdk-hugepages.py (scripts/dpdk-setup.sh)
 #   dpdk-dev      dpdk-testpmd (scripts/dpdk-testpmd-ceiling.sh, scripts/dpdk-vdev-check.sh)
-#   clang, libclang-dev, pkg-config   bindgen and the pkg-config lookup in ffi/build.rs
+#   clang, libclang-dev, pkg-config   bindgen and the pkg-config lookup in ffi/dpdk-sys/build.rs
 #   iproute2      netns/veth for the af_packet / af_xdp checks
 set -euo pipefail
 PKGS=(libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config iproute2)

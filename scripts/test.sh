@@ -14,7 +14,7 @@ step() { printf '\n=== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 # ---------------------------------------------------------------------------------------------
 step "system packages"
 pkgs=(
-  build-essential pkg-config clang libclang-dev   # C shim and bindgen for ffi/
+  build-essential pkg-config clang libclang-dev   # C shim and bindgen for ffi/dpdk-sys
   libdpdk-dev dpdk dpdk-dev                       # DPDK 22.11 (libs, PMDs; dpdk-dev has dpdk-testpmd)
   openssl                                         # TLS/DTLS interop peer
   tshark                                          # wire checks
@@ -52,8 +52,8 @@ cargo fmt --all -- --check
 step "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --profile ci -- -D warnings
 step "cargo clippy (DPDK parts: dpdk-sys, the dataplane port, TCP interop, mgwd, the DPDK bench)"
-cargo clippy -p dpdk-sys -p dataplane -p mgw-tcp -p mgwd -p mgwbench \
-  --features dpdk-sys/dpdk,dataplane/dpdk,mgw-tcp/dpdk,mgwd/dpdk,mgwbench/dpdk \
+cargo clippy -p dpdk-sys -p mgw-ports -p mgw-tcp -p mgwd -p mgwbench \
+  --features dpdk-sys/dpdk,mgw-ports/dpdk,mgw-tcp/dpdk,mgwd/dpdk,mgwbench/dpdk \
   --all-targets --profile ci -- -D warnings
 
 step "cargo doc"
@@ -76,7 +76,7 @@ scripts/fuzz.sh all 20
 
 step "cargo test (dpdk-sys and the DPDK port on virtual devices)"
 cargo test -p dpdk-sys --features dpdk --profile ci
-cargo test -p dataplane --features dpdk --profile ci --test dpdk_port
+cargo test -p mgw-ports --features dpdk --profile ci --test dpdk_port
 step "DPDK against kernel peers: TCP interop, and mgwd (two workers) end to end"
 cargo test -p mgw-tcp --features dpdk --profile ci --test kernel_interop_dpdk
 cargo test -p mgwd --features dpdk --profile ci --test e2e_netns -- mgwd_on_dpdk

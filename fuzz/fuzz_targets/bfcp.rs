@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use dataplane::time::Instant;
+use mgw_core::time::Instant;
 use libfuzzer_sys::fuzz_target;
 use mgw_app::bfcp::{
     attributes, Fragmenter, Packet, Reassembler, ReassemblyConfig, Repr, StreamFramer,

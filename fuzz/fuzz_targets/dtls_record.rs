@@ -8,7 +8,7 @@
 //! closed session stays done.
 #![no_main]
 
-use dataplane::time::Instant;
+use mgw_core::time::Instant;
 use mgw_tls::{
     dtls::DtlsOutput, DtlsConfig, DtlsSession, HashFunction, Identity, PeerFingerprints, Role,
 };

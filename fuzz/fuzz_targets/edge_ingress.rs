@@ -2,10 +2,10 @@
 //! exactly one of deliver, reply or a counted drop.
 #![no_main]
 
-use dataplane::buf::Pool;
-use dataplane::edge::{Edge, EdgeConfig, Ingress};
-use dataplane::time::Instant;
-use dataplane::wire::{EthernetAddress, Ipv4Address};
+use mgw_core::buf::Pool;
+use mgw_core::edge::{Edge, EdgeConfig, Ingress};
+use mgw_core::time::Instant;
+use mgw_core::wire::{EthernetAddress, Ipv4Address};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let pool = Pool::new(2, 16_384);

@@ -2,10 +2,10 @@
 //! parses back to the same tree (in both styles).
 #![no_main]
 
-use control::h248::{emit, parse_message, Style};
+use mgw_h248::h248::{emit, parse_message, Style};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = control::h248::parse::salvage_request_ids(data);
+    let _ = mgw_h248::h248::parse::salvage_request_ids(data);
     if let Ok(m) = parse_message(data) {
         for style in [Style::Pretty, Style::Compact] {
             let text = emit(&m, style);

@@ -2,9 +2,9 @@
 //! properties never panic, and every Local SDP answer parses back.
 #![no_main]
 
-use control::h248::ast::{PropertyParm, StreamMode};
-use control::procedures::{derive_leg, LegInput, Realms};
-use control::sdp::Sdp;
+use mgw_h248::h248::ast::{PropertyParm, StreamMode};
+use mgw_h248::procedures::{derive_leg, LegInput, Realms};
+use mgw_h248::sdp::Sdp;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -9,12 +9,14 @@
 //! contexts are released and everything is dropped, every packet buffer is back in the pool.
 #![no_main]
 
-use dataplane::buf::Pool;
-use dataplane::edge::{EdgeConfig, InterfaceAddr};
-use dataplane::port::mem::{pair, MemConfig};
-use dataplane::sim::{Clock, LinkModel, Sim, VirtualClock};
-use dataplane::time::Instant;
-use dataplane::wire::{EthernetAddress, IpAddress, Ipv4Address};
+use mgw_core::buf::Pool;
+use mgw_core::edge::{EdgeConfig, InterfaceAddr};
+use mgw_ports::mem::{pair, MemConfig};
+use mgw_core::link::LinkModel;
+use mgw_core::sim::Sim;
+use mgw_core::time::{Clock, VirtualClock};
+use mgw_core::time::Instant;
+use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_tcp::EventKind;
 use mgw_tls::{PeerFingerprints, Role};
 use mgw_worker::flow::MsrpRoute;

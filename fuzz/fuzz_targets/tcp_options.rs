@@ -2,8 +2,8 @@
 //! re-emits into a header that parses to the same values.
 #![no_main]
 
-use dataplane::wire::tcp::ChecksumCheck;
-use dataplane::wire::{IpAddress, Ipv4Address, TcpPacket, TcpRepr};
+use mgw_core::wire::tcp::ChecksumCheck;
+use mgw_core::wire::{IpAddress, Ipv4Address, TcpPacket, TcpRepr};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let a = IpAddress::V4(Ipv4Address([10, 0, 0, 1]));

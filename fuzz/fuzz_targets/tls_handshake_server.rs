@@ -2,7 +2,7 @@
 //! to a fresh server TlsSession. Any outcome is fine except a panic.
 #![no_main]
 
-use dataplane::time::Instant;
+use mgw_core::time::Instant;
 use mgw_tls::{
     Fingerprint, HashFunction, Identity, PeerAuth, PeerFingerprints, TlsContext, TlsSession,
     TlsSettings,

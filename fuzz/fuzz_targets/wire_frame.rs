@@ -3,8 +3,8 @@
 //! emit and parse back to itself.
 #![no_main]
 
-use dataplane::wire::tcp::ChecksumCheck;
-use dataplane::wire::*;
+use mgw_core::wire::tcp::ChecksumCheck;
+use mgw_core::wire::*;
 
 fn tcp(data: &[u8]) {
     let a = IpAddress::V4(Ipv4Address([10, 0, 0, 1]));
