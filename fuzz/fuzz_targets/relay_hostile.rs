@@ -18,7 +18,7 @@ use mgw_core::time::{Clock, VirtualClock};
 use mgw_core::time::Instant;
 use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_tcp::EventKind;
-use mgw_tls::{PeerFingerprints, Role};
+use mgw_tls::{PeerFingerprints, SecurityRole};
 use mgw_worker::flow::MsrpRoute;
 use mgw_worker::peer::TcpHost;
 use mgw_worker::*;
@@ -37,17 +37,17 @@ fn leg(
     local: SocketAddr,
     remote: Option<SocketAddr>,
     transport: Transport,
-    tcp_open: TcpOpen,
+    tcp_role: TcpRole,
     msrp: Option<MsrpRoute>,
 ) -> LegProgram {
     LegProgram {
         local,
         remote,
         transport,
-        tcp_open,
+        tcp_role,
         establish_now: true,
         latching: remote.is_none(),
-        security_role: Role::Server,
+        security_role: SecurityRole::Server,
         peer_fingerprints: PeerFingerprints::new(),
         msrp,
     }
@@ -98,7 +98,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                     sa(GW, 2855),
                     None,
                     Transport::Tcp,
-                    TcpOpen::Passive,
+                    TcpRole::Passive,
                     route(
                         "msrp://10.8.0.1:2855/gw1;tcp",
                         "msrp://10.8.0.2:50000/ue1;tcp",
@@ -108,7 +108,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                     sa(GW, 40001),
                     Some(sa(CORE, 2855)),
                     Transport::Tcp,
-                    TcpOpen::Active,
+                    TcpRole::Active,
                     route(
                         "msrp://10.8.0.1:40001/gwc;tcp",
                         "msrp://10.8.0.3:2855/core1;tcp",
@@ -119,12 +119,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         (
             Application::Bfcp,
             [
-                leg(sa(GW, 5002), None, Transport::Udp, TcpOpen::Passive, None),
+                leg(sa(GW, 5002), None, Transport::Udp, TcpRole::Passive, None),
                 leg(
                     sa(GW, 5003),
                     Some(sa(CORE, 5003)),
                     Transport::Udp,
-                    TcpOpen::Passive,
+                    TcpRole::Passive,
                     None,
                 ),
             ],
@@ -132,12 +132,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         (
             Application::Udptl,
             [
-                leg(sa(GW, 5004), None, Transport::Udp, TcpOpen::Passive, None),
+                leg(sa(GW, 5004), None, Transport::Udp, TcpRole::Passive, None),
                 leg(
                     sa(GW, 5005),
                     Some(sa(CORE, 5005)),
                     Transport::Udp,
-                    TcpOpen::Passive,
+                    TcpRole::Passive,
                     None,
                 ),
             ],

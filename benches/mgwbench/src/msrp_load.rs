@@ -7,10 +7,10 @@ use mgw_core::port::Port;
 use mgw_core::time::Instant;
 use mgw_core::wire::{IpAddress, Ipv4Address};
 use mgw_tcp::{ConnId, EventKind};
-use mgw_tls::{PeerFingerprints, Role, TlsContext};
+use mgw_tls::{PeerFingerprints, SecurityRole, TlsContext};
 use mgw_worker::flow::MsrpRoute;
 use mgw_worker::peer::{TcpHost, TlsPeer};
-use mgw_worker::{Application, ContextProgram, LegProgram, TcpOpen, Transport};
+use mgw_worker::{Application, ContextProgram, LegProgram, TcpRole, Transport};
 use std::net::SocketAddr;
 
 /// The gateway's address.
@@ -48,7 +48,7 @@ pub fn context(
         local,
         remote,
         transport,
-        tcp_open: open,
+        tcp_role: open,
         establish_now: true,
         latching: true,
         security_role: role,
@@ -66,8 +66,8 @@ pub fn context(
                 SocketAddr::from((GW.0, 2000 + i as u16)),
                 None,
                 Transport::TlsTcp,
-                TcpOpen::Passive,
-                Role::Server,
+                TcpRole::Passive,
+                SecurityRole::Server,
                 ue_fp,
                 access,
             ),
@@ -75,8 +75,8 @@ pub fn context(
                 SocketAddr::from((GW.0, 40_000 + i as u16)),
                 Some(SocketAddr::from((CORE.0, 30_000 + i as u16))),
                 Transport::Tcp,
-                TcpOpen::Active,
-                Role::Client,
+                TcpRole::Active,
+                SecurityRole::Client,
                 PeerFingerprints::new(),
                 core,
             ),

@@ -12,6 +12,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
+pub use mgw_core::leg::{Application, SecurityRole, TcpRole, Transport};
+
 use crate::h248::ast::{PropertyParm, StreamMode};
 use crate::h248::packages;
 use crate::sdp::{
@@ -19,33 +21,10 @@ use crate::sdp::{
     T38Params,
 };
 
-/// Bearer transport of a leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// Plain TCP.
-    Tcp,
-    /// TLS over TCP.
-    TlsTcp,
-    /// Plain UDP.
-    Udp,
-    /// DTLS over UDP.
-    DtlsUdp,
-}
-
-impl Transport {
-    /// True for TLS and DTLS.
-    pub fn is_secure(self) -> bool {
-        matches!(self, Transport::TlsTcp | Transport::DtlsUdp)
-    }
-    /// True for TCP-based transports.
-    pub fn is_tcp(self) -> bool {
-        matches!(self, Transport::Tcp | Transport::TlsTcp)
-    }
-}
-
-/// Application carried on the leg.
+/// The application a leg carries, with what the MG learnt for it from SDP. Its
+/// [`AppParams::kind`] is the [`Application`] the data plane is programmed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Application {
+pub enum AppParams {
     /// MSRP (RFC 4975).
     Msrp {
         /// `a=msrp-cema` (RFC 6714) on the remote side. With CEMA on both legs the endpoints
@@ -67,13 +46,16 @@ pub enum Application {
     Opaque,
 }
 
-/// The MG's TCP role (RFC 4145).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TcpRole {
-    /// The MG connects.
-    Active,
-    /// The MG listens (or latches).
-    Passive,
+impl AppParams {
+    /// The application, without its parameters.
+    pub fn kind(&self) -> Application {
+        match self {
+            AppParams::Msrp { .. } => Application::Msrp,
+            AppParams::Bfcp => Application::Bfcp,
+            AppParams::Udptl(_) => Application::Udptl,
+            AppParams::Opaque => Application::Opaque,
+        }
+    }
 }
 
 /// When the connection is set up.
@@ -98,22 +80,13 @@ pub enum TcpHandling {
     StateAwareChangedSetup,
 }
 
-/// (D)TLS role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecurityRole {
-    /// The MG is the (D)TLS client.
-    Client,
-    /// The MG is the (D)TLS server.
-    Server,
-}
-
 /// Everything the data plane needs about one leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegSpec {
     /// From the SDP `m=` proto, on which Local and Remote must agree (449 otherwise).
     pub transport: Transport,
     /// From the `m=` proto too, with the MSRP path attributes for an MSRP leg.
-    pub application: Application,
+    pub application: AppParams,
     /// IP realm (H.248.41).
     pub realm: String,
     /// MG's address and port for this leg.
@@ -379,28 +352,20 @@ fn parse_sdp(text: Option<&str>) -> Result<Option<Sdp>, ProcError> {
     Ok(Some(s))
 }
 
-fn classify(p: &Proto) -> Result<(Transport, AppKind), ProcError> {
+fn classify(p: &Proto) -> Result<(Transport, Application), ProcError> {
     Ok(match p {
-        Proto::TcpMsrp => (Transport::Tcp, AppKind::Msrp),
-        Proto::TcpTlsMsrp => (Transport::TlsTcp, AppKind::Msrp),
-        Proto::TcpBfcp => (Transport::Tcp, AppKind::Bfcp),
-        Proto::TcpTlsBfcp => (Transport::TlsTcp, AppKind::Bfcp),
-        Proto::UdpBfcp => (Transport::Udp, AppKind::Bfcp),
-        Proto::UdpTlsBfcp => (Transport::DtlsUdp, AppKind::Bfcp),
-        Proto::Udptl => (Transport::Udp, AppKind::Udptl),
-        Proto::UdpTlsUdptl => (Transport::DtlsUdp, AppKind::Udptl),
-        Proto::Tcp => (Transport::Tcp, AppKind::Opaque),
-        Proto::TcpTls => (Transport::TlsTcp, AppKind::Opaque),
+        Proto::TcpMsrp => (Transport::Tcp, Application::Msrp),
+        Proto::TcpTlsMsrp => (Transport::TlsTcp, Application::Msrp),
+        Proto::TcpBfcp => (Transport::Tcp, Application::Bfcp),
+        Proto::TcpTlsBfcp => (Transport::TlsTcp, Application::Bfcp),
+        Proto::UdpBfcp => (Transport::Udp, Application::Bfcp),
+        Proto::UdpTlsBfcp => (Transport::DtlsUdp, Application::Bfcp),
+        Proto::Udptl => (Transport::Udp, Application::Udptl),
+        Proto::UdpTlsUdptl => (Transport::DtlsUdp, Application::Udptl),
+        Proto::Tcp => (Transport::Tcp, Application::Opaque),
+        Proto::TcpTls => (Transport::TlsTcp, Application::Opaque),
         Proto::Other(_) => return Err(err(449, "unsupported transport protocol")),
     })
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum AppKind {
-    Msrp,
-    Bfcp,
-    Udptl,
-    Opaque,
 }
 
 /// How many peer fingerprints one leg's TLS/DTLS verifier holds (mirrors
@@ -619,7 +584,7 @@ pub fn derive_leg(
     };
 
     let application = match app {
-        AppKind::Msrp => Application::Msrp {
+        Application::Msrp => AppParams::Msrp {
             cema: rm.is_some_and(Media::msrp_cema),
             path: rm
                 .map(|m| m.path().into_iter().map(str::to_owned).collect())
@@ -632,9 +597,9 @@ pub fn derive_leg(
                 realms,
             ),
         },
-        AppKind::Bfcp => Application::Bfcp,
-        AppKind::Udptl => Application::Udptl(rm.or(lm).map(Media::t38).unwrap_or_default()),
-        AppKind::Opaque => Application::Opaque,
+        Application::Bfcp => AppParams::Bfcp,
+        Application::Udptl => AppParams::Udptl(rm.or(lm).map(Media::t38).unwrap_or_default()),
+        Application::Opaque => AppParams::Opaque,
     };
 
     let spec = LegSpec {
@@ -679,7 +644,7 @@ fn local_msrp_path(
         return given.to_owned();
     }
     if let Some(LegSpec {
-        application: Application::Msrp { local_path, .. },
+        application: AppParams::Msrp { local_path, .. },
         local: prev_local,
         ..
     }) = previous
@@ -771,7 +736,7 @@ fn answer_sdp(
             m.set_attr("fingerprint", Some(own_fingerprint));
         }
         // RFC 4975 §8.1: the MGW's own URI, where the endpoint on this leg sends.
-        if let Application::Msrp { local_path, .. } = &spec.application {
+        if let AppParams::Msrp { local_path, .. } = &spec.application {
             m.set_attr("path", Some(local_path));
         }
     }
@@ -899,9 +864,9 @@ mod tests {
         assert_eq!(s.peer_fingerprints.len(), 1);
         assert_eq!(s.establishment, Establishment::Immediate);
         assert!(
-            matches!(&s.application, Application::Msrp { cema: true, path, .. } if path.len() == 1)
+            matches!(&s.application, AppParams::Msrp { cema: true, path, .. } if path.len() == 1)
         );
-        let Application::Msrp { local_path, .. } = &s.application else {
+        let AppParams::Msrp { local_path, .. } = &s.application else {
             unreachable!()
         };
         assert_eq!(
@@ -984,7 +949,7 @@ mod tests {
 
     fn msrp_paths(spec: &LegSpec) -> (&str, &[String], bool) {
         match &spec.application {
-            Application::Msrp {
+            AppParams::Msrp {
                 local_path,
                 path,
                 cema,
@@ -1284,7 +1249,7 @@ mod tests {
         assert_eq!(out.spec.security_role, Some(SecurityRole::Client));
         assert_eq!(out.spec.tls_id.as_deref(), Some("abc"));
         assert!(
-            matches!(&out.spec.application, Application::Udptl(t) if t.max_datagram == Some(320))
+            matches!(&out.spec.application, AppParams::Udptl(t) if t.max_datagram == Some(320))
         );
         assert!(out
             .local_sdp
@@ -1306,7 +1271,7 @@ mod tests {
         let mut r = realms();
         let remote = format!("v=0\nc=IN IP4 198.51.100.7\nm=application 50000 TCP/TLS/BFCP *\na=setup:passive\na=fingerprint:{PEER_FP}\na=floorctrl:c-only\na=confid:1\na=userid:2\na=floorid:1 mstrm:10");
         let out = leg(None, Some(&remote), &[], &mut r).unwrap();
-        assert_eq!(out.spec.application, Application::Bfcp);
+        assert_eq!(out.spec.application, AppParams::Bfcp);
         assert_eq!(out.spec.transport, Transport::TlsTcp);
         assert_eq!(out.spec.security_role, Some(SecurityRole::Client));
     }

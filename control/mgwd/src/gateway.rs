@@ -15,10 +15,10 @@ use mgw_h248::h248::ast::ErrorDescriptor;
 use mgw_h248::h248::mg::{LegChange, TerminationStats};
 use mgw_h248::procedures::{self, LegSpec};
 use mgw_h248::server::{ReplyToken, Server, ServerCounters, ServerEvent};
-use mgw_tls::{Fingerprint, HashFunction, PeerFingerprints, Role};
+use mgw_tls::{Fingerprint, HashFunction, PeerFingerprints, SecurityRole};
 use mgw_worker::flow::MsrpRoute;
 use mgw_worker::{
-    Application, ContextProgram, ControlEnd, FlowEvent, FlowOp, LegProgram, Side, TcpOpen,
+    Application, ContextProgram, ControlEnd, FlowEvent, FlowOp, LegProgram, Side, TcpRole,
     Transport,
 };
 use std::collections::{HashMap, VecDeque};
@@ -107,15 +107,6 @@ pub struct Gateway {
     refused: bool,
 }
 
-fn transport(t: procedures::Transport) -> Transport {
-    match t {
-        procedures::Transport::Tcp => Transport::Tcp,
-        procedures::Transport::TlsTcp => Transport::TlsTcp,
-        procedures::Transport::Udp => Transport::Udp,
-        procedures::Transport::DtlsUdp => Transport::DtlsUdp,
-    }
-}
-
 // procedures refuses more peer fingerprints than one leg's verifier holds; the two bounds
 // must be the same number or fingerprints would be dropped here silently.
 const _: () = assert!(procedures::MAX_PEER_FINGERPRINTS == PeerFingerprints::CAPACITY);
@@ -132,17 +123,11 @@ fn leg_program(spec: &LegSpec) -> LegProgram {
     LegProgram {
         local: spec.local,
         remote: spec.remote,
-        transport: transport(spec.transport),
-        tcp_open: match spec.tcp_role {
-            Some(procedures::TcpRole::Active) => TcpOpen::Active,
-            _ => TcpOpen::Passive,
-        },
+        transport: spec.transport,
+        tcp_role: spec.tcp_role.unwrap_or(TcpRole::Passive),
         establish_now: spec.establishment == procedures::Establishment::Immediate,
         latching: spec.latching,
-        security_role: match spec.security_role {
-            Some(procedures::SecurityRole::Client) => Role::Client,
-            _ => Role::Server,
-        },
+        security_role: spec.security_role.unwrap_or(SecurityRole::Server),
         peer_fingerprints: fps,
         msrp: msrp_route(spec),
     }
@@ -153,7 +138,7 @@ fn leg_program(spec: &LegSpec) -> LegProgram {
 /// worker's inline bounds (see [`routes_missing`]: such a context is refused, not relayed with
 /// paths the peers would reject).
 fn msrp_route(spec: &LegSpec) -> Option<MsrpRoute> {
-    let procedures::Application::Msrp {
+    let procedures::AppParams::Msrp {
         path, local_path, ..
     } = &spec.application
     else {
@@ -166,7 +151,7 @@ fn msrp_route(spec: &LegSpec) -> Option<MsrpRoute> {
 /// a leg (a URI or path beyond the worker's inline bounds, `MSRP_URI_MAX`/`MSRP_PATH_MAX`):
 /// relaying would hand each peer To-Paths it does not own, so the Add is refused (510).
 fn routes_missing(aware: bool, specs: [&LegSpec; 2], legs: &[LegProgram; 2]) -> bool {
-    let msrp = matches!(specs[0].application, procedures::Application::Msrp { .. });
+    let msrp = matches!(specs[0].application, procedures::AppParams::Msrp { .. });
     msrp && aware && !both_cema(specs[0], specs[1]) && legs.iter().any(|l| l.msrp.is_none())
 }
 
@@ -177,19 +162,10 @@ fn both_cema(a: &LegSpec, b: &LegSpec) -> bool {
     let cema = |s: &LegSpec| {
         matches!(
             s.application,
-            procedures::Application::Msrp { cema: true, .. }
+            procedures::AppParams::Msrp { cema: true, .. }
         )
     };
     cema(a) && cema(b)
-}
-
-fn application(spec: &LegSpec) -> Application {
-    match spec.application {
-        procedures::Application::Msrp { .. } => Application::Msrp,
-        procedures::Application::Bfcp => Application::Bfcp,
-        procedures::Application::Udptl(_) => Application::Udptl,
-        procedures::Application::Opaque => Application::Opaque,
-    }
 }
 
 impl Gateway {
@@ -324,7 +300,7 @@ impl Gateway {
                 self.generation = self.generation.wrapping_add(1);
                 c.generation = self.generation;
                 c.installed = true;
-                let app = application(&c.legs[0].1);
+                let app = c.legs[0].1.application.kind();
                 let aware = match app {
                     Application::Msrp => self.aware.msrp,
                     Application::Bfcp => self.aware.bfcp,
@@ -466,7 +442,7 @@ impl Gateway {
     fn termination(&self, context: u32, side: Side) -> Option<(String, Transport)> {
         let c = self.contexts.get(&context)?;
         let (t, spec) = c.legs.get(side.index())?;
-        Some((t.clone(), transport(spec.transport)))
+        Some((t.clone(), spec.transport))
     }
 
     fn notify(&mut self, context: u32, side: Side, event: impl Fn(Transport) -> &'static str) {
@@ -592,7 +568,7 @@ mod msrp_route_tests {
         let (ue, core) = legs(false, false);
         let p = leg_program(&core);
         let route = p.msrp.expect("an MSRP leg has a route");
-        let procedures::Application::Msrp { local_path, .. } = &core.application else {
+        let procedures::AppParams::Msrp { local_path, .. } = &core.application else {
             unreachable!()
         };
         assert_eq!(route.local_uri.as_bytes(), local_path.as_bytes());

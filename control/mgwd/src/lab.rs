@@ -42,8 +42,8 @@ use mgw_ports::mem::{pair, MemConfig, MemPort};
 use mgw_tcp::{ConnId, EventKind};
 use mgw_tls::dtls::DtlsOutput;
 use mgw_tls::{
-    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role, TlsContext,
-    TlsSettings,
+    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, SecurityRole,
+    TlsContext, TlsSettings,
 };
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::{channel, Worker, WorkerConfig, WorkerEnd, WorkerStats};
@@ -992,7 +992,7 @@ fn mem_wire(args: &LabArgs, mg_id: &Identity, ring: WorkerEnd, ctx: PeerCtx) -> 
                     core_local: SocketAddr::from((CORE.0, core_port(kind, i))),
                     dtls: DtlsSession::new(
                         &dtls_ue,
-                        Role::Client,
+                        SecurityRole::Client,
                         PeerFingerprints::one(ctx.mg_fp),
                         &format!("lab{i}"),
                         monotonic_now(),

@@ -24,7 +24,7 @@ use mgw_core::time::Instant;
 
 use crate::fingerprint::{Fingerprint, PeerFingerprints};
 use crate::identity::Identity;
-use crate::session::{alert, FailReason, Role};
+use crate::session::{alert, FailReason, SecurityRole};
 
 /// Shared DTLS settings (one per worker, cheap to clone).
 #[derive(Clone)]
@@ -146,7 +146,7 @@ enum State {
 pub struct DtlsSession {
     cfg: DtlsConfig,
     dtls: dimpl::Dtls,
-    role: Role,
+    role: SecurityRole,
     fps: PeerFingerprints,
     tls_id: String,
     state: State,
@@ -166,9 +166,9 @@ impl core::fmt::Debug for DtlsSession {
     }
 }
 
-fn new_engine(cfg: &DtlsConfig, role: Role, now: Instant) -> dimpl::Dtls {
+fn new_engine(cfg: &DtlsConfig, role: SecurityRole, now: Instant) -> dimpl::Dtls {
     let mut d = dimpl::Dtls::new_12(cfg.dimpl.clone(), cfg.cert.clone(), cfg.to_std(now));
-    d.set_active(role == Role::Client);
+    d.set_active(role == SecurityRole::Client);
     d
 }
 
@@ -180,7 +180,7 @@ impl DtlsSession {
     /// [`DtlsError::Config`] when `fps` is empty (nothing would authenticate the peer).
     pub fn new(
         cfg: &DtlsConfig,
-        role: Role,
+        role: SecurityRole,
         fps: PeerFingerprints,
         tls_id: &str,
         now: Instant,
@@ -207,7 +207,7 @@ impl DtlsSession {
     }
 
     /// This leg's role.
-    pub fn role(&self) -> Role {
+    pub fn role(&self) -> SecurityRole {
         self.role
     }
 
@@ -563,8 +563,8 @@ mod tests {
         let (ci, si) = ids();
         let ccfg = DtlsConfig::new(ci, 1200, Duration::from_secs(10)).unwrap();
         let scfg = DtlsConfig::new(si, 1200, Duration::from_secs(10)).unwrap();
-        let c = DtlsSession::new(&ccfg, Role::Client, c_fps, "id-1", now).unwrap();
-        let s = DtlsSession::new(&scfg, Role::Server, s_fps, "id-1", now).unwrap();
+        let c = DtlsSession::new(&ccfg, SecurityRole::Client, c_fps, "id-1", now).unwrap();
+        let s = DtlsSession::new(&scfg, SecurityRole::Server, s_fps, "id-1", now).unwrap();
         let e = |s| End {
             s,
             events: Vec::new(),
@@ -721,8 +721,13 @@ mod tests {
         let now = Instant::from_millis(1000);
         let (mut c, _) = pair(fps(&ids().1), fps(&ids().0), now);
         assert_eq!(c.s.send(b"x"), Err(DtlsError::NotEstablished));
-        assert!(
-            DtlsSession::new(&c.s.cfg, Role::Client, PeerFingerprints::new(), "i", now).is_err()
-        );
+        assert!(DtlsSession::new(
+            &c.s.cfg,
+            SecurityRole::Client,
+            PeerFingerprints::new(),
+            "i",
+            now
+        )
+        .is_err());
     }
 }

@@ -32,7 +32,7 @@ pub use fingerprint::{Fingerprint, FingerprintError, HashFunction, PeerFingerpri
 pub use identity::{Identity, IdentityError};
 pub use profile::{CipherSuite, KxGroup, ProfileError, TlsProfile, TlsVersion};
 pub use rustls::pki_types::ServerName;
-pub use session::{FailReason, Progress, Record, Role, TlsError, TlsEvent, TlsSession};
+pub use session::{FailReason, Progress, Record, SecurityRole, TlsError, TlsEvent, TlsSession};
 pub use ticket::{TicketKey, WorkerTicketer};
 pub use verify::PeerAuth;
 

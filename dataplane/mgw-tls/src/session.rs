@@ -34,14 +34,7 @@ use crate::profile::{CipherSuite, TlsVersion};
 use crate::record::{content_type, DirectionKeys, Opened, RecordLayer, MAX_FRAGMENT};
 use crate::verify::{is_mismatch, PeerAuth};
 
-/// Which end of the handshake this leg is (the `a=setup` active side is the client).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// TLS client.
-    Client,
-    /// TLS server.
-    Server,
-}
+pub use mgw_core::leg::SecurityRole;
 
 /// Alert descriptions we send (RFC 8446 §6).
 pub mod alert {
@@ -204,7 +197,7 @@ const CTL_CAP: usize = 128;
 
 /// One TLS leg. See the module docs for the caller contract.
 pub struct TlsSession {
-    role: Role,
+    role: SecurityRole,
     phase: Phase,
     deadline: Instant,
     /// Handshake flights not yet copied out (empty and unallocated once established).
@@ -254,7 +247,7 @@ impl TlsSession {
         let cfg = ctx.client_config(peer)?;
         let conn = UnbufferedClientConnection::new(cfg, server_name)?;
         Ok(Self::with(
-            Role::Client,
+            SecurityRole::Client,
             Conn::Client(conn),
             peer.fingerprints,
             ctx,
@@ -271,7 +264,7 @@ impl TlsSession {
         let cfg = ctx.server_config(peer)?;
         let conn = UnbufferedServerConnection::new(cfg)?;
         Ok(Self::with(
-            Role::Server,
+            SecurityRole::Server,
             Conn::Server(conn),
             peer.fingerprints,
             ctx,
@@ -279,7 +272,13 @@ impl TlsSession {
         ))
     }
 
-    fn with(role: Role, conn: Conn, fps: PeerFingerprints, ctx: &TlsContext, now: Instant) -> Self {
+    fn with(
+        role: SecurityRole,
+        conn: Conn,
+        fps: PeerFingerprints,
+        ctx: &TlsContext,
+        now: Instant,
+    ) -> Self {
         TlsSession {
             role,
             phase: Phase::Handshake(Box::new(Handshake {
@@ -298,7 +297,7 @@ impl TlsSession {
     }
 
     /// This leg's role.
-    pub fn role(&self) -> Role {
+    pub fn role(&self) -> SecurityRole {
         self.role
     }
 
@@ -730,8 +729,8 @@ impl TlsSession {
             // HelloRequest (to the client) or ClientHello (to the server) is answered with a
             // no_renegotiation warning and the session continues on its current keys; any other
             // handshake message after the handshake is unexpected.
-            let is_reneg = (typ == HELLO_REQUEST && self.role == Role::Client)
-                || (typ == CLIENT_HELLO && self.role == Role::Server);
+            let is_reneg = (typ == HELLO_REQUEST && self.role == SecurityRole::Client)
+                || (typ == CLIENT_HELLO && self.role == SecurityRole::Server);
             if is_reneg {
                 self.queue_ctl(content_type::ALERT, &[1, alert::NO_RENEGOTIATION]);
                 return Ok(());

@@ -20,8 +20,8 @@ use mgw_core::time::monotonic_now;
 use mgw_tls::dtls::DtlsOutput;
 use mgw_tls::{
     CipherSuite, DtlsConfig, DtlsEvent, DtlsSession, FailReason, Fingerprint, HashFunction,
-    Identity, PeerAuth, PeerFingerprints, Role, ServerName, TlsContext, TlsEvent, TlsProfile,
-    TlsSession, TlsSettings, TlsVersion,
+    Identity, PeerAuth, PeerFingerprints, SecurityRole, ServerName, TlsContext, TlsEvent,
+    TlsProfile, TlsSession, TlsSettings, TlsVersion,
 };
 
 const STEP: Duration = Duration::from_millis(20);
@@ -593,8 +593,14 @@ fn dtls_our_client_against_openssl_s_server() {
     let cfg = DtlsConfig::new(&our_identity(), 1200, Duration::from_secs(8)).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(("127.0.0.1", port)).unwrap();
-    let mut s =
-        DtlsSession::new(&cfg, Role::Client, f.peer_fp(), "tls-id-1", monotonic_now()).unwrap();
+    let mut s = DtlsSession::new(
+        &cfg,
+        SecurityRole::Client,
+        f.peer_fp(),
+        "tls-id-1",
+        monotonic_now(),
+    )
+    .unwrap();
     let (events, plain) = dtls_drive(&mut s, &sock, b"dtls-ping-from-mgw\n", b"dtls-pong", || {
         peer.write_stdin("dtls-pong\n")
     });
@@ -640,8 +646,14 @@ fn dtls_openssl_s_client_against_our_server() {
         .expect("ClientHello from s_client");
     sock.connect(from).unwrap();
     let cfg = DtlsConfig::new(&our_identity(), 1200, Duration::from_secs(8)).unwrap();
-    let mut s =
-        DtlsSession::new(&cfg, Role::Server, f.peer_fp(), "tls-id-1", monotonic_now()).unwrap();
+    let mut s = DtlsSession::new(
+        &cfg,
+        SecurityRole::Server,
+        f.peer_fp(),
+        "tls-id-1",
+        monotonic_now(),
+    )
+    .unwrap();
     s.handle_datagram(&first[..n], monotonic_now()).unwrap();
     let (events, plain) = dtls_drive(
         &mut s,
@@ -698,7 +710,14 @@ fn dtls_fingerprint_mismatch_against_openssl() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(("127.0.0.1", port)).unwrap();
     let wrong = PeerFingerprints::one(Fingerprint::of_der(HashFunction::Sha256, b"nope"));
-    let mut s = DtlsSession::new(&cfg, Role::Client, wrong, "tls-id-1", monotonic_now()).unwrap();
+    let mut s = DtlsSession::new(
+        &cfg,
+        SecurityRole::Client,
+        wrong,
+        "tls-id-1",
+        monotonic_now(),
+    )
+    .unwrap();
     let (events, plain) = dtls_drive(&mut s, &sock, b"x", b"", || {});
     assert!(
         events.contains(&DtlsEvent::Failed {

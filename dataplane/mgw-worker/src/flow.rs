@@ -7,86 +7,14 @@
 //! (a context id reused after Subtract) is recognised and ignored.
 
 use crossbeam::queue::ArrayQueue;
-use mgw_tls::{PeerFingerprints, Role};
+pub use mgw_core::leg::{Application, SecurityRole, Side, TcpRole, Transport};
+use mgw_tls::PeerFingerprints;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A context as the control thread numbers it (the H.248 ContextID).
 pub type ContextId = u32;
-
-/// One of the two legs (terminations) of a context, in the order the MGC added them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// The first termination (by convention the access side).
-    A,
-    /// The second termination (by convention the core side).
-    B,
-}
-
-impl Side {
-    /// The other leg.
-    pub const fn other(self) -> Side {
-        match self {
-            Side::A => Side::B,
-            Side::B => Side::A,
-        }
-    }
-
-    /// 0 for A, 1 for B.
-    pub const fn index(self) -> usize {
-        match self {
-            Side::A => 0,
-            Side::B => 1,
-        }
-    }
-}
-
-/// The transport of a leg (TS 29.334 bearer types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// Plain TCP.
-    Tcp,
-    /// TLS over TCP.
-    TlsTcp,
-    /// Plain UDP.
-    Udp,
-    /// DTLS over UDP.
-    DtlsUdp,
-}
-
-impl Transport {
-    /// True for the TCP-based transports.
-    pub const fn is_tcp(self) -> bool {
-        matches!(self, Transport::Tcp | Transport::TlsTcp)
-    }
-    /// True for the secured transports.
-    pub const fn is_secure(self) -> bool {
-        matches!(self, Transport::TlsTcp | Transport::DtlsUdp)
-    }
-}
-
-/// What the relay knows of the bytes it carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Application {
-    /// A byte stream or datagrams passed unchanged.
-    Opaque,
-    /// MSRP: framing checked, messages counted, paths rewritten when not CEMA.
-    Msrp,
-    /// BFCP: common header and TLVs checked.
-    Bfcp,
-    /// UDPTL (T.38): sequence, IFP and error recovery checked, loss counted.
-    Udptl,
-}
-
-/// Who opens the TCP connection of a leg (RFC 4145 `a=setup`, already resolved by control).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TcpOpen {
-    /// We connect (the remote said passive).
-    Active,
-    /// We listen / accept (the remote said active, or TCP merge behind NAT).
-    Passive,
-}
 
 /// One leg's program.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,16 +23,16 @@ pub struct LegProgram {
     pub local: SocketAddr,
     /// The peer, when known; with `latching` it is learned from the first packet/connection.
     pub remote: Option<SocketAddr>,
-    /// Plain or secured TCP or UDP; `tcp_open` applies to the TCP ones only.
+    /// Plain or secured TCP or UDP; `tcp_role` applies to the TCP ones only.
     pub transport: Transport,
     /// TCP role (ignored for UDP transports).
-    pub tcp_open: TcpOpen,
+    pub tcp_role: TcpRole,
     /// False when establishment waits for [`FlowOp::Establish`] (delayed establishment).
     pub establish_now: bool,
     /// Learn the peer from the first packet or connection (H.248.37 latch).
     pub latching: bool,
     /// (D)TLS role; the active TCP side is the client.
-    pub security_role: Role,
+    pub security_role: SecurityRole,
     /// Acceptable peer certificate fingerprints (Remote SDP `a=fingerprint`).
     pub peer_fingerprints: PeerFingerprints,
     /// This leg's MSRP URIs for To-Path/From-Path rewriting. A context rewrites when it is

@@ -17,7 +17,7 @@ pub mod worker;
 
 pub use flow::{
     channel, Application, ContextId, ContextProgram, ControlEnd, FlowEvent, FlowOp, InstallFailure,
-    LegProgram, LegStats, SecurityFailure, Side, TcpFailure, TcpOpen, Transport, WorkerEnd,
+    LegProgram, LegStats, SecurityFailure, Side, TcpFailure, TcpRole, Transport, WorkerEnd,
 };
 pub use steer::{ClaimError, Redirect, Steering};
 pub use worker::{Worker, WorkerConfig, WorkerStats};

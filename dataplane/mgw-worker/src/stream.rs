@@ -60,7 +60,7 @@
 
 use crate::flow::{
     Application, ContextProgram, FlowEvent, InstallFailure, LegStats, SecurityFailure, Side,
-    TcpFailure, TcpOpen, Transport,
+    TcpFailure, TcpRole, Transport,
 };
 use crate::worker::{timer_key, Leg, LegKind, Worker};
 use mgw_app::bfcp::{
@@ -74,7 +74,7 @@ use mgw_core::time::Instant;
 use mgw_core::wire::tcp::ChecksumCheck;
 use mgw_core::wire::{IpAddress, IpProtocol, TcpPacket, TcpRepr};
 use mgw_tcp::{ConnId, Event, EventKind, ListenerId, SegmentSink};
-use mgw_tls::{DtlsSession, PeerAuth, Record, Role, TlsEvent, TlsSession};
+use mgw_tls::{DtlsSession, PeerAuth, Record, SecurityRole, TlsEvent, TlsSession};
 
 /// Scratch size: the most ciphertext sealed in one go plus handshake flights.
 pub(crate) const SCRATCH: usize = 64 * 1024 + 8 * 1024;
@@ -331,7 +331,7 @@ impl<P: Port> Worker<P> {
         // Listen first, so a refused address fails the install before anything is registered.
         let mut listeners = [None, None];
         for (i, l) in p.legs.iter().enumerate() {
-            if l.transport.is_tcp() && l.tcp_open == TcpOpen::Passive {
+            if l.transport.is_tcp() && l.tcp_role == TcpRole::Passive {
                 match self
                     .tcp
                     .listen(IpAddress::from(l.local.ip()), l.local.port())
@@ -453,7 +453,7 @@ impl<P: Port> Worker<P> {
                 if l.transport == Transport::DtlsUdp && l.establish_now {
                     self.drain_dtls(slot, side);
                 }
-            } else if l.tcp_open == TcpOpen::Active && l.establish_now {
+            } else if l.tcp_role == TcpRole::Active && l.establish_now {
                 self.establish_stream(slot, side);
             }
         }
@@ -471,11 +471,11 @@ impl<P: Port> Worker<P> {
         let Some(leg) = self.leg(slot, side) else {
             return;
         };
-        let (local, remote, open) = (leg.prog.local, leg.remote, leg.prog.tcp_open);
+        let (local, remote, open) = (leg.prog.local, leg.remote, leg.prog.tcp_role);
         let LegKind::Stream(s) = &leg.kind else {
             return;
         };
-        if s.conn.is_some() || open != TcpOpen::Active {
+        if s.conn.is_some() || open != TcpRole::Active {
             return;
         }
         let Some(remote) = remote else { return };
@@ -706,7 +706,7 @@ impl<P: Port> Worker<P> {
             };
             let auth = PeerAuth::fingerprints(fps);
             let session = match role {
-                Role::Client => {
+                SecurityRole::Client => {
                     // Peers are authenticated by fingerprint. The server name keys the
                     // resumption store, so it is the peer's address: one ticket per peer.
                     let name = remote.map_or_else(
@@ -719,7 +719,7 @@ impl<P: Port> Worker<P> {
                     );
                     name.and_then(|n| TlsSession::client(tls_ctx, &auth, n, now).ok())
                 }
-                Role::Server => TlsSession::server(tls_ctx, &auth, now).ok(),
+                SecurityRole::Server => TlsSession::server(tls_ctx, &auth, now).ok(),
             };
             match session {
                 Some(t) => {

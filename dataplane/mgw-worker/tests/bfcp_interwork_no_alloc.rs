@@ -14,7 +14,7 @@ use mgw_core::time::{Clock, VirtualClock};
 use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_ports::mem::{pair, MemConfig};
 use mgw_tcp::EventKind;
-use mgw_tls::{PeerFingerprints, Role};
+use mgw_tls::{PeerFingerprints, SecurityRole};
 use mgw_worker::peer::TcpHost;
 use mgw_worker::*;
 use std::net::SocketAddr;
@@ -72,11 +72,11 @@ fn interworking_transactions_allocate_nothing_in_steady_state() {
         local,
         remote,
         transport,
-        tcp_open: TcpOpen::Passive,
+        tcp_role: TcpRole::Passive,
         establish_now: true,
         // The UE's leg has no remote: it learns the UE from its connection (H.248.37).
         latching: remote.is_none(),
-        security_role: Role::Server,
+        security_role: SecurityRole::Server,
         peer_fingerprints: PeerFingerprints::new(),
         msrp: None,
     };

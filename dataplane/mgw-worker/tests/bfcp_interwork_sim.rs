@@ -20,7 +20,7 @@ use mgw_core::time::{Clock, VirtualClock};
 use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_ports::mem::{pair, MemConfig, MemPort};
 use mgw_tcp::{ConnId, EventKind};
-use mgw_tls::{PeerFingerprints, Role};
+use mgw_tls::{PeerFingerprints, SecurityRole};
 use mgw_worker::peer::TcpHost;
 use mgw_worker::*;
 use std::net::SocketAddr;
@@ -116,11 +116,11 @@ impl Lab {
             local,
             remote,
             transport,
-            tcp_open: open,
+            tcp_role: open,
             establish_now: true,
             // A leg with no remote learns its peer from its connection (H.248.37).
             latching: remote.is_none(),
-            security_role: Role::Server,
+            security_role: SecurityRole::Server,
             peer_fingerprints: PeerFingerprints::new(),
             msrp: None,
         };
@@ -130,12 +130,12 @@ impl Lab {
             application: Application::Bfcp,
             aware: true,
             legs: [
-                leg(sa(GW, 2856), None, Transport::Tcp, TcpOpen::Passive),
+                leg(sa(GW, 2856), None, Transport::Tcp, TcpRole::Passive),
                 leg(
                     sa(GW, 5002),
                     Some(sa(CORE, 6000)),
                     Transport::Udp,
-                    TcpOpen::Active,
+                    TcpRole::Active,
                 ),
             ],
         }))

@@ -18,8 +18,8 @@ use mgw_ports::mem::{pair, MemConfig};
 use mgw_tcp::EventKind;
 use mgw_tls::dtls::DtlsOutput;
 use mgw_tls::{
-    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role, TlsContext,
-    TlsSettings,
+    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, SecurityRole,
+    TlsContext, TlsSettings,
 };
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
@@ -168,7 +168,7 @@ fn run(core: Core, up: &[u8], down: &[Vec<u8>], seed: u64) -> Outcome {
     let mut core_dtls = (core == Core::Dtls).then(|| {
         DtlsSession::new(
             &dtls_cfg(&core_id),
-            Role::Server,
+            SecurityRole::Server,
             PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256)),
             "core-1",
             Instant::ZERO,
@@ -222,10 +222,10 @@ fn run(core: Core, up: &[u8], down: &[Vec<u8>], seed: u64) -> Outcome {
                 local: sa(GW, 2856),
                 remote: None,
                 transport: Transport::TlsTcp,
-                tcp_open: TcpOpen::Passive,
+                tcp_role: TcpRole::Passive,
                 establish_now: true,
                 latching: true,
-                security_role: Role::Server,
+                security_role: SecurityRole::Server,
                 peer_fingerprints: PeerFingerprints::one(ue_id.fingerprint(HashFunction::Sha256)),
                 msrp: None,
             },
@@ -237,10 +237,10 @@ fn run(core: Core, up: &[u8], down: &[Vec<u8>], seed: u64) -> Outcome {
                     Core::Tcp => Transport::Tcp,
                     Core::Dtls => Transport::DtlsUdp,
                 },
-                tcp_open: TcpOpen::Active,
+                tcp_role: TcpRole::Active,
                 establish_now: true,
                 latching: false,
-                security_role: Role::Client,
+                security_role: SecurityRole::Client,
                 peer_fingerprints: PeerFingerprints::one(core_id.fingerprint(HashFunction::Sha256)),
                 msrp: None,
             },

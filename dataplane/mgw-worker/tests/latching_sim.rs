@@ -8,7 +8,7 @@ mod support;
 use mgw_core::time::Instant;
 use mgw_core::wire::{IpAddress, Ipv4Address};
 use mgw_tls::dtls::DtlsOutput;
-use mgw_tls::{DtlsConfig, DtlsSession, HashFunction, Identity, PeerFingerprints, Role};
+use mgw_tls::{DtlsConfig, DtlsSession, HashFunction, Identity, PeerFingerprints, SecurityRole};
 use mgw_worker::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -222,7 +222,7 @@ fn latching_on_a_dtls_leg_latches_on_a_client_hello_not_on_garbage() {
     // The UE's real ClientHello latches the leg.
     let mut ue = DtlsSession::new(
         &dtls(&ue_id),
-        Role::Client,
+        SecurityRole::Client,
         PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256)),
         "tls-id-1",
         Instant::ZERO,

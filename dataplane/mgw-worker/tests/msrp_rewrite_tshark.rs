@@ -16,7 +16,7 @@ use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_ports::mem::{pair, MemConfig};
 use mgw_ports::pcap::PcapPort;
 use mgw_tcp::EventKind;
-use mgw_tls::{PeerFingerprints, Role};
+use mgw_tls::{PeerFingerprints, SecurityRole};
 use mgw_worker::peer::TcpHost;
 use mgw_worker::*;
 use std::io::Write;
@@ -114,10 +114,10 @@ fn tshark_sees_rewritten_paths_on_both_legs() {
         local,
         remote,
         transport: Transport::Tcp,
-        tcp_open: open,
+        tcp_role: open,
         establish_now: true,
         latching: remote.is_none(),
-        security_role: Role::Server,
+        security_role: SecurityRole::Server,
         peer_fingerprints: PeerFingerprints::new(),
         msrp: flow::MsrpRoute::new(route.0.as_bytes(), route.1.as_bytes()),
     };
@@ -127,11 +127,11 @@ fn tshark_sees_rewritten_paths_on_both_legs() {
         application: Application::Msrp,
         aware: true,
         legs: [
-            leg(sa(GW, 2855), None, TcpOpen::Passive, (GW_ACCESS, UE_URI)),
+            leg(sa(GW, 2855), None, TcpRole::Passive, (GW_ACCESS, UE_URI)),
             leg(
                 sa(GW, 40001),
                 Some(sa(CORE, 30000)),
-                TcpOpen::Active,
+                TcpRole::Active,
                 (GW_CORE, CORE_URI),
             ),
         ],

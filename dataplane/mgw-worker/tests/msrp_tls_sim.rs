@@ -13,7 +13,7 @@ use mgw_core::time::{Clock, VirtualClock};
 use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_ports::mem::{pair, MemConfig};
 use mgw_tcp::EventKind;
-use mgw_tls::{HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings};
+use mgw_tls::{HashFunction, Identity, PeerFingerprints, SecurityRole, TlsContext, TlsSettings};
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
 use std::net::SocketAddr;
@@ -253,10 +253,10 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 local: sa(GW, 2855),
                 remote: None,
                 transport: Transport::TlsTcp,
-                tcp_open: TcpOpen::Passive,
+                tcp_role: TcpRole::Passive,
                 establish_now: true,
                 latching: true,
-                security_role: Role::Server,
+                security_role: SecurityRole::Server,
                 peer_fingerprints: ue_fp,
                 msrp: if scenario.routes() {
                     route(GW_ACCESS_URI, UE_URI)
@@ -272,10 +272,10 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 } else {
                     Transport::Tcp
                 },
-                tcp_open: TcpOpen::Active,
+                tcp_role: TcpRole::Active,
                 establish_now: scenario != Scenario::DelayedCore,
                 latching: false,
-                security_role: Role::Client,
+                security_role: SecurityRole::Client,
                 peer_fingerprints: if tls_core {
                     PeerFingerprints::one(core_id.fingerprint(HashFunction::Sha256))
                 } else {
@@ -353,10 +353,10 @@ fn run(scenario: Scenario, messages: usize, seed: u64) -> Outcome {
                 local: sa(GW, 40001),
                 remote: Some(sa(CORE, 2855)),
                 transport: Transport::Tcp,
-                tcp_open: TcpOpen::Active,
+                tcp_role: TcpRole::Active,
                 establish_now: true,
                 latching: false,
-                security_role: Role::Client,
+                security_role: SecurityRole::Client,
                 peer_fingerprints: PeerFingerprints::new(),
                 msrp: (scenario == Scenario::RewriteCoreLater)
                     .then(|| route(GW_CORE_URI, CORE_URI))

@@ -24,8 +24,8 @@ use mgw_ports::mem::{pair_multiqueue, rss_4tuple, MemConfig, MemPort, MemQueue};
 use mgw_tcp::EventKind;
 use mgw_tls::dtls::DtlsOutput;
 use mgw_tls::{
-    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role, TlsContext,
-    TlsSettings,
+    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, SecurityRole,
+    TlsContext, TlsSettings,
 };
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
@@ -227,10 +227,10 @@ fn udp_leg(local: SocketAddr, remote: Option<SocketAddr>, transport: Transport) 
         local,
         remote,
         transport,
-        tcp_open: TcpOpen::Passive,
+        tcp_role: TcpRole::Passive,
         establish_now: true,
         latching: remote.is_none(),
-        security_role: Role::Server,
+        security_role: SecurityRole::Server,
         peer_fingerprints: PeerFingerprints::new(),
         msrp: None,
     }
@@ -510,7 +510,7 @@ fn t38_dtls_to_udp_on_two_workers_every_ifp_arrives() {
             .map(|i| FaxUe {
                 session: DtlsSession::new(
                     &dtls_cfg(&ue_id),
-                    Role::Client,
+                    SecurityRole::Client,
                     gw_fp,
                     &format!("ue-{i}"),
                     Instant::ZERO,
@@ -677,13 +677,13 @@ fn msrp_tls_to_tcp_on_two_workers_byte_exact_and_ports_linger_until_closed() {
             aware: true,
             legs: [
                 LegProgram {
-                    tcp_open: TcpOpen::Passive,
+                    tcp_role: TcpRole::Passive,
                     peer_fingerprints: ue_fp,
                     ..udp_leg(sa(GW, gw_a(i)), None, Transport::TlsTcp)
                 },
                 LegProgram {
-                    tcp_open: TcpOpen::Active,
-                    security_role: Role::Client,
+                    tcp_role: TcpRole::Active,
+                    security_role: SecurityRole::Client,
                     ..udp_leg(sa(GW, gw_b(i)), Some(sa(CORE, 2855)), Transport::Tcp)
                 },
             ],

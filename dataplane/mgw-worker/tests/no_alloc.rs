@@ -12,7 +12,7 @@ use mgw_core::time::{Clock, VirtualClock};
 use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_ports::mem::{pair, MemConfig};
 use mgw_tcp::EventKind;
-use mgw_tls::{HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings};
+use mgw_tls::{HashFunction, Identity, PeerFingerprints, SecurityRole, TlsContext, TlsSettings};
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::*;
 use std::net::SocketAddr;
@@ -80,7 +80,7 @@ fn relay_steady_state(rewrite: bool) -> Vec<u8> {
         local,
         remote,
         transport,
-        tcp_open: open,
+        tcp_role: open,
         establish_now: true,
         latching: true,
         security_role: role,
@@ -107,8 +107,8 @@ fn relay_steady_state(rewrite: bool) -> Vec<u8> {
                     SocketAddr::from((GW.0, 2855)),
                     None,
                     Transport::TlsTcp,
-                    TcpOpen::Passive,
-                    Role::Server,
+                    TcpRole::Passive,
+                    SecurityRole::Server,
                     ue_fp,
                 )
             },
@@ -121,8 +121,8 @@ fn relay_steady_state(rewrite: bool) -> Vec<u8> {
                     SocketAddr::from((GW.0, 40_000)),
                     Some(SocketAddr::from((CORE.0, 30_000))),
                     Transport::Tcp,
-                    TcpOpen::Active,
-                    Role::Client,
+                    TcpRole::Active,
+                    SecurityRole::Client,
                     PeerFingerprints::new(),
                 )
             },

@@ -14,7 +14,7 @@ use mgw_core::wire::{
 };
 use mgw_ports::mem::{pair, MemConfig, MemPort};
 use mgw_tls::{
-    DtlsConfig, HashFunction, Identity, PeerFingerprints, Role, TlsContext, TlsSettings,
+    DtlsConfig, HashFunction, Identity, PeerFingerprints, SecurityRole, TlsContext, TlsSettings,
 };
 use mgw_worker::*;
 use std::net::SocketAddr;
@@ -54,10 +54,10 @@ fn random_and_mutated_traffic_never_crashes_the_worker() {
         local: SocketAddr::from((GW.0, port)),
         remote: None,
         transport,
-        tcp_open: open,
+        tcp_role: open,
         establish_now: true,
         latching: true,
-        security_role: Role::Server,
+        security_role: SecurityRole::Server,
         peer_fingerprints: fps,
         msrp: None,
     };
@@ -65,22 +65,22 @@ fn random_and_mutated_traffic_never_crashes_the_worker() {
         (
             Application::Udptl,
             [
-                leg(5000, Transport::DtlsUdp, TcpOpen::Passive),
-                leg(5001, Transport::Udp, TcpOpen::Passive),
+                leg(5000, Transport::DtlsUdp, TcpRole::Passive),
+                leg(5001, Transport::Udp, TcpRole::Passive),
             ],
         ),
         (
             Application::Bfcp,
             [
-                leg(5002, Transport::Udp, TcpOpen::Passive),
-                leg(5003, Transport::Udp, TcpOpen::Passive),
+                leg(5002, Transport::Udp, TcpRole::Passive),
+                leg(5003, Transport::Udp, TcpRole::Passive),
             ],
         ),
         (
             Application::Msrp,
             [
-                leg(6000, Transport::TlsTcp, TcpOpen::Passive),
-                leg(6001, Transport::Tcp, TcpOpen::Passive),
+                leg(6000, Transport::TlsTcp, TcpRole::Passive),
+                leg(6001, Transport::Tcp, TcpRole::Passive),
             ],
         ),
     ];

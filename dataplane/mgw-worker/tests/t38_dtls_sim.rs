@@ -15,7 +15,9 @@ use mgw_core::time::{Clock, VirtualClock};
 use mgw_core::wire::{EthernetAddress, Ipv4Address};
 use mgw_ports::mem::{pair, MemConfig, MemPort};
 use mgw_tls::dtls::DtlsOutput;
-use mgw_tls::{DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, Role};
+use mgw_tls::{
+    DtlsConfig, DtlsEvent, DtlsSession, HashFunction, Identity, PeerFingerprints, SecurityRole,
+};
 use mgw_worker::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -199,7 +201,7 @@ fn run_with(wrong_fingerprint: bool, dtls_core: bool, seed: u64) -> Run {
         host: Host::new(pport, peer_edge),
         ue: DtlsSession::new(
             &dtls_cfg(&ue_id),
-            Role::Client,
+            SecurityRole::Client,
             PeerFingerprints::one(ue_trusts.fingerprint(HashFunction::Sha256)),
             "tls-id-1",
             Instant::ZERO,
@@ -213,7 +215,7 @@ fn run_with(wrong_fingerprint: bool, dtls_core: bool, seed: u64) -> Run {
         core: dtls_core.then(|| {
             DtlsSession::new(
                 &dtls_cfg(&core_id),
-                Role::Server,
+                SecurityRole::Server,
                 PeerFingerprints::one(gw_id.fingerprint(HashFunction::Sha256)),
                 "core-1",
                 Instant::ZERO,
@@ -228,7 +230,7 @@ fn run_with(wrong_fingerprint: bool, dtls_core: bool, seed: u64) -> Run {
         local,
         remote: Some(remote),
         transport,
-        tcp_open: TcpOpen::Passive,
+        tcp_role: TcpRole::Passive,
         establish_now: true,
         latching: false,
         security_role: role,
@@ -241,7 +243,12 @@ fn run_with(wrong_fingerprint: bool, dtls_core: bool, seed: u64) -> Run {
         application: Application::Udptl,
         aware: true,
         legs: [
-            leg(sa(GW, 5000), sa(UE, 6000), Transport::DtlsUdp, Role::Server),
+            leg(
+                sa(GW, 5000),
+                sa(UE, 6000),
+                Transport::DtlsUdp,
+                SecurityRole::Server,
+            ),
             if dtls_core {
                 LegProgram {
                     peer_fingerprints: PeerFingerprints::one(
@@ -251,11 +258,16 @@ fn run_with(wrong_fingerprint: bool, dtls_core: bool, seed: u64) -> Run {
                         sa(GW, 5002),
                         sa(CORE, 7000),
                         Transport::DtlsUdp,
-                        Role::Client,
+                        SecurityRole::Client,
                     )
                 }
             } else {
-                leg(sa(GW, 5002), sa(CORE, 7000), Transport::Udp, Role::Server)
+                leg(
+                    sa(GW, 5002),
+                    sa(CORE, 7000),
+                    Transport::Udp,
+                    SecurityRole::Server,
+                )
             },
         ],
     }))

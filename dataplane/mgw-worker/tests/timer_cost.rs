@@ -6,7 +6,7 @@ mod support;
 
 use mgw_core::time::Instant;
 use mgw_core::wire::Ipv4Address;
-use mgw_tls::{DtlsConfig, HashFunction, Identity, PeerFingerprints, Role};
+use mgw_tls::{DtlsConfig, HashFunction, Identity, PeerFingerprints, SecurityRole};
 use mgw_worker::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,7 +56,7 @@ fn a_timer_run_visits_the_due_leg_not_the_thousand_idle_contexts() {
     // its timer (RFC 6347 §4.2.4.1: 1 s, doubling).
     let mut client = udp_leg(sa(GW, 5000), Some(sa(UE, 6000)), false);
     client.transport = Transport::DtlsUdp;
-    client.security_role = Role::Client;
+    client.security_role = SecurityRole::Client;
     client.peer_fingerprints = PeerFingerprints::one(peer_id.fingerprint(HashFunction::Sha256));
     let dtls_ctx = ContextProgram {
         context: 5000,

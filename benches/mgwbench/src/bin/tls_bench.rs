@@ -17,8 +17,8 @@ use mgw_core::time::Instant;
 use mgw_tls::aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use mgw_tls::dtls::DtlsOutput;
 use mgw_tls::{
-    CipherSuite, DtlsConfig, DtlsSession, HashFunction, Identity, PeerAuth, PeerFingerprints, Role,
-    ServerName, TlsContext, TlsProfile, TlsSession, TlsSettings, TlsVersion,
+    CipherSuite, DtlsConfig, DtlsSession, HashFunction, Identity, PeerAuth, PeerFingerprints,
+    SecurityRole, ServerName, TlsContext, TlsProfile, TlsSession, TlsSettings, TlsVersion,
 };
 use serde_json::json;
 
@@ -443,7 +443,7 @@ fn main() {
     let dcfg_s = DtlsConfig::new(&ids.server, 1200, Duration::from_secs(10)).unwrap();
     let mut dc = DtlsSession::new(
         &dcfg_c,
-        Role::Client,
+        SecurityRole::Client,
         PeerFingerprints::one(ids.server.fingerprint(HashFunction::Sha256)),
         "b",
         NOW,
@@ -451,7 +451,7 @@ fn main() {
     .unwrap();
     let mut ds = DtlsSession::new(
         &dcfg_s,
-        Role::Server,
+        SecurityRole::Server,
         PeerFingerprints::one(ids.client.fingerprint(HashFunction::Sha256)),
         "b",
         NOW,

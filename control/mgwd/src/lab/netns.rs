@@ -30,7 +30,7 @@ use mgw_core::buf::Pool;
 use mgw_core::port::Port as _;
 use mgw_core::time::{monotonic_now, Instant};
 use mgw_ports::afpacket::AfPacketPort;
-use mgw_tls::{DtlsConfig, DtlsSession, Fingerprint, Identity, PeerFingerprints, Role};
+use mgw_tls::{DtlsConfig, DtlsSession, Fingerprint, Identity, PeerFingerprints, SecurityRole};
 use mgw_worker::WorkerEnd;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -470,7 +470,7 @@ impl KernelPeers {
                         core,
                         dtls: DtlsSession::new(
                             &dtls_ue,
-                            Role::Client,
+                            SecurityRole::Client,
                             PeerFingerprints::one(ctx.mg_fp),
                             &format!("lab{i}"),
                             monotonic_now(),

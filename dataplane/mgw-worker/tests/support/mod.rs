@@ -12,8 +12,8 @@ use mgw_core::time::Instant;
 use mgw_core::time::{Clock, VirtualClock};
 use mgw_core::wire::{EthernetAddress, Ipv4Address};
 use mgw_ports::mem::{pair, MemConfig, MemPort};
-use mgw_tls::{PeerFingerprints, Role};
-use mgw_worker::{channel, ControlEnd, LegProgram, TcpOpen, Transport, Worker, WorkerConfig};
+use mgw_tls::{PeerFingerprints, SecurityRole};
+use mgw_worker::{channel, ControlEnd, LegProgram, TcpRole, Transport, Worker, WorkerConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -99,10 +99,10 @@ pub fn udp_leg(local: SocketAddr, remote: Option<SocketAddr>, latching: bool) ->
         local,
         remote,
         transport: Transport::Udp,
-        tcp_open: TcpOpen::Passive,
+        tcp_role: TcpRole::Passive,
         establish_now: true,
         latching,
-        security_role: Role::Server,
+        security_role: SecurityRole::Server,
         peer_fingerprints: PeerFingerprints::new(),
         msrp: None,
     }
