@@ -4,7 +4,7 @@
 //! for per-burst work (`mgw_rte_eth_rx_burst`) but a call per field read is wasted on the
 //! per-packet path. These functions do what DPDK's inline functions and macros do, reading the
 //! fields of the bindgen `rte_mbuf` directly; bindgen's layout tests check at compile time that
-//! those fields sit where the C compiler put them. `ffi/tests/eal_null.rs` checks each against its
+//! those fields sit where the C compiler put them. `ffi/dpdk-sys/tests/eal_null.rs` checks each against its
 //! shim twin on live mbufs.
 //!
 //! Every function takes a raw mbuf pointer and is `unsafe`: the caller guarantees that `m` points

@@ -185,7 +185,7 @@ pub(crate) struct Plan {
     pub options: TcpOptions,
 }
 
-/// The transmission control block. Kept small: see `benches/src/bin/tcp_bench.rs` for its size.
+/// The transmission control block. Kept small: see `benches/mgwbench/src/bin/tcp_bench.rs` for its size.
 #[derive(Debug, Clone)]
 pub(crate) struct Tcb {
     pub tuple: FourTuple,
