@@ -38,7 +38,7 @@ mod dpdk {
     use std::process::Command;
 
     /// The oldest DPDK whose ABI (mbuf layout, ethdev fast-path ops) the shim and the
-    /// `dataplane` port backend are written against.
+    /// `mgw-ports` DPDK backend are written against.
     const MIN_VERSION: &str = "22.11";
 
     pub fn build() {

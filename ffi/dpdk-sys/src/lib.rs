@@ -1,7 +1,7 @@
 //! `dpdk-sys`: raw bindings to the system DPDK (≥ 22.11) for mgwd's kernel-bypass port backend.
 //!
 //! This crate is the FFI floor only. The safe wrapper (EAL, mempool, port, burst I/O) and the
-//! `Port` backend built on it live in `dataplane`; nothing here enforces an invariant.
+//! `Port` backend built on it live in `mgw-ports`; nothing here enforces an invariant.
 //!
 //! # Modes
 //!
