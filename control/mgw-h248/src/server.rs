@@ -22,11 +22,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::net::{TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::h248::transaction::tpkt;
 
@@ -76,6 +77,32 @@ pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Reads (of up to 64 kB) per TCP connection per poll: the bound on one poll's input work.
 pub const TCP_READS_PER_POLL: usize = 16;
+
+/// Datagrams read per poll over UDP: the bound on one poll's input work.
+pub const UDP_READS_PER_POLL: usize = 64;
+
+/// The poll token of the [`ServerWaker`]; TCP connections count up from 0, the UDP socket is 0.
+const WAKE: Token = Token(usize::MAX);
+
+/// Wakes a [`Server`] blocked in [`Server::poll`] from another thread (an eventfd write): the
+/// poll returns at once, so the caller can look at its other inputs (the workers' events).
+#[derive(Clone, Debug)]
+pub struct ServerWaker(Arc<Waker>);
+
+impl ServerWaker {
+    /// Wakes the server's poll (or its next one, if it is not blocked now). A failed wake (the
+    /// eventfd gone) is ignored: the poll still returns at its timeout.
+    pub fn wake(&self) {
+        let _ = self.0.wake();
+    }
+}
+
+/// The UDP transport: the socket and its readiness poller.
+struct Udp {
+    socket: UdpSocket,
+    poll: Poll,
+    events: Events,
+}
 
 /// The shortest deadline of a held reply.
 pub const HELD_TIMEOUT_MIN: Duration = Duration::from_millis(500);
@@ -228,7 +255,8 @@ struct Memory {
 
 /// The H.248 control server.
 pub struct Server {
-    socket: Option<UdpSocket>,
+    udp: Option<Udp>,
+    waker: Option<ServerWaker>,
     memory: Option<Memory>,
     tcp: Option<Tcp>,
     assoc: Association,
@@ -269,8 +297,22 @@ impl Server {
         fingerprint: String,
         random: u64,
     ) -> io::Result<Self> {
-        let (socket, tcp) = match cfg.transport {
-            TransportKind::Udp => (Some(UdpSocket::bind(cfg.bind)?), None),
+        let (udp, tcp) = match cfg.transport {
+            TransportKind::Udp => {
+                let mut socket = UdpSocket::bind(cfg.bind)?;
+                let poll = Poll::new()?;
+                poll.registry()
+                    .register(&mut socket, Token(0), Interest::READABLE)?;
+                let events = Events::with_capacity(8);
+                (
+                    Some(Udp {
+                        socket,
+                        poll,
+                        events,
+                    }),
+                    None,
+                )
+            }
             TransportKind::Tcp => (
                 None,
                 Some(Tcp {
@@ -281,12 +323,19 @@ impl Server {
                 }),
             ),
         };
+        let registry = match (&udp, &tcp) {
+            (Some(u), _) => u.poll.registry(),
+            (None, Some(t)) => t.poll.registry(),
+            (None, None) => unreachable!("one transport is always set up"),
+        };
+        let waker = ServerWaker(Arc::new(Waker::new(registry, WAKE)?));
         let origin = std::time::Instant::now();
         let first_id = u32::try_from(random >> 40).unwrap_or(1).max(1);
         let held_timeout = held_timeout(&cfg);
         let assoc = Association::new(cfg.association, cfg.mid, first_id, random, Instant::ZERO);
         Ok(Server {
-            socket,
+            udp,
+            waker: Some(waker),
             memory: None,
             tcp,
             assoc,
@@ -311,7 +360,8 @@ impl Server {
         let held_timeout = held_timeout(&cfg);
         let assoc = Association::new(cfg.association, cfg.mid, first_id, random, Instant::ZERO);
         Server {
-            socket: None,
+            udp: None,
+            waker: None,
             memory: Some(Memory::default()),
             tcp: None,
             assoc,
@@ -351,8 +401,8 @@ impl Server {
     /// # Errors
     /// Socket errors.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.socket {
-            Some(s) => s.local_addr(),
+        match &self.udp {
+            Some(u) => u.socket.local_addr(),
             None => self
                 .tcp
                 .as_ref()
@@ -398,9 +448,10 @@ impl Server {
         while let Some(t) = self.assoc.poll_transmit() {
             if let Some(m) = &mut self.memory {
                 m.outbox.push_back((t.to, t.bytes));
-            } else if let Some(sock) = &self.socket {
-                // A lost datagram is recovered by H.248 retransmission.
-                if sock.send_to(&t.bytes, t.to).is_err() {
+            } else if let Some(udp) = &self.udp {
+                // A lost datagram (a full socket buffer included) is recovered by H.248
+                // retransmission.
+                if udp.socket.send_to(&t.bytes, t.to).is_err() {
                     self.counters.transmit_errors += 1;
                 }
             } else if !self.tcp_queue(now, t.to, &t.bytes) {
@@ -486,24 +537,60 @@ impl Server {
             }
             return Ok(());
         }
-        if let Some(sock) = &self.socket {
-            sock.set_read_timeout(Some(wait))?;
-            match sock.recv_from(&mut self.buf) {
-                Ok((n, from)) => {
-                    let now = self.now();
-                    let data = self.buf.get(..n).unwrap_or(&[]).to_vec();
-                    self.assoc.handle_datagram(now, from, &data);
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => return Err(e),
-            }
-            return Ok(());
+        if self.udp.is_some() {
+            return self.udp_receive(wait);
         }
         self.tcp_receive(wait)
+    }
+
+    /// The UDP side of [`Server::receive`]: reads what is queued (at most
+    /// [`UDP_READS_PER_POLL`] datagrams); only when nothing is, waits up to `wait` for a
+    /// datagram or a [`ServerWaker`], then reads again. Readiness is edge-triggered, so the
+    /// socket is read until it would block before the poll waits.
+    fn udp_receive(&mut self, wait: Duration) -> io::Result<()> {
+        if self.udp_read()? > 0 || wait.is_zero() {
+            return Ok(());
+        }
+        let Some(udp) = self.udp.as_mut() else {
+            return Ok(());
+        };
+        match udp.poll.poll(&mut udp.events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.udp_read().map(|_| ())
+    }
+
+    /// Reads and handles up to [`UDP_READS_PER_POLL`] datagrams; how many were read.
+    fn udp_read(&mut self) -> io::Result<usize> {
+        let Some(udp) = self.udp.as_ref() else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        while n < UDP_READS_PER_POLL {
+            match udp.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => {
+                    n += 1;
+                    let now = since(self.origin);
+                    let data = self.buf.get(..len).unwrap_or(&[]);
+                    self.assoc.handle_datagram(now, from, data);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // An ICMP error reported on the socket (a port unreachable for an earlier
+                // send) says nothing about the next datagram.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// A handle that wakes this server's [`Server::poll`] from another thread. None for
+    /// [`Server::in_memory`], whose poll never waits.
+    pub fn waker(&self) -> Option<ServerWaker> {
+        self.waker.clone()
     }
 
     /// The TCP side of [`Server::receive`]: waits for readiness, completes connects, writes
@@ -607,12 +694,18 @@ impl Server {
             self.assoc.poll_timeout(),
             self.held_deadlines.front().map(|(d, _)| *d),
         ];
-        let wait = wake
-            .into_iter()
-            .flatten()
-            .map(|t| t.saturating_duration_since(now))
-            .fold(max_wait, Duration::min)
-            .max(Duration::from_millis(1));
+        // A zero `max_wait` (the caller has other input waiting) never blocks; otherwise a
+        // deadline already due still waits a millisecond, so a deadline that cannot advance
+        // does not spin.
+        let wait = if max_wait.is_zero() {
+            Duration::ZERO
+        } else {
+            wake.into_iter()
+                .flatten()
+                .map(|t| t.saturating_duration_since(now))
+                .fold(max_wait, Duration::min)
+                .max(Duration::from_millis(1))
+        };
         // An input error (a signal, a socket error) is returned only after what is already
         // queued has been processed, so that no event is lost with it.
         let received = self.receive(wait);

@@ -18,11 +18,12 @@ use mgw_h248::server::{ReplyToken, Server, ServerCounters, ServerEvent};
 use mgw_tls::{Fingerprint, HashFunction, PeerFingerprints, SecurityRole};
 use mgw_worker::flow::MsrpRoute;
 use mgw_worker::{
-    Application, ContextProgram, ControlEnd, FlowEvent, FlowOp, LegProgram, Side, TcpRole,
-    Transport,
+    Application, ContextProgram, ControlEnd, Doorbell, FlowEvent, FlowOp, LegProgram, Side,
+    TcpRole, Transport,
 };
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Counters of the glue.
@@ -105,6 +106,8 @@ pub struct Gateway {
     /// The transaction being handled had a change the data plane could not take (no worker
     /// command was sent for it), so its reply must be an error.
     refused: bool,
+    /// Rung by the workers when they report events while the control thread is parked.
+    doorbell: Option<Arc<Doorbell>>,
 }
 
 // procedures refuses more peer fingerprints than one leg's verifier holds; the two bounds
@@ -181,7 +184,22 @@ impl Gateway {
             held: HashMap::new(),
             waiter: HashMap::new(),
             refused: false,
+            doorbell: None,
         }
+    }
+
+    /// Wakes on the workers' events as well as on H.248 input: `doorbell` is the one the
+    /// workers' ends were given ([`mgw_worker::WorkerEnd::with_doorbell`]), and ringing it
+    /// wakes this gateway's [`Gateway::poll`]. A held reply then leaves as soon as the worker
+    /// acknowledges, not at the poll's timeout. Without a doorbell (or with an in-memory
+    /// server) the gateway looks at the workers' events after each poll only.
+    #[must_use]
+    pub fn with_doorbell(mut self, doorbell: Arc<Doorbell>) -> Gateway {
+        if let Some(w) = self.server.waker() {
+            doorbell.connect(move || w.wake());
+        }
+        self.doorbell = Some(doorbell);
+        self
     }
 
     /// The counters, with the H.248 transport's own read at the time of the call.
@@ -223,7 +241,20 @@ impl Gateway {
     /// # Errors
     /// Socket errors of the H.248 transport.
     pub fn poll(&mut self, max_wait: Duration) -> io::Result<Vec<ServerEvent>> {
-        let events = self.server.poll(max_wait)?;
+        // Park, then look at the rings once more: an event pushed before the park is handled
+        // here (and the poll does not block), one pushed after it rings the doorbell.
+        let mut wait = max_wait;
+        if let Some(bell) = &self.doorbell {
+            bell.park();
+            if self.drain_workers() {
+                wait = Duration::ZERO;
+            }
+        }
+        let events = self.server.poll(wait);
+        if let Some(bell) = &self.doorbell {
+            bell.unpark();
+        }
+        let events = events?;
         let mut rest = Vec::new();
         for ev in events {
             match ev {
@@ -453,13 +484,16 @@ impl Gateway {
         }
     }
 
-    /// Turns worker events into Notify, statistics and held replies.
-    pub fn drain_workers(&mut self) {
+    /// Turns worker events into Notify, statistics and held replies. True if there were any.
+    pub fn drain_workers(&mut self) -> bool {
+        let mut any = false;
         for w in 0..self.workers.len() {
             while let Some(ev) = self.workers[w].recv() {
+                any = true;
                 self.on_event(ev);
             }
         }
+        any
     }
 
     fn on_event(&mut self, ev: FlowEvent) {

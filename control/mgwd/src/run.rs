@@ -31,7 +31,9 @@ use mgw_ports::afpacket::AfPacketPort;
 use mgw_ports::multi::MultiPort;
 use mgw_ports::pcap::PcapPort;
 use mgw_tls::{DtlsConfig, HashFunction, Identity, TlsContext, TlsSettings};
-use mgw_worker::{channel, ControlEnd, Steering, Worker, WorkerConfig, WorkerEnd, WorkerStats};
+use mgw_worker::{
+    channel, ControlEnd, Doorbell, Steering, Worker, WorkerConfig, WorkerEnd, WorkerStats,
+};
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -116,6 +118,10 @@ fn pin_to_core(core: usize) -> Result<()> {
     Ok(())
 }
 
+/// The longest the control thread blocks between looks at the metrics endpoint and the
+/// SIGTERM/SIGINT flag. H.248 input and worker events wake it at once; this is not their path.
+const CONTROL_HOUSEKEEPING: Duration = Duration::from_millis(5);
+
 /// What every worker thread is started with, besides its port.
 struct Launch {
     /// Run first on each worker thread (DPDK: register it as an lcore for the mempool cache).
@@ -124,6 +130,8 @@ struct Launch {
     policy: PollPolicy,
     pcap: Option<String>,
     workers: usize,
+    /// Rung by the workers to wake the control thread (see `mgw_worker::Doorbell`).
+    doorbell: Arc<Doorbell>,
 }
 
 /// A running worker thread and the control thread's end of its rings.
@@ -184,6 +192,7 @@ impl Launch {
         P::Buffer: Send,
     {
         let (ctl, ring) = channel(4096, 16_384);
+        let ring = ring.with_doorbell(Arc::clone(&self.doorbell));
         let published = Arc::new(Published::default());
         let p = Arc::clone(&published);
         let thread = match self.pcap_path(index) {
@@ -614,6 +623,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         policy,
         pcap: cfg.dataplane.pcap.clone(),
         workers: cfg.dataplane.workers,
+        doorbell: Arc::new(Doorbell::new()),
     };
     #[cfg(feature = "dpdk")]
     let mut devices: Vec<mgw_ports::dpdk::DpdkPort> = Vec::new();
@@ -696,7 +706,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             bfcp: true,
             udptl: true,
         },
-    );
+    )
+    .with_doorbell(Arc::clone(&launch.doorbell));
 
     let term = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&term))?;
@@ -717,7 +728,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 out
             });
         }
-        let events = match gateway.poll(Duration::from_millis(5)) {
+        // The poll returns on H.248 input, on a worker's event (the doorbell) or at a timer of
+        // the H.248 layer; the bound is for the metrics endpoint and the signal flag only.
+        let events = match gateway.poll(CONTROL_HOUSEKEEPING) {
             Ok(e) => e,
             // A signal (SIGTERM, SIGINT) interrupted the wait: the flag is checked below.
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Vec::new(),

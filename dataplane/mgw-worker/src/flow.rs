@@ -10,8 +10,10 @@ use crossbeam::queue::ArrayQueue;
 pub use mgw_core::leg::{Application, SecurityRole, Side, TcpRole, Transport};
 use mgw_tls::PeerFingerprints;
 use std::collections::VecDeque;
+use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// A context as the control thread numbers it (the H.248 ContextID).
 pub type ContextId = u32;
@@ -348,6 +350,84 @@ impl FlowEvent {
     }
 }
 
+/// How workers wake the control thread when it blocks waiting for input, so that an event (an
+/// acknowledgement that releases a held H.248 reply, a Notify) is handled as soon as it is
+/// pushed, not at the control thread's next timeout.
+///
+/// The control thread [`park`](Doorbell::park)s before it blocks, looks at the event rings once
+/// more, and [`unpark`](Doorbell::unpark)s when it wakes. A worker that pushed events during a
+/// poll calls [`WorkerEnd::end_poll`], which rings only when the control thread is parked, and
+/// only the first worker to see it parked rings: at most one wake-up (one syscall, an eventfd
+/// write) per park, never one per event, and none at all while the control thread is busy.
+pub struct Doorbell {
+    parked: AtomicBool,
+    ring: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    rings: AtomicU64,
+}
+
+impl fmt::Debug for Doorbell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Doorbell")
+            .field("parked", &self.parked.load(Ordering::Relaxed))
+            .field("connected", &self.ring.get().is_some())
+            .field("rings", &self.rings.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Default for Doorbell {
+    fn default() -> Self {
+        Doorbell::new()
+    }
+}
+
+impl Doorbell {
+    /// A doorbell not yet connected to anything: it rings nothing until [`Doorbell::connect`].
+    pub fn new() -> Doorbell {
+        Doorbell {
+            parked: AtomicBool::new(false),
+            ring: OnceLock::new(),
+            rings: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets what ringing does (for `mgwd`, a write to the control thread's eventfd). Only the
+    /// first call takes effect; false for a later one.
+    pub fn connect(&self, ring: impl Fn() + Send + Sync + 'static) -> bool {
+        self.ring.set(Box::new(ring)).is_ok()
+    }
+
+    /// (Control thread) about to block. The caller must look at every event ring after this
+    /// and before it blocks: an event pushed before the park is found there, one pushed after
+    /// it rings.
+    pub fn park(&self) {
+        self.parked.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// (Control thread) awake again: workers stop ringing.
+    pub fn unpark(&self) {
+        self.parked.store(false, Ordering::SeqCst);
+    }
+
+    /// (Worker) events were pushed: wake the control thread if it is parked. The fence orders
+    /// the pushes before the look at `parked`, pairing with the one in [`Doorbell::park`].
+    fn ring_if_parked(&self) {
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
+            self.rings.fetch_add(1, Ordering::Relaxed);
+            if let Some(ring) = self.ring.get() {
+                ring();
+            }
+        }
+    }
+
+    /// How many times workers have rung (wake-ups of a parked control thread).
+    pub fn rings(&self) -> u64 {
+        self.rings.load(Ordering::Relaxed)
+    }
+}
+
 /// The control thread's end of one worker's rings.
 #[derive(Debug, Clone)]
 pub struct ControlEnd {
@@ -370,6 +450,9 @@ pub struct WorkerEnd {
     /// Events dropped because the ring and the backlog's lower half were full (the control
     /// thread fell far behind).
     pub events_lost: u64,
+    doorbell: Option<Arc<Doorbell>>,
+    /// Events were pushed to the ring since the last [`WorkerEnd::end_poll`].
+    pushed: bool,
 }
 
 /// The least backlog capacity, so that even a one-slot event ring leaves room for the
@@ -390,6 +473,8 @@ pub fn channel(ops_len: usize, events_len: usize) -> (ControlEnd, WorkerEnd) {
             events,
             backlog: VecDeque::with_capacity(events_len.max(BACKLOG_MIN)),
             events_lost: 0,
+            doorbell: None,
+            pushed: false,
         },
     )
 }
@@ -421,12 +506,32 @@ impl WorkerEnd {
         self.ops.pop()
     }
 
+    /// Rings `doorbell` (see [`Doorbell`]) after each poll that pushed events.
+    #[must_use]
+    pub fn with_doorbell(mut self, doorbell: Arc<Doorbell>) -> WorkerEnd {
+        self.doorbell = Some(doorbell);
+        self
+    }
+
+    /// The end of one worker poll: if events were pushed during it, wake the control thread
+    /// when it is parked. No syscall otherwise.
+    pub fn end_poll(&mut self) {
+        if std::mem::take(&mut self.pushed) {
+            if let Some(d) = &self.doorbell {
+                d.ring_if_parked();
+            }
+        }
+    }
+
     /// Reports an event, in order after those waiting in the backlog.
     pub fn send(&mut self, ev: FlowEvent) {
         self.drain_backlog();
         let ev = if self.backlog.is_empty() {
             match self.events.push(ev) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.pushed = true;
+                    return;
+                }
                 Err(ev) => ev,
             }
         } else {
@@ -455,6 +560,7 @@ impl WorkerEnd {
                 self.backlog.push_front(ev);
                 return;
             }
+            self.pushed = true;
         }
     }
 }
@@ -468,6 +574,50 @@ mod tests {
             context,
             generation: 1,
         }
+    }
+
+    /// The control thread is woken once per park, by the first poll that reports events while
+    /// it is parked; never while it is awake, never by a poll without events.
+    #[test]
+    fn the_doorbell_rings_once_per_park_and_only_after_events() {
+        let rung = Arc::new(AtomicU64::new(0));
+        let bell = Arc::new(Doorbell::new());
+        let r = Arc::clone(&rung);
+        assert!(bell.connect(move || {
+            r.fetch_add(1, Ordering::Relaxed);
+        }));
+        assert!(!bell.connect(|| {}), "only the first connect takes effect");
+        let (ctl, w) = channel(8, 8);
+        let mut w = w.with_doorbell(Arc::clone(&bell));
+        let rung = || rung.load(Ordering::Relaxed);
+        w.send(installed(1));
+        w.end_poll();
+        assert_eq!(rung(), 0, "awake: no ring");
+        bell.park();
+        w.end_poll();
+        assert_eq!(rung(), 0, "a poll without events does not ring");
+        w.send(installed(2));
+        w.send(installed(3));
+        w.end_poll();
+        assert_eq!(rung(), 1, "one ring for a poll's events");
+        w.send(installed(4));
+        w.end_poll();
+        assert_eq!(
+            rung(),
+            1,
+            "woken already: no second ring before the next park"
+        );
+        bell.unpark();
+        bell.park();
+        w.send(installed(5));
+        w.end_poll();
+        assert_eq!(rung(), 2);
+        assert_eq!(bell.rings(), 2);
+        let mut n = 0;
+        while ctl.recv().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 5);
     }
 
     /// Finding 4 of issue 12: with the event ring full, acknowledgements used to be dropped, so

@@ -16,8 +16,9 @@ mod timers;
 pub mod worker;
 
 pub use flow::{
-    channel, Application, ContextId, ContextProgram, ControlEnd, FlowEvent, FlowOp, InstallFailure,
-    LegProgram, LegStats, SecurityFailure, Side, TcpFailure, TcpRole, Transport, WorkerEnd,
+    channel, Application, ContextId, ContextProgram, ControlEnd, Doorbell, FlowEvent, FlowOp,
+    InstallFailure, LegProgram, LegStats, SecurityFailure, Side, TcpFailure, TcpRole, Transport,
+    WorkerEnd,
 };
 pub use steer::{ClaimError, Redirect, Steering};
 pub use worker::{Worker, WorkerConfig, WorkerStats};

@@ -326,6 +326,8 @@ impl<P: Port> Worker<P> {
             self.release_held();
         }
         self.flush();
+        // One wake-up of a parked control thread per poll that reported events, at most.
+        self.ring.end_poll();
         if busy {
             self.stats.busy_polls += 1;
         }
