@@ -91,14 +91,14 @@ replay)
         echo "== $t: fuzzing for ${secs} CPU seconds"
         # libFuzzer's -max_total_time is wall time; on a loaded machine a target gets less CPU
         # than that, so it runs again (on the same corpus) until it has had SECONDS of CPU, in at
-        # most 5 rounds and 3 x SECONDS of wall time.
+        # most 20 rounds and 3 x SECONDS of wall time.
         cpu_now
         cpu0="$cpu"
         used=0
         wall0="$SECONDS"
         rounds=0
         ok=1
-        while [[ $used -lt $secs && $rounds -lt 5 && $((SECONDS - wall0)) -lt $((3 * secs)) ]]; do
+        while [[ $used -lt $secs && $rounds -lt 20 && $((SECONDS - wall0)) -lt $((3 * secs)) ]]; do
             rounds=$((rounds + 1))
             left=$((secs - used))
             [[ $left -lt 5 ]] && left=5
