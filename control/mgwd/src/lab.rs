@@ -28,13 +28,13 @@ use mgw_app::msrp::{MsrpConfig, MsrpEvent, MsrpParser};
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::link::LinkModel;
-use mgw_core::port::Node;
-use mgw_core::port::Port;
-use mgw_core::time::Clock;
-use mgw_core::time::{monotonic_now, Instant};
+use mgw_core::port::{Node, Port};
+use mgw_core::time::{monotonic_now, Clock, Instant};
 use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
 use mgw_h248::h248::association::AssociationConfig;
-use mgw_h248::h248::ast::{CommandReply, ContextId, MessageBody, Mid, ReplyResult, Transaction};
+use mgw_h248::h248::ast::{
+    CommandReply, ContextId, MessageBody, Mid, ReplyResult, Transaction, TransactionReply,
+};
 use mgw_h248::h248::mg::MgConfig;
 use mgw_h248::procedures::Realms;
 use mgw_h248::server::{Server, ServerConfig, ServerEvent, TransportKind};
@@ -46,9 +46,9 @@ use mgw_tls::{
     TlsContext, TlsSettings,
 };
 use mgw_worker::peer::{TcpHost, TlsPeer};
-use mgw_worker::{channel, Worker, WorkerConfig, WorkerEnd, WorkerStats};
+use mgw_worker::{channel, Doorbell, Worker, WorkerConfig, WorkerEnd, WorkerStats};
 use serde_json::json;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,6 +84,10 @@ pub struct LabArgs {
     /// One-way delay of the simulated wire, in microseconds.
     #[arg(long, default_value_t = 0)]
     pub delay_us: u64,
+    /// H.248 transactions the embedded MGC keeps in flight while it sets up and tears down
+    /// the sessions (1: one Add at a time).
+    #[arg(long, default_value_t = 64)]
+    pub inflight: usize,
     /// Put the peers in a network namespace on the Linux kernel's TCP/UDP stack, reached over
     /// a veth that the worker drives through AF_PACKET (needs root).
     #[arg(long)]
@@ -198,23 +202,90 @@ impl Mgc {
         bail!("the MG did not register within 10 s")
     }
 
-    /// Sends a transaction and returns its reply (answering Pending by waiting, and
-    /// acknowledging Notify requests that arrive meanwhile).
-    fn transact(&mut self, body: &str) -> Result<mgw_h248::h248::ast::TransactionReply> {
-        self.next_id += 1;
-        let id = self.next_id;
-        let text = format!("!/3 {} T={id}{{{body}}}", self.mid);
-        self.sock.send_to(text.as_bytes(), self.mg)?;
-        let until = StdInstant::now() + Duration::from_secs(10);
-        while let Some(reply) = self.recv_text(until)? {
-            let msg = mgw_h248::h248::parse_message(reply.as_bytes())
+    /// Sends the transactions of `bodies`, keeping at most `inflight` of them unanswered, and
+    /// returns their replies in the order of `bodies`. Records each one's time from sending
+    /// to its reply in `latency` (µs). Pending is answered by waiting; Notify requests that
+    /// arrive meanwhile are acknowledged; a request unanswered for a second is sent again
+    /// (H.248.1 Annex D.1: the same transaction id, so the MG answers it once). Fails when no
+    /// reply comes for 10 s.
+    fn pipeline(
+        &mut self,
+        bodies: impl Iterator<Item = String>,
+        inflight: usize,
+        latency: &mut Histogram<u64>,
+    ) -> Result<Vec<TransactionReply>> {
+        struct Out {
+            slot: usize,
+            text: String,
+            sent: StdInstant,
+            last_tx: StdInstant,
+        }
+        let mut bodies = bodies.peekable();
+        let mut waiting: HashMap<u32, Out> = HashMap::new();
+        let mut replies: Vec<Option<TransactionReply>> = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        let mut progress = StdInstant::now();
+        while bodies.peek().is_some() || !waiting.is_empty() {
+            while waiting.len() < inflight.max(1) {
+                let Some(body) = bodies.next() else { break };
+                self.next_id += 1;
+                let id = self.next_id;
+                let text = format!("!/3 {} T={id}{{{body}}}", self.mid);
+                self.sock.send_to(text.as_bytes(), self.mg)?;
+                let now = StdInstant::now();
+                waiting.insert(
+                    id,
+                    Out {
+                        slot: replies.len(),
+                        text,
+                        sent: now,
+                        last_tx: now,
+                    },
+                );
+                replies.push(None);
+            }
+            if progress.elapsed() > Duration::from_secs(10) {
+                bail!(
+                    "no reply from the MG for 10 s ({} unanswered)",
+                    waiting.len()
+                );
+            }
+            for o in waiting.values_mut() {
+                if o.last_tx.elapsed() > Duration::from_secs(1) {
+                    self.sock.send_to(o.text.as_bytes(), self.mg)?;
+                    o.last_tx = StdInstant::now();
+                }
+            }
+            self.sock
+                .set_read_timeout(Some(Duration::from_millis(50)))?;
+            let n = match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) if from == self.mg => n,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let msg = mgw_h248::h248::parse_message(&buf[..n])
                 .map_err(|e| anyhow!("MG sent bad H.248: {e}"))?;
             let MessageBody::Transactions(ts) = msg.body else {
                 continue;
             };
             for t in ts {
                 match t {
-                    Transaction::Reply(r) if r.id == id => return Ok(r),
+                    Transaction::Reply(r) => {
+                        if let Some(o) = waiting.remove(&r.id) {
+                            record_us(latency, o.sent.elapsed());
+                            progress = StdInstant::now();
+                            replies[o.slot] = Some(r);
+                        }
+                    }
+                    Transaction::Pending(_) => progress = StdInstant::now(),
                     Transaction::Request(req) => {
                         // A Notify: acknowledge it with an empty reply.
                         let ack = format!("!/3 {} P={}{{C=-{{N=ROOT}}}}", self.mid, req.id);
@@ -224,12 +295,12 @@ impl Mgc {
                 }
             }
         }
-        bail!("no reply to transaction {id}")
+        Ok(replies.into_iter().flatten().collect())
     }
 
-    /// Adds a context for one session; returns the context id and the access leg as the
-    /// Local SDP describes it (where the UE connects, the MG's MSRP URI).
-    fn add(&mut self, kind: Kind, i: usize, ue_fp: &str) -> Result<(u32, GwLeg)> {
+    /// The Add of a context for session `i` of `kind`: an access leg towards the UE (secured,
+    /// latching) and a core leg towards the core peer.
+    fn add_body(kind: Kind, i: usize, ue_fp: &str) -> String {
         let core_port = 30_000 + i as u16;
         let (access, core, events) = match kind {
             Kind::Msrp => (
@@ -280,11 +351,15 @@ impl Mgc {
                 "m=image $ udptl t38",
             ),
         };
-        let body = format!(
+        format!(
             "C=${{A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=access,ipnapt/latch=ON}},L{{\nv=0\nc=IN IP4 $\n{proto_l_a}\n}},R{{\n{access}\n}}}}}},E=1{{{events}}}}},\
              A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=core}},L{{\nv=0\nc=IN IP4 $\n{proto_l_c}\n}},R{{\n{core}\n}}}}}},E=2{{{events}}}}}}}"
-        );
-        let reply = self.transact(&body)?;
+        )
+    }
+
+    /// The context id of an Add's reply and its access leg as the Local SDP describes it
+    /// (where the UE connects, the MG's MSRP URI).
+    fn added(reply: TransactionReply) -> Result<(u32, GwLeg)> {
         let ReplyResult::Actions(actions) = reply.result else {
             bail!("Add refused: {:?}", reply.result)
         };
@@ -318,9 +393,10 @@ impl Mgc {
         ))
     }
 
-    fn subtract(&mut self, ctx: u32) -> Result<String> {
-        let reply = self.transact(&format!("C={ctx}{{S=*}}"))?;
-        Ok(format!("{:?}", reply.result))
+    /// True when a Subtract's reply carries the subtracted terminations, not an error.
+    fn subtracted(reply: &TransactionReply) -> bool {
+        matches!(&reply.result, ReplyResult::Actions(a)
+            if a.iter().all(|a| a.error.is_none() && !a.replies.is_empty()))
     }
 }
 
@@ -459,6 +535,26 @@ fn udptl_packet(seq: u16) -> Vec<u8> {
     let n = r.emit(&mut out).unwrap_or(0);
     out.truncate(n);
     out
+}
+
+/// A histogram of H.248 transaction latencies in µs (1 µs to 100 s).
+fn new_latency() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000, 3).expect("static bounds are valid")
+}
+
+fn record_us(h: &mut Histogram<u64>, d: Duration) {
+    let _ = h.record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
+}
+
+/// p50, p99, p99.9 and max of a latency histogram, in µs.
+fn latency_json(h: &Histogram<u64>) -> serde_json::Value {
+    json!({
+        "p50": h.value_at_quantile(0.5),
+        "p99": h.value_at_quantile(0.99),
+        "p999": h.value_at_quantile(0.999),
+        "max": h.max(),
+        "samples": h.len(),
+    })
 }
 
 fn record_rtt(rtt: &mut Histogram<u64>, now: Instant, t0: Instant) {
@@ -1104,6 +1200,9 @@ pub fn run(args: &LabArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = Arc::new(AtomicBool::new(true));
     let (ctl_end, w_end) = channel(4096, 8192);
+    // The worker wakes the control thread when it acknowledges a command (issue 15).
+    let doorbell = Arc::new(Doorbell::new());
+    let w_end = w_end.with_doorbell(Arc::clone(&doorbell));
     let ctx = PeerCtx {
         plan: plan.clone(),
         ue_id,
@@ -1156,15 +1255,18 @@ pub fn run(args: &LabArgs) -> Result<()> {
         0x6d67_7764_6c61_6221,
     )?;
     let mg_addr = server.local_addr()?;
-    let gateway = Arc::new(Mutex::new(Gateway::new(
-        server,
-        vec![ctl_end],
-        Awareness {
-            msrp: true,
-            bfcp: true,
-            udptl: true,
-        },
-    )));
+    let gateway = Arc::new(Mutex::new(
+        Gateway::new(
+            server,
+            vec![ctl_end],
+            Awareness {
+                msrp: true,
+                bfcp: true,
+                udptl: true,
+            },
+        )
+        .with_doorbell(doorbell),
+    ));
     let c_thread = {
         let (stop, gw) = (Arc::clone(&stop), Arc::clone(&gateway));
         std::thread::Builder::new()
@@ -1190,15 +1292,26 @@ pub fn run(args: &LabArgs) -> Result<()> {
     let setup_started = StdInstant::now();
     mgc.accept_registration()?;
     let ue_fp_text = ue_fp.to_string();
+    let mut setup_latency = new_latency();
+    let adds_started = StdInstant::now();
+    let replies = mgc
+        .pipeline(
+            plan.iter()
+                .enumerate()
+                .map(|(i, kind)| Mgc::add_body(*kind, i, &ue_fp_text)),
+            args.inflight,
+            &mut setup_latency,
+        )
+        .context("setting up the sessions")?;
+    let adds_s = adds_started.elapsed().as_secs_f64();
+    if replies.len() != plan.len() {
+        bail!("{} of {} Adds answered", replies.len(), plan.len());
+    }
     let mut contexts = Vec::new();
     let mut gws = Vec::new();
-    for (i, kind) in plan.iter().copied().enumerate() {
-        if interrupted.load(Ordering::Relaxed) {
-            bail!("interrupted during setup");
-        }
-        let (ctx, gw) = mgc
-            .add(kind, i, &ue_fp_text)
-            .with_context(|| format!("setting up {kind:?} session {i}"))?;
+    for (i, (reply, kind)) in replies.into_iter().zip(&plan).enumerate() {
+        let (ctx, gw) =
+            Mgc::added(reply).with_context(|| format!("setting up {kind:?} session {i}"))?;
         contexts.push(ctx);
         gws.push(gw);
     }
@@ -1263,12 +1376,17 @@ pub fn run(args: &LabArgs) -> Result<()> {
     std::thread::sleep(Duration::from_millis(300));
 
     // Teardown through H.248: Subtract every context.
-    let mut subtract_ok = 0usize;
-    for ctx in &contexts {
-        if mgc.subtract(*ctx).is_ok_and(|r| r.contains("Actions")) {
-            subtract_ok += 1;
-        }
-    }
+    let mut teardown_latency = new_latency();
+    let subtracts_started = StdInstant::now();
+    let subtract_ok = mgc
+        .pipeline(
+            contexts.iter().map(|ctx| format!("C={ctx}{{S=*}}")),
+            args.inflight,
+            &mut teardown_latency,
+        )
+        .map(|r| r.iter().filter(|r| Mgc::subtracted(r)).count())
+        .unwrap_or(0);
+    let subtracts_s = subtracts_started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let rtt = p_thread
@@ -1298,7 +1416,18 @@ pub fn run(args: &LabArgs) -> Result<()> {
         "interrupted": interrupted.load(Ordering::Relaxed),
         "seconds": traffic_secs,
         "sessions": { "msrp": counts.msrp, "bfcp": counts.bfcp, "t38": counts.t38 },
-        "setup": { "h248_adds": contexts.len(), "ms": setup_ms },
+        "setup": {
+            "h248_adds": contexts.len(),
+            "ms": setup_ms,
+            "inflight": args.inflight,
+            "contexts_per_s": contexts.len() as f64 / adds_s.max(1e-9),
+            "add_latency_us": latency_json(&setup_latency),
+        },
+        "teardown": {
+            "h248_subtracts": contexts.len(),
+            "contexts_per_s": contexts.len() as f64 / subtracts_s.max(1e-9),
+            "subtract_latency_us": latency_json(&teardown_latency),
+        },
         "messages": {
             "msrp": { "ue_to_core": msgs(&live.up_msgs, 0), "core_to_ue": msgs(&live.down_msgs, 0) },
             "bfcp": { "ue_to_core": msgs(&live.up_msgs, 1), "core_to_ue": msgs(&live.down_msgs, 1) },
