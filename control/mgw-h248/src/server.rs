@@ -34,7 +34,9 @@ use crate::h248::transaction::tpkt;
 use mgw_core::time::Instant;
 
 use crate::h248::association::{AssocEvent, Association, AssociationConfig};
-use crate::h248::ast::{CommandReply, ErrorDescriptor, Mid, PropertyParm, ReplyResult};
+use crate::h248::ast::{
+    Command, CommandReply, ErrorDescriptor, Mid, PropertyParm, ReplyResult, TransactionRequest,
+};
 use crate::h248::mg::{LegChange, Mg, MgConfig, TerminationStats};
 use crate::procedures::Realms;
 
@@ -121,6 +123,102 @@ pub struct ServerCounters {
     pub tcp_closed: u64,
     /// Held replies answered with error 500 because the caller did not complete them in time.
     pub held_expired: u64,
+}
+
+/// The commands counted in [`TransactionStats::commands`], in its order (the metric label).
+pub const COMMANDS: [&str; 8] = [
+    "add",
+    "modify",
+    "move",
+    "subtract",
+    "audit_value",
+    "audit_capabilities",
+    "notify",
+    "service_change",
+];
+
+/// Upper bounds, in µs, of the reply-latency histogram's buckets
+/// ([`TransactionStats::latency_buckets`]); a last bucket takes the rest.
+pub const LATENCY_BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+/// What the MG answered to the MGC's requests, and how long each answer took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransactionStats {
+    /// Commands answered, by [`COMMANDS`] index, as `[succeeded, failed]`. A command fails
+    /// when its action stops at it (an error descriptor) or the whole transaction fails (a
+    /// transaction error, a data-plane refusal, a held reply's deadline); commands an action
+    /// never reached are not counted.
+    pub commands: [[u64; 2]; COMMANDS.len()],
+    /// Replies by latency, the time from the request's arrival to its reply (for a held reply,
+    /// until the data plane confirmed): one count per [`LATENCY_BUCKETS_US`] bucket (a reply
+    /// falls in the first whose bound it does not exceed), then one for the rest. Not
+    /// cumulative.
+    pub latency_buckets: [u64; LATENCY_BUCKETS_US.len() + 1],
+    /// The sum of the latencies counted, µs.
+    pub latency_sum_us: u64,
+    /// Replies counted in the histogram.
+    pub replies: u64,
+}
+
+/// The [`COMMANDS`] index of a command.
+fn command_index(c: &Command) -> u8 {
+    match c {
+        Command::Add(_) => 0,
+        Command::Modify(_) => 1,
+        Command::Move(_) => 2,
+        Command::Subtract(_) => 3,
+        Command::AuditValue(_) => 4,
+        Command::AuditCapabilities(_) => 5,
+        Command::Notify(_) => 6,
+        Command::ServiceChange(_) => 7,
+    }
+}
+
+/// A request's commands, per action, by [`COMMANDS`] index: what its reply is counted against.
+fn request_shape(r: &TransactionRequest) -> Vec<Vec<u8>> {
+    r.actions
+        .iter()
+        .map(|a| {
+            a.commands
+                .iter()
+                .map(|c| command_index(&c.command))
+                .collect()
+        })
+        .collect()
+}
+
+impl TransactionStats {
+    /// Counts one reply to a request of `shape`, sent `latency` after the request arrived.
+    fn count(&mut self, shape: &[Vec<u8>], result: &ReplyResult, latency: Duration) {
+        for (i, commands) in shape.iter().enumerate() {
+            let (answered, failed) = match result {
+                ReplyResult::Error(_) => (0, true),
+                ReplyResult::Actions(actions) => actions
+                    .get(i)
+                    .map_or((0, true), |a| (a.replies.len(), a.error.is_some())),
+            };
+            for (k, &c) in commands.iter().enumerate() {
+                let slot = &mut self.commands[usize::from(c)];
+                if k < answered {
+                    slot[0] += 1;
+                } else if failed {
+                    slot[1] += 1;
+                    break;
+                }
+            }
+        }
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency_buckets[bucket] += 1;
+        self.latency_sum_us = self.latency_sum_us.saturating_add(us);
+        self.replies += 1;
+    }
 }
 
 /// Identifies a held reply (see [`ServerConfig::defer_replies`]).
@@ -243,6 +341,10 @@ struct HeldReply {
     to: SocketAddr,
     id: u32,
     result: ReplyResult,
+    /// The request's commands, for [`TransactionStats`].
+    shape: Vec<Vec<u8>>,
+    /// When the request arrived.
+    received: Instant,
 }
 
 /// The transport of [`Server::in_memory`]: datagrams both ways, and the clock.
@@ -270,6 +372,7 @@ pub struct Server {
     held_timeout: Duration,
     next_token: u64,
     counters: ServerCounters,
+    transactions: TransactionStats,
 }
 
 /// The cores' clock: the time since `origin`.
@@ -348,6 +451,7 @@ impl Server {
             held_timeout,
             next_token: 1,
             counters: ServerCounters::default(),
+            transactions: TransactionStats::default(),
         })
     }
 
@@ -374,6 +478,7 @@ impl Server {
             held_timeout,
             next_token: 1,
             counters: ServerCounters::default(),
+            transactions: TransactionStats::default(),
         }
     }
 
@@ -416,6 +521,11 @@ impl Server {
     /// Transport counters.
     pub fn counters(&self) -> ServerCounters {
         self.counters
+    }
+
+    /// The commands answered and the reply latencies.
+    pub fn transaction_stats(&self) -> TransactionStats {
+        self.transactions
     }
 
     /// Replies held for [`Server::complete`].
@@ -718,6 +828,7 @@ impl Server {
             match ev {
                 AssocEvent::Request { from, request } => {
                     let (result, changes) = self.mg.execute(now, &request);
+                    let shape = request_shape(&request);
                     if self.defer && !changes.is_empty() {
                         let token = ReplyToken(self.next_token);
                         self.next_token += 1;
@@ -727,12 +838,16 @@ impl Server {
                                 to: from,
                                 id: request.id,
                                 result,
+                                shape,
+                                received: now,
                             },
                         );
                         self.held_deadlines
                             .push_back((now + self.held_timeout, token));
                         out.push(ServerEvent::Execute { token, changes });
                     } else {
+                        let latency = self.now().saturating_duration_since(now);
+                        self.transactions.count(&shape, &result, latency);
                         self.assoc.reply(now, from, request.id, result);
                         out.extend(changes.into_iter().map(|c| ServerEvent::Leg(Box::new(c))));
                     }
@@ -765,11 +880,13 @@ impl Server {
                 continue; // completed in time
             };
             self.counters.held_expired += 1;
-            let error = ErrorDescriptor {
+            let error = ReplyResult::Error(ErrorDescriptor {
                 code: 500,
                 text: Some("the data plane did not confirm in time".into()),
-            };
-            self.assoc.reply(now, h.to, h.id, ReplyResult::Error(error));
+            });
+            let latency = now.saturating_duration_since(h.received);
+            self.transactions.count(&h.shape, &error, latency);
+            self.assoc.reply(now, h.to, h.id, error);
             out.push(ServerEvent::Expired { token });
         }
     }
@@ -796,7 +913,14 @@ impl Server {
     ///
     /// Returns false for an unknown token.
     pub fn complete(&mut self, token: ReplyToken, outcome: Result<(), ErrorDescriptor>) -> bool {
-        let Some(HeldReply { to, id, result }) = self.held.remove(&token) else {
+        let Some(HeldReply {
+            to,
+            id,
+            result,
+            shape,
+            received,
+        }) = self.held.remove(&token)
+        else {
             return false;
         };
         let result = match outcome {
@@ -804,6 +928,8 @@ impl Server {
             Err(e) => ReplyResult::Error(e),
         };
         let now = self.now();
+        self.transactions
+            .count(&shape, &result, now.saturating_duration_since(received));
         self.assoc.reply(now, to, id, result);
         self.flush();
         true

@@ -169,3 +169,30 @@ fn a_completed_reply_is_not_expired() {
     assert!(ev.is_empty(), "{ev:?}");
     assert_eq!(srv.counters().held_expired, 0);
 }
+
+/// The transaction statistics count each answered command by its outcome, and each reply's
+/// latency from the request's arrival to its reply (for a held one, to its completion).
+#[test]
+fn commands_and_reply_latency_are_counted_by_outcome() {
+    use mgw_h248::server::{COMMANDS, LATENCY_BUCKETS_US};
+    let add = COMMANDS.iter().position(|c| *c == "add").unwrap();
+    let subtract = COMMANDS.iter().position(|c| *c == "subtract").unwrap();
+    let (mut srv, token) = held_add();
+    assert_eq!(srv.transaction_stats().replies, 0, "held: not answered yet");
+    // Completed 3 ms after the Add arrived (at 10 ms).
+    srv.set_now(Instant::from_millis(13));
+    assert!(srv.complete(token, Ok(())));
+    let s = srv.transaction_stats();
+    assert_eq!(s.commands[add], [1, 0]);
+    assert_eq!(s.replies, 1);
+    assert_eq!(s.latency_sum_us, 3_000);
+    let bucket = LATENCY_BUCKETS_US.iter().position(|&b| b == 5_000).unwrap();
+    assert_eq!(s.latency_buckets[bucket], 1, "{:?}", s.latency_buckets);
+    // A Subtract of a context that does not exist fails at once (answered, not held).
+    srv.push_datagram(mgc(), b"!/3 [127.0.0.2]:2944 T=8{C=99{S=*}}");
+    srv.poll(Duration::ZERO).unwrap();
+    let s = srv.transaction_stats();
+    assert_eq!(s.commands[subtract], [0, 1]);
+    assert_eq!(s.replies, 2);
+    assert_eq!(s.latency_buckets[0], 1, "answered at once");
+}

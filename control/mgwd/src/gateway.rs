@@ -14,7 +14,7 @@
 use mgw_h248::h248::ast::ErrorDescriptor;
 use mgw_h248::h248::mg::{LegChange, TerminationStats};
 use mgw_h248::procedures::{self, LegSpec};
-use mgw_h248::server::{ReplyToken, Server, ServerCounters, ServerEvent};
+use mgw_h248::server::{ReplyToken, Server, ServerCounters, ServerEvent, TransactionStats};
 use mgw_tls::{Fingerprint, HashFunction, PeerFingerprints, SecurityRole};
 use mgw_worker::flow::MsrpRoute;
 use mgw_worker::{
@@ -49,6 +49,10 @@ pub struct GatewayStats {
     pub tcp_failed: u64,
     /// The H.248 transport's counters.
     pub transport: ServerCounters,
+    /// The commands the MG answered, and its reply latencies.
+    pub transactions: TransactionStats,
+    /// Replies held, now, for the data plane's acknowledgement.
+    pub held_replies: u64,
 }
 
 /// One H.248 context as the glue tracks it.
@@ -206,8 +210,18 @@ impl Gateway {
     pub fn stats(&self) -> GatewayStats {
         GatewayStats {
             transport: self.server.counters(),
+            transactions: self.server.transaction_stats(),
+            held_replies: self.server.held_replies() as u64,
             ..self.stats
         }
+    }
+
+    /// Each worker's ring depths, now: commands it has not taken, events not yet handled here.
+    pub fn ring_depths(&self) -> Vec<(usize, usize)> {
+        self.workers
+            .iter()
+            .map(|w| (w.pending_ops(), w.pending_events()))
+            .collect()
     }
 
     /// The H.248 server (for an in-memory one, [`Server::push_datagram`] and friends).

@@ -9,6 +9,7 @@
 //! both ways: a scraper that stops reading costs the control thread nothing but its slot.
 
 use crate::gateway::GatewayStats;
+use mgw_h248::server::{TransactionStats, COMMANDS, LATENCY_BUCKETS_US};
 use mgw_worker::WorkerStats;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -234,8 +235,14 @@ fn write_response(c: &mut Client) -> bool {
     true
 }
 
-/// Renders the workers' and the gateway's counters.
-pub fn render(workers: &[std::sync::Arc<Published>], gw: &GatewayStats, out: &mut String) {
+/// Renders the workers' and the gateway's counters, the H.248 statistics and, per worker, the
+/// depths of its rings (`rings`, as [`crate::gateway::Gateway::ring_depths`] gives them).
+pub fn render(
+    workers: &[std::sync::Arc<Published>],
+    gw: &GatewayStats,
+    rings: &[(usize, usize)],
+    out: &mut String,
+) {
     for (f, name) in WORKER_FIELDS.iter().enumerate() {
         let _ = writeln!(out, "# TYPE mgwd_worker_{name}_total counter");
         for (w, p) in workers.iter().enumerate() {
@@ -263,6 +270,66 @@ pub fn render(workers: &[std::sync::Arc<Published>], gw: &GatewayStats, out: &mu
         let _ = writeln!(out, "# TYPE mgwd_{family}_{name}_total counter");
         let _ = writeln!(out, "mgwd_{family}_{name}_total {v}");
     }
+    render_transactions(&gw.transactions, out);
+    let _ = writeln!(out, "# TYPE mgwd_h248_held_replies gauge");
+    let _ = writeln!(out, "mgwd_h248_held_replies {}", gw.held_replies);
+    for (name, pick) in [
+        (
+            "ops",
+            (|r: &(usize, usize)| r.0) as fn(&(usize, usize)) -> usize,
+        ),
+        ("events", |r| r.1),
+    ] {
+        let _ = writeln!(out, "# TYPE mgwd_worker_{name}_ring_depth gauge");
+        for (w, r) in rings.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "mgwd_worker_{name}_ring_depth{{worker=\"{w}\"}} {}",
+                pick(r)
+            );
+        }
+    }
+}
+
+/// The H.248 commands answered, by command and result, and the reply latency as a Prometheus
+/// histogram (cumulative buckets in seconds).
+fn render_transactions(t: &TransactionStats, out: &mut String) {
+    let _ = writeln!(out, "# TYPE mgwd_h248_commands_total counter");
+    for (c, name) in COMMANDS.iter().enumerate() {
+        for (r, result) in ["ok", "error"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "mgwd_h248_commands_total{{command=\"{name}\",result=\"{result}\"}} {}",
+                t.commands[c][r]
+            );
+        }
+    }
+    let _ = writeln!(out, "# TYPE mgwd_h248_reply_latency_seconds histogram");
+    let mut cumulative = 0;
+    for (i, n) in t.latency_buckets.iter().enumerate() {
+        cumulative += n;
+        match LATENCY_BUCKETS_US.get(i) {
+            Some(us) => {
+                let le = *us as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "mgwd_h248_reply_latency_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "mgwd_h248_reply_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "mgwd_h248_reply_latency_seconds_sum {}",
+        t.latency_sum_us as f64 / 1e6
+    );
+    let _ = writeln!(out, "mgwd_h248_reply_latency_seconds_count {}", t.replies);
 }
 
 /// Renders one DPDK port's extended statistics (`rte_eth_xstats_get`: names and values).
@@ -303,7 +370,12 @@ mod tests {
         while m.served == 0 && start.elapsed() < Duration::from_secs(5) {
             m.poll(|| {
                 let mut out = String::new();
-                render(&workers, &GatewayStats::default(), &mut out);
+                let mut gw = GatewayStats::default();
+                gw.transactions.commands[0] = [3, 1];
+                gw.transactions.latency_buckets[0] = 2;
+                gw.transactions.latency_buckets[3] = 1;
+                gw.transactions.replies = 3;
+                render(&workers, &gw, &[(1, 2)], &mut out);
                 out
             });
             std::thread::sleep(Duration::from_millis(1));
@@ -315,6 +387,19 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("mgwd_gateway_installed_total 0"), "{r}");
+        for line in [
+            "mgwd_h248_commands_total{command=\"add\",result=\"ok\"} 3",
+            "mgwd_h248_commands_total{command=\"add\",result=\"error\"} 1",
+            "mgwd_h248_reply_latency_seconds_bucket{le=\"0.00005\"} 2",
+            "mgwd_h248_reply_latency_seconds_bucket{le=\"0.0005\"} 3",
+            "mgwd_h248_reply_latency_seconds_bucket{le=\"+Inf\"} 3",
+            "mgwd_h248_reply_latency_seconds_count 3",
+            "mgwd_h248_held_replies 0",
+            "mgwd_worker_ops_ring_depth{worker=\"0\"} 1",
+            "mgwd_worker_events_ring_depth{worker=\"0\"} 2",
+        ] {
+            assert!(r.contains(line), "{line} missing from\n{r}");
+        }
     }
 
     /// Scrapers that send a request and never read the (large) answer used to hold the control

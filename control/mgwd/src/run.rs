@@ -716,9 +716,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     loop {
         if let Some(m) = metrics.as_mut() {
             let gs = gateway.stats();
+            let rings = gateway.ring_depths();
             m.poll(|| {
                 let mut out = String::new();
-                render(&published, &gs, &mut out);
+                render(&published, &gs, &rings, &mut out);
                 #[cfg(feature = "dpdk")]
                 for port in &devices {
                     if let Ok(x) = port.xstats() {

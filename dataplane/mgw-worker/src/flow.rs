@@ -493,6 +493,16 @@ impl ControlEnd {
     pub fn recv(&self) -> Option<FlowEvent> {
         self.events.pop()
     }
+
+    /// Commands queued that the worker has not taken yet.
+    pub fn pending_ops(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Events the worker pushed that have not been received yet (its backlog not included).
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
 }
 
 impl WorkerEnd {
