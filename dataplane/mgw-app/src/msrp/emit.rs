@@ -14,7 +14,7 @@
 
 use core::fmt;
 
-use super::{valid_transaction_id, Continuation, DASHES};
+use super::{find_cr_or_lf, valid_transaction_id, Continuation, DASHES};
 
 /// Why a frame was not written. The output is left as it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -529,6 +529,7 @@ fn check_tid(tid: &[u8]) -> Result<(), MsrpEmitError> {
 
 /// A header value stays on its line and is not empty (RFC 4975 §9 makes every header we write
 /// non-empty).
+#[inline]
 fn check_value(v: &[u8]) -> Result<(), MsrpEmitError> {
     if v.is_empty() || has_cr_or_lf(v) {
         return Err(MsrpEmitError::HeaderValue);
@@ -546,8 +547,11 @@ fn check_status(code: u16, comment: Option<&[u8]>) -> Result<(), MsrpEmitError> 
     Ok(())
 }
 
+/// The parser's word-at-a-time search: header values are short, too short for `memchr`'s
+/// per-call setup to pay off.
+#[inline]
 fn has_cr_or_lf(v: &[u8]) -> bool {
-    memchr::memchr2(b'\r', b'\n', v).is_some()
+    find_cr_or_lf(v).is_some()
 }
 
 fn yes_no(on: bool) -> &'static [u8] {
@@ -559,10 +563,12 @@ fn yes_no(on: bool) -> &'static [u8] {
 }
 
 /// `MSRP tid <rest>` CRLF, `rest` bytes long.
+#[inline]
 fn start_line_len(tid: &[u8], rest: usize) -> usize {
     5 + tid.len() + 1 + rest + 2
 }
 
+#[inline]
 fn start_line(out: &mut Vec<u8>, tid: &[u8], method: &[u8]) {
     out.extend_from_slice(b"MSRP ");
     out.extend_from_slice(tid);
@@ -571,14 +577,17 @@ fn start_line(out: &mut Vec<u8>, tid: &[u8], method: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+#[inline]
 fn header_len(name: &[u8], value: usize) -> usize {
     name.len() + 2 + value + 2
 }
 
+#[inline]
 fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     header_with(out, name, |o| o.extend_from_slice(value));
 }
 
+#[inline]
 fn header_with(out: &mut Vec<u8>, name: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -586,20 +595,24 @@ fn header_with(out: &mut Vec<u8>, name: &[u8], value: impl FnOnce(&mut Vec<u8>))
     out.extend_from_slice(b"\r\n");
 }
 
+#[inline]
 fn paths_len(to: &[u8], from: &[u8]) -> usize {
     header_len(b"To-Path", to.len()) + header_len(b"From-Path", from.len())
 }
 
+#[inline]
 fn paths(out: &mut Vec<u8>, to: &[u8], from: &[u8]) {
     header(out, b"To-Path", to);
     header(out, b"From-Path", from);
 }
 
 /// The three digits of `code` and ` comment`.
+#[inline]
 fn status_len(comment: Option<&[u8]>) -> usize {
     3 + comment.map_or(0, |c| 1 + c.len())
 }
 
+#[inline]
 fn status(out: &mut Vec<u8>, code: u16, comment: Option<&[u8]>) {
     // `check_status` keeps `code` under 1000: three digits.
     let d = |x: u16| b'0' + (x % 10) as u8;
@@ -610,20 +623,24 @@ fn status(out: &mut Vec<u8>, code: u16, comment: Option<&[u8]>) {
     }
 }
 
+#[inline]
 fn end_line_len(tid: &[u8]) -> usize {
     DASHES.len() + tid.len() + 3
 }
 
+#[inline]
 fn end_line(out: &mut Vec<u8>, tid: &[u8], flag: Continuation) {
     out.extend_from_slice(DASHES);
     out.extend_from_slice(tid);
     out.extend_from_slice(&[flag.as_byte(), b'\r', b'\n']);
 }
 
+#[inline]
 fn dec_len(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
+#[inline]
 fn push_dec(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
@@ -638,6 +655,7 @@ fn push_dec(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+#[inline]
 fn push_dec_or_star(out: &mut Vec<u8>, n: Option<u64>) {
     match n {
         Some(n) => push_dec(out, n),
