@@ -8,38 +8,19 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// A FloorRequest for floor 1 at normal priority, with `uri` as a USER-URI between the two: a
+/// variable-length attribute that sizes the message (RFC 8855 §5.3.1 lists no USER-URI in a
+/// FloorRequest; the codec does not look at attribute types).
 fn floor_request(version: u8, uri: &[u8]) -> Vec<u8> {
-    let attrs = [
-        AttributeRepr {
-            kind: AttributeType::FloorId,
-            mandatory: true,
-            value: &[0, 1],
-        },
-        AttributeRepr {
-            kind: AttributeType::UserUri,
-            mandatory: false,
-            value: uri,
-        },
-        AttributeRepr {
-            kind: AttributeType::Priority,
-            mandatory: false,
-            value: &[0x40, 0],
-        },
-    ];
-    let mut payload = [0u8; 1024];
-    let n = emit_attributes(&attrs, &mut payload).unwrap();
-    let r = Repr {
-        version,
-        responder: false,
-        primitive: Primitive::FloorRequest,
-        conference_id: 0x0102_0304,
-        transaction_id: 77,
-        user_id: 9,
-        fragment: None,
-        payload: &payload[..n],
-    };
-    let mut out = vec![0u8; r.buffer_len()];
-    assert_eq!(r.emit(&mut out).unwrap(), out.len());
+    let mut out = Vec::new();
+    let mut w = MessageWriter::new(
+        &mut out,
+        &Header::new(version, 0x0102_0304, 77, 9),
+        Primitive::FloorRequest,
+    );
+    w.floor_id(1).user_uri(uri).priority(2);
+    let n = w.finish().unwrap();
+    assert_eq!(n, out.len());
     out
 }
 

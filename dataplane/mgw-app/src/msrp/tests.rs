@@ -85,35 +85,46 @@ fn collect(chunks: &[&[u8]]) -> (Vec<Frame>, Option<MsrpError>, MsrpStats) {
     collect_with(MsrpConfig::default(), chunks)
 }
 
-/// Emits a frame per RFC 4975 §9.
-fn emit(tid: &str, start: &str, extra: &[(&str, &str)], body: Option<&[u8]>, flag: u8) -> Vec<u8> {
-    let mut v = format!("MSRP {tid} {start}\r\nTo-Path: msrp://gw-a.example.net:2855/gwA;tcp\r\nFrom-Path: msrp://ue-a.example.net:7000/ueA;tcp\r\n").into_bytes();
-    for (n, val) in extra {
-        v.extend_from_slice(format!("{n}: {val}\r\n").as_bytes());
-    }
+/// A SEND from UE A to GW A (RFC 4975 §7.1.1), the chunk's end and the message's size unknown.
+fn send(tid: &str, body: &[u8]) -> Vec<u8> {
+    MsrpSend::new(tid, GW_A, UE_A, "87652491")
+        .byte_range(ByteRange {
+            start: 1,
+            end: None,
+            total: None,
+        })
+        .body("text/plain", body)
+        .to_vec()
+        .unwrap()
+}
+
+/// A SEND chunk of `body` from UE A to GW A with this Content-Type and end-line flag.
+fn chunk(tid: &str, content_type: &str, body: &[u8], flag: u8) -> Vec<u8> {
+    MsrpSend::new(tid, GW_A, UE_A, "m1")
+        .body(content_type, body)
+        .continuation(Continuation::from_byte(flag).unwrap())
+        .to_vec()
+        .unwrap()
+}
+
+/// A 200 OK with the paths of [`send`], To-Path GW A and From-Path UE A (the parser does not
+/// check who answers whom).
+fn ok(tid: &str) -> Vec<u8> {
+    MsrpResponse::ok(tid, GW_A, UE_A).to_vec().unwrap()
+}
+
+/// A frame no writer writes: another method, or a response with a body (which the parser
+/// refuses). Paths as in [`send`], end-line flag `$`.
+fn raw_frame(tid: &str, start: &str, body: Option<&[u8]>) -> Vec<u8> {
+    let mut v =
+        format!("MSRP {tid} {start}\r\nTo-Path: {GW_A}\r\nFrom-Path: {UE_A}\r\n").into_bytes();
     if let Some(b) = body {
         v.extend_from_slice(b"\r\n");
         v.extend_from_slice(b);
         v.extend_from_slice(b"\r\n");
     }
-    v.extend_from_slice(format!("-------{tid}").as_bytes());
-    v.push(flag);
-    v.extend_from_slice(b"\r\n");
+    v.extend_from_slice(format!("-------{tid}$\r\n").as_bytes());
     v
-}
-
-fn send(tid: &str, body: &[u8]) -> Vec<u8> {
-    emit(
-        tid,
-        "SEND",
-        &[
-            ("Message-ID", "87652491"),
-            ("Byte-Range", "1-*/*"),
-            ("Content-Type", "text/plain"),
-        ],
-        Some(body),
-        b'$',
-    )
 }
 
 // ---- framing: start line, headers, body, end-line ----
@@ -150,7 +161,7 @@ fn send_request_with_body() {
 
 #[test]
 fn response_without_body() {
-    let data = emit("a786hjs2", "200 OK", &[], None, b'$');
+    let data = ok("a786hjs2");
     let (f, e, s) = collect(&[&data]);
     assert_eq!(e, None);
     assert_eq!(f[0].kind, FrameKind::Response(200));
@@ -164,30 +175,22 @@ fn response_without_body() {
 
 #[test]
 fn empty_body_and_continuation_flags() {
-    let mut data = emit(
-        "tid00001",
-        "SEND",
-        &[("Content-Type", "text/plain")],
-        Some(b""),
-        b'+',
+    let mut data = chunk("tid00001", "text/plain", b"", b'+');
+    data.extend(chunk("tid00002", "text/plain", b"x", b'#'));
+    data.extend(
+        MsrpReport::new("tid00003", GW_A, UE_A, "m1", ByteRange::whole(1), 200)
+            .comment("OK")
+            .to_vec()
+            .unwrap(),
     );
-    data.extend(emit(
-        "tid00002",
-        "SEND",
-        &[("Content-Type", "text/plain")],
-        Some(b"x"),
-        b'#',
-    ));
-    data.extend(emit(
-        "tid00003",
-        "REPORT",
-        &[("Status", "000 200 OK")],
-        None,
-        b'$',
-    ));
-    data.extend(emit("tid00004", "NICKNAME", &[], None, b'$'));
-    data.extend(emit("tid00005", "AUTH", &[], None, b'$'));
-    data.extend(emit("tid00006", "481 No session", &[], None, b'$'));
+    data.extend(raw_frame("tid00004", "NICKNAME", None));
+    data.extend(raw_frame("tid00005", "AUTH", None));
+    data.extend(
+        MsrpResponse::new("tid00006", 481, GW_A, UE_A)
+            .comment("No session")
+            .to_vec()
+            .unwrap(),
+    );
     let (f, e, s) = collect(&[&data]);
     assert_eq!(e, None);
     assert_eq!(f.len(), 6);
@@ -218,7 +221,7 @@ fn split_at_every_position_gives_same_events() {
         "abcd1234",
         b"x\r\n-------abcd123\r\n-------abcd1234+\rq\r\n-------abcd1234",
     );
-    data.extend(emit("zz99", "200 OK", &[], None, b'$'));
+    data.extend(ok("zz99"));
     data.extend(send("q-.+%=1", b"\r\n\r\n-------"));
     let (whole, e, ws) = collect(&[&data]);
     assert_eq!(e, None);
@@ -265,10 +268,10 @@ fn bare_lf_and_bad_header_and_missing_path() {
     assert_eq!(e, Some(MsrpError::HeaderLine));
     let (_, e, _) = collect(&[b"MSRP abcd SEND\r\nTo-Path: msrp://a:1/s;tcp\r\n-------abcd$\r\n"]);
     assert_eq!(e, Some(MsrpError::MissingPath));
-    let data = emit("abcd", "200 OK", &[], Some(b"x"), b'$');
+    let data = raw_frame("abcd", "200 OK", Some(b"x"));
     let (_, e, _) = collect(&[&data]);
     assert_eq!(e, Some(MsrpError::ResponseBody));
-    let mut data = emit("abcd", "200 OK", &[], None, b'$');
+    let mut data = ok("abcd");
     let n = data.len();
     data[n - 4] = b'e';
     let (_, e, _) = collect(&[&data]);
@@ -305,10 +308,7 @@ fn limits_are_enforced_and_errors_stick() {
 
 #[test]
 fn end_line_writer_matches_received_frame() {
-    for data in [
-        send("abcd1234", b"hi"),
-        emit("abcd1234", "200 OK", &[], None, b'$'),
-    ] {
+    for data in [send("abcd1234", b"hi"), ok("abcd1234")] {
         let mut p = MsrpParser::new(MsrpConfig::default());
         let mut out = Vec::new();
         let mut f = p.feed(&data);
@@ -365,6 +365,11 @@ fn rewriter(verify: bool) -> MsrpRewriter {
     .unwrap()
 }
 
+/// A written frame as text.
+fn text(frame: Result<Vec<u8>, MsrpEmitError>) -> String {
+    String::from_utf8(frame.unwrap()).unwrap()
+}
+
 /// Relays `data` received on `from` through parser + rewriter, as the relay would.
 fn relay(rw: &MsrpRewriter, from: LegSide, data: &[u8]) -> Result<Vec<u8>, RewriteError> {
     let mut p = MsrpParser::new(MsrpConfig::default());
@@ -413,9 +418,7 @@ fn rewrite_request_a_to_b_and_response_b_to_a() {
     assert_eq!(f[0].body, body);
     assert_eq!(f[0].tid, b"tx123456");
     // The response from UE-B comes back on leg B addressed to gw B, from UE-B's path.
-    let resp = format!(
-        "MSRP tx123456 200 OK\r\nTo-Path: {GW_B}\r\nFrom-Path: {UE_B}\r\n-------tx123456$\r\n"
-    );
+    let resp = text(MsrpResponse::ok("tx123456", GW_B, UE_B).to_vec());
     let out = relay(&rw, LegSide::B, resp.as_bytes()).unwrap();
     let expect = format!(
         "MSRP tx123456 200 OK\r\nTo-Path: {UE_A}\r\nFrom-Path: {GW_A}\r\n-------tx123456$\r\n"
@@ -462,15 +465,14 @@ fn rewrite_refuses_foreign_frames() {
     let data = send("tx123456", b"x");
     assert_eq!(relay(&rw, LegSide::B, &data), Err(RewriteError::NotForUs));
     // To-Path with an extra hop beyond us.
-    let d = format!(
-        "MSRP tx123456 SEND\r\nTo-Path: {GW_A} {UE_B}\r\nFrom-Path: {UE_A}\r\n-------tx123456$\r\n"
-    );
+    let beyond = format!("{GW_A} {UE_B}");
+    let d = text(MsrpSend::new("tx123456", &beyond, UE_A, "m1").to_vec());
     assert_eq!(
         relay(&rw, LegSide::A, d.as_bytes()),
         Err(RewriteError::NotForUs)
     );
     // Spoofed From-Path.
-    let d = format!("MSRP tx123456 SEND\r\nTo-Path: {GW_A}\r\nFrom-Path: msrp://evil:1/x;tcp\r\n-------tx123456$\r\n");
+    let d = text(MsrpSend::new("tx123456", GW_A, "msrp://evil:1/x;tcp", "m1").to_vec());
     assert_eq!(
         relay(&rw, LegSide::A, d.as_bytes()),
         Err(RewriteError::FromPathMismatch)
@@ -766,7 +768,7 @@ proptest! {
     fn prop_emit_parse_round_trip(frames in proptest::collection::vec(frame_strategy(), 1..4), cut in any::<prop::sample::Index>()) {
         let mut data = Vec::new();
         for (tid, body, flag) in &frames {
-            data.extend(emit(tid, "SEND", &[("Content-Type", "application/octet-stream")], Some(body), *flag));
+            data.extend(chunk(tid, "application/octet-stream", body, *flag));
         }
         let (f, e, s) = collect(&[&data]);
         prop_assert_eq!(e, None);
@@ -788,7 +790,7 @@ proptest! {
     #[test]
     fn prop_many_splits_same_events(frame in frame_strategy(), cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6)) {
         let (tid, body, flag) = frame;
-        let data = emit(&tid, "SEND", &[("Content-Type", "text/plain")], Some(&body), flag);
+        let data = chunk(&tid, "text/plain", &body, flag);
         let (whole, e, _) = collect(&[&data]);
         prop_assert_eq!(e, None);
         let mut idx: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
@@ -813,7 +815,7 @@ proptest! {
     #[test]
     fn prop_mutated_frames_never_panic(frame in frame_strategy(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
         let (tid, body, flag) = frame;
-        let mut data = emit(&tid, "SEND", &[], Some(&body), flag);
+        let mut data = chunk(&tid, "text/plain", &body, flag);
         let i = pos.index(data.len());
         data[i] = byte;
         let (_, e, s) = collect(&[&data]);
