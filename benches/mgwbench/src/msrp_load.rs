@@ -3,6 +3,7 @@
 //! requests queued towards the gateway's access legs, and the core side (plain TCP listeners)
 //! drains what the gateway relays.
 
+use mgw_app::msrp::MsrpSend;
 use mgw_core::port::Port;
 use mgw_core::time::Instant;
 use mgw_core::wire::{IpAddress, Ipv4Address};
@@ -11,6 +12,7 @@ use mgw_tls::{PeerFingerprints, SecurityRole, TlsContext};
 use mgw_worker::flow::MsrpRoute;
 use mgw_worker::peer::{TcpHost, TlsPeer};
 use mgw_worker::{Application, ContextProgram, LegProgram, TcpRole, Transport};
+use std::io::Write as _;
 use std::net::SocketAddr;
 
 /// The gateway's address.
@@ -24,16 +26,28 @@ pub const GW_ACCESS_URI: &str = "msrps://10.8.0.1:2855/gw;tcp";
 /// The UEs' URI.
 pub const UE_URI: &str = "msrps://10.8.0.2:9/ue;tcp";
 
-/// MSRP SEND number `seq` (RFC 4975 §7.1) from the UE to the gateway, complete in one chunk.
+/// MSRP SEND number `seq` (RFC 4975 §7.1.1) from the UE to the gateway, complete in one chunk:
+/// transaction id and Message-ID `b` + `seq` in 10 digits, no Byte-Range.
 pub fn msrp_send(seq: u64, body: &[u8]) -> Vec<u8> {
-    let tid = format!("b{seq:010}");
-    let mut m = format!(
-        "MSRP {tid} SEND\r\nTo-Path: {GW_ACCESS_URI}\r\nFrom-Path: {UE_URI}\r\nMessage-ID: {tid}\r\nContent-Type: text/plain\r\n\r\n"
-    )
-    .into_bytes();
-    m.extend_from_slice(body);
-    m.extend_from_slice(format!("\r\n-------{tid}$\r\n").as_bytes());
+    let mut m = Vec::new();
+    write_msrp_send(seq, body, &mut m);
     m
+}
+
+/// Appends [`msrp_send`] `seq` to `out` without allocating (beyond `out`'s growth).
+pub fn write_msrp_send(seq: u64, body: &[u8], out: &mut Vec<u8>) {
+    // `format!("b{seq:010}")`, in a stack buffer: `b` and at most 20 digits.
+    let mut tid = [0u8; 21];
+    let unused = {
+        let mut w = &mut tid[..];
+        write!(w, "b{seq:010}").expect("21 bytes hold b and a u64");
+        w.len()
+    };
+    let tid = &tid[..tid.len() - unused];
+    MsrpSend::new(tid, GW_ACCESS_URI, UE_URI, tid)
+        .body("text/plain", body)
+        .write(out)
+        .expect("a SEND with a valid transaction id");
 }
 
 /// Context `i`: the UE's TLS leg (gateway port 2000 + i, passive, verified by `ue_fp`) ↔ the
@@ -94,6 +108,8 @@ pub struct MsrpLoad {
     body: Vec<u8>,
     seq: u64,
     buf: Vec<u8>,
+    /// The request being queued, written over for each one.
+    msg: Vec<u8>,
     /// Requests the UEs have queued.
     pub sent_msgs: u64,
     /// Their bytes.
@@ -141,6 +157,7 @@ impl MsrpLoad {
             body: (0..body_len).map(|k| b'a' + (k % 26) as u8).collect(),
             seq: 0,
             buf: vec![0u8; 256 * 1024],
+            msg: Vec::new(),
             sent_msgs: 0,
             sent_bytes: 0,
             core_bytes: 0,
@@ -167,12 +184,13 @@ impl MsrpLoad {
             u.received.clear();
             while u.is_established() && peers.tcp.send_space(u.conn).unwrap_or(0) > 64 * 1024 {
                 self.seq += 1;
-                let m = msrp_send(self.seq, &self.body);
-                if u.send(&mut peers.tcp, &m) < m.len() {
+                self.msg.clear();
+                write_msrp_send(self.seq, &self.body, &mut self.msg);
+                if u.send(&mut peers.tcp, &self.msg) < self.msg.len() {
                     break;
                 }
                 self.sent_msgs += 1;
-                self.sent_bytes += m.len() as u64;
+                self.sent_bytes += self.msg.len() as u64;
             }
         }
         for &c in &self.core_conns {

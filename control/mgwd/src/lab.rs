@@ -24,7 +24,8 @@ use crate::gateway::{Awareness, Gateway};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use hdrhistogram::Histogram;
-use mgw_app::msrp::{MsrpConfig, MsrpEvent, MsrpParser};
+use mgw_app::bfcp;
+use mgw_app::msrp::{ByteRange, MsrpConfig, MsrpEvent, MsrpParser, MsrpResponse, MsrpSend};
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::link::LinkModel;
@@ -384,6 +385,9 @@ impl Mgc {
             .lines()
             .find_map(|l| l.trim().strip_prefix("a=path:"))
             .map(|p| p.trim().to_string());
+        if msrp_path.as_deref() == Some("") {
+            bail!("Add reply with an empty a=path");
+        }
         Ok((
             ctx,
             GwLeg {
@@ -457,53 +461,53 @@ fn addressed_to(p: &MsrpParser, own: &str) -> bool {
         .is_some_and(|s| mgw_app::msrp::paths_equivalent(&p.head()[s.range()], own.as_bytes()))
 }
 
-/// A SEND from `from_path` to `to_path` (RFC 4975 §7.1) carrying `body` whole.
+/// A SEND from `from_path` to `to_path` (RFC 4975 §7.1.1) carrying `body` whole; the
+/// transaction id is also the Message-ID.
+///
+/// # Panics
+/// When the frame would not parse, which the lab's transaction ids, bodies and paths (its own,
+/// or a non-empty `a=path` from the MG) never make it.
 fn msrp_send(tid: &str, to_path: &str, from_path: &str, body: &[u8]) -> Vec<u8> {
-    let mut m = format!(
-        "MSRP {tid} SEND\r\nTo-Path: {to_path}\r\nFrom-Path: {from_path}\r\nMessage-ID: {tid}\r\n\
-         Byte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n",
-        n = body.len()
-    )
-    .into_bytes();
-    m.extend_from_slice(body);
-    m.extend_from_slice(format!("\r\n-------{tid}$\r\n").as_bytes());
-    m
+    MsrpSend::new(tid, to_path, from_path, tid)
+        .byte_range(ByteRange::whole(body.len() as u64))
+        .body("text/plain", body)
+        .to_vec()
+        .expect("a SEND from the lab's ids, paths and body")
 }
 
 /// The 200 OK to the request `p` just parsed whole: To-Path is the first URI of the request's
 /// From-Path, From-Path the first URI of its To-Path, the receiver's own (RFC 4975 §7.2).
-fn msrp_ok(p: &MsrpParser) -> Vec<u8> {
+/// `None` when a path names no URI: there is no one to answer.
+fn msrp_ok(p: &MsrpParser) -> Option<Vec<u8>> {
     let head = p.head();
     let first = |span: Option<mgw_app::msrp::Span>| {
         span.and_then(|s| mgw_app::msrp::path_uris(&head[s.range()]).next())
-            .map(|u| String::from_utf8_lossy(u).into_owned())
-            .unwrap_or_default()
     };
-    let (to, from) = (first(p.frame().from_path), first(p.frame().to_path));
-    let tid = String::from_utf8_lossy(p.transaction_id());
-    format!("MSRP {tid} 200 OK\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\n-------{tid}$\r\n")
-        .into_bytes()
+    let (to, from) = (first(p.frame().from_path)?, first(p.frame().to_path)?);
+    MsrpResponse::ok(p.transaction_id(), to, from).to_vec().ok()
 }
 
-/// A BFCP FloorRequest (RFC 8855 §5.3.1, primitive 1) with a FLOOR-ID attribute, version 1
-/// (over TCP).
+/// A BFCP FloorRequest (RFC 8855 §5.3.1) for `floor`, version 1 (over TCP).
 fn bfcp_floor_request(conf: u32, tid: u16, user: u16, floor: u16) -> Vec<u8> {
-    let mut m = vec![0x20, 1, 0, 1];
-    m.extend_from_slice(&conf.to_be_bytes());
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&user.to_be_bytes());
-    // FLOOR-ID (type 2, M bit set), length 4.
-    m.extend_from_slice(&[(2 << 1) | 1, 4]);
-    m.extend_from_slice(&floor.to_be_bytes());
+    let mut m = Vec::new();
+    bfcp::floor_request(
+        &mut m,
+        &bfcp::Header::new(1, conf, tid, user),
+        &bfcp::FloorRequest::new(&[floor]),
+    )
+    .expect("a FloorRequest for one floor");
     m
 }
 
-/// The answer a floor chair gives: FloorRequestStatus (primitive 4), same ids.
+/// The answer a floor chair gives: FloorRequestStatus (RFC 8855 §5.3.4), same ids, version 1.
+/// The common header alone: the UE counts answers without reading them, so the lab leaves out
+/// the FLOOR-REQUEST-INFORMATION a real one carries.
 fn bfcp_status(conf: u32, tid: u16, user: u16) -> Vec<u8> {
-    let mut m = vec![0x20, 4, 0, 0];
-    m.extend_from_slice(&conf.to_be_bytes());
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&user.to_be_bytes());
+    let mut m = Vec::new();
+    let h = bfcp::Header::new(1, conf, tid, user);
+    bfcp::MessageWriter::new(&mut m, &h, bfcp::Primitive::FloorRequestStatus)
+        .finish()
+        .expect("a common header");
     m
 }
 
@@ -616,7 +620,12 @@ impl Exchange {
                             if self.rewrites && !addressed_to(p, &core_msrp_path(self.i)) {
                                 live.msrp_path_errors.fetch_add(1, Ordering::Relaxed);
                             }
-                            answers.push(msrp_ok(p));
+                            match msrp_ok(p) {
+                                Some(ok) => answers.push(ok),
+                                None => {
+                                    live.errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
                         }
                         Ok(Some(_)) => {}
                         Ok(None) => break,
@@ -1584,7 +1593,11 @@ mod tests {
         // The UE takes answers addressed to it, and counts others.
         let mut ue = Exchange::new(Kind::Msrp, 5, Some(gw));
         let mut rtt = new_rtt();
-        let to_ue = "MSRP tx03 200 OK\r\nTo-Path: msrps://10.10.0.2:9/ue5;tcp\r\nFrom-Path: x\r\n-------tx03$\r\n";
+        let to_ue = MsrpResponse::ok("tx03", "msrps://10.10.0.2:9/ue5;tcp", "x")
+            .to_vec()
+            .map(String::from_utf8)
+            .expect("a valid 200")
+            .expect("ASCII");
         ue.ue_received(to_ue.as_bytes(), Instant::from_millis(1), &mut rtt, &live);
         assert_eq!(live.msrp_path_errors.load(Ordering::Relaxed), 1);
         let to_other = to_ue.replace("ue5", "ue6");

@@ -14,6 +14,7 @@
 
 mod support;
 
+use mgw_app::msrp::{ByteRange, MsrpSend};
 use mgw_app::udptl::{ErrorRecovery, IfpList, UdptlRepr};
 use mgw_h248::h248::ast::StatisticsParameter;
 use std::net::SocketAddr;
@@ -70,14 +71,14 @@ fn core_path(port: u16) -> String {
     format!("msrp://{CORE}:{port}/core;tcp")
 }
 
-/// An MSRP SEND request (RFC 4975 §7.1) with the given paths, complete in one chunk.
+/// An MSRP SEND request (RFC 4975 §7.1.1) with the given paths, complete in one chunk.
 fn msrp_send_paths(tid: &str, to: &str, from: &str, body: &str) -> Vec<u8> {
-    format!(
-        "MSRP {tid} SEND\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\n\
-         Message-ID: m{tid}\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n",
-        n = body.len()
-    )
-    .into_bytes()
+    let mid = format!("m{tid}");
+    MsrpSend::new(tid, to, from, &mid)
+        .byte_range(ByteRange::whole(body.len() as u64))
+        .body("text/plain", body.as_bytes())
+        .to_vec()
+        .expect("a valid SEND")
 }
 
 /// Case 1b: MSRP without CEMA: the MG is the MSRP hop on each leg (RFC 4975 §8.1, its own
@@ -136,14 +137,10 @@ fn msrp_relay_rewritten(lab: &mut Lab) {
     core.kill();
 }
 
-/// An MSRP SEND request (RFC 4975 §7.1) from the UE, complete in one chunk.
+/// An MSRP SEND request (RFC 4975 §7.1.1) from the UE to the gateway's URI, complete in one
+/// chunk.
 fn msrp_send(tid: &str, gw: SocketAddr, body: &str) -> Vec<u8> {
-    format!(
-        "MSRP {tid} SEND\r\nTo-Path: msrps://{gw}/gw;tcp\r\nFrom-Path: {UE_PATH}\r\n\
-         Message-ID: m{tid}\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n",
-        n = body.len()
-    )
-    .into_bytes()
+    msrp_send_paths(tid, &format!("msrps://{gw}/gw;tcp"), UE_PATH, body)
 }
 
 fn read(path: &Path) -> Vec<u8> {

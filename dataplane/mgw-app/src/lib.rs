@@ -6,6 +6,11 @@
 //! `tests/no_alloc.rs` proves it with a counting allocator), nothing reads a clock, and no input
 //! can make a parser panic: bad input is a small error enum that the relay counts.
 //!
+//! The writers are the other way round, for the peers of the lab, the benchmarks and the tests:
+//! [`msrp::MsrpSend`], [`msrp::MsrpReport`] and [`msrp::MsrpResponse`] for MSRP,
+//! [`bfcp::MessageWriter`] and one function per primitive (such as [`bfcp::floor_request`]) for
+//! BFCP. Each appends a whole message to a caller's `Vec<u8>` that the parsers here read back.
+//!
 //! See [`manual`] for how the relay is meant to drive these and why they are shaped this way.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -5,10 +5,13 @@ use mgw_core::testkit::CountingAllocator;
 
 use core::time::Duration;
 use mgw_app::bfcp::{
-    self, AttributeRepr, AttributeType, Fragmenter, Primitive, Pushed, Reassembler,
-    ReassemblyConfig, Repr, StreamFramer,
+    self, FloorRequest, Fragmenter, Header, MessageWriter, Primitive, Pushed, Reassembler,
+    ReassemblyConfig, StreamFramer,
 };
-use mgw_app::msrp::{LegSide, MsrpConfig, MsrpEvent, MsrpLegPaths, MsrpParser, MsrpRewriter};
+use mgw_app::msrp::{
+    ByteRange, LegSide, MsrpConfig, MsrpEvent, MsrpLegPaths, MsrpParser, MsrpResponse,
+    MsrpRewriter, MsrpSend,
+};
 use mgw_app::udptl::{ErrorRecovery, IfpList, UdptlConfig, UdptlFlow, UdptlRepr};
 use mgw_core::time::Instant;
 
@@ -26,15 +29,13 @@ fn fast_paths_do_not_allocate() {
     let gw_a = "msrp://192.0.2.2:2855/gwA;tcp";
     let ue_a = "msrp://198.51.100.7:7000/ueA;tcp";
     let mut stream = Vec::new();
+    let body = "y\r\n-------tx0".repeat(20);
     for i in 0..50 {
-        stream.extend_from_slice(
-            format!(
-                "MSRP tx{i:06} SEND\r\nTo-Path: {gw_a}\r\nFrom-Path: {ue_a}\r\nMessage-ID: m{i}\r\n\
-                 Content-Type: text/plain\r\n\r\n{}\r\n-------tx{i:06}$\r\n",
-                "y\r\n-------tx0".repeat(20)
-            )
-            .as_bytes(),
-        );
+        let (tid, mid) = (format!("tx{i:06}"), format!("m{i}"));
+        MsrpSend::new(&tid, gw_a, ue_a, &mid)
+            .body("text/plain", body.as_bytes())
+            .write(&mut stream)
+            .unwrap();
     }
     let rw = MsrpRewriter::new(
         MsrpLegPaths {
@@ -51,25 +52,11 @@ fn fast_paths_do_not_allocate() {
     let mut parser = MsrpParser::new(MsrpConfig::default());
     let mut out = vec![0u8; 4096];
 
-    let attrs = [AttributeRepr {
-        kind: AttributeType::UserUri,
-        mandatory: false,
-        value: &[b'u'; 200],
-    }];
-    let mut payload = [0u8; 256];
-    let n = bfcp::emit_attributes(&attrs, &mut payload).unwrap();
-    let r = Repr {
-        version: 1,
-        responder: false,
-        primitive: Primitive::FloorRequest,
-        conference_id: 1,
-        transaction_id: 2,
-        user_id: 3,
-        fragment: None,
-        payload: &payload[..n],
-    };
-    let mut msg = vec![0u8; r.buffer_len()];
-    r.emit(&mut msg).unwrap();
+    // A FloorRequest sized by one 200-octet attribute.
+    let mut msg = Vec::new();
+    let mut w = MessageWriter::new(&mut msg, &Header::new(1, 1, 2, 3), Primitive::FloorRequest);
+    w.user_uri(&[b'u'; 200]);
+    w.finish().unwrap();
     let bfcp_stream: Vec<u8> = msg.iter().copied().cycle().take(msg.len() * 20).collect();
     let mut framer = StreamFramer::new(1024);
     let mut reasm = Reassembler::new(ReassemblyConfig {
@@ -162,4 +149,31 @@ fn fast_paths_do_not_allocate() {
         99,
         "every odd seq is the newest secondary of the next packet"
     );
+}
+
+#[test]
+fn writers_append_without_allocating() {
+    let gw_a = "msrp://192.0.2.2:2855/gwA;tcp";
+    let ue_a = "msrp://198.51.100.7:7000/ueA;tcp";
+    let body = [b'z'; 300];
+    let mut out = Vec::with_capacity(64 * 1024);
+    let (n, allocs) = counted(|| {
+        let mut tid = *b"t0000000";
+        for i in 0..50u8 {
+            tid[7] = b'0' + i % 10;
+            tid[6] = b'0' + i / 10;
+            MsrpSend::new(&tid, gw_a, ue_a, &tid)
+                .byte_range(ByteRange::whole(body.len() as u64))
+                .body("text/plain", &body)
+                .write(&mut out)
+                .unwrap();
+            MsrpResponse::ok(&tid, ue_a, gw_a).write(&mut out).unwrap();
+            let h = Header::new(1, 1, u16::from(i), 3);
+            bfcp::floor_request(&mut out, &h, &FloorRequest::new(&[1])).unwrap();
+            bfcp::hello(&mut out, &h).unwrap();
+        }
+        out.len()
+    });
+    assert!(n > 50 * 300);
+    assert_eq!(allocs, 0, "writing into a reserved buffer allocated");
 }

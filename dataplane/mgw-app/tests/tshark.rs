@@ -2,10 +2,10 @@
 //! with no malformed packets.
 //!
 //! The test writes a classic pcap (Ethernet/IPv4/TCP or UDP, valid checksums) holding:
-//! - MSRP frames on TCP port 2855, produced by `MsrpRewriter` + `MsrpParser::write_end_line`
-//!   (the bytes the relay would send on leg B);
+//! - MSRP frames on TCP port 2855, written by `MsrpSend`/`MsrpResponse` and passed through
+//!   `MsrpRewriter` + `MsrpParser::write_end_line` (the bytes the relay would send on leg B);
 //! - BFCP version 1 on TCP (decode-as `tcp.port==5071,bfcp`) and version 2 on UDP
-//!   (decode-as `udp.port==5070,bfcp`), produced by `bfcp::Repr::emit`;
+//!   (decode-as `udp.port==5070,bfcp`), written by `bfcp::MessageWriter`;
 //! - UDPTL with redundancy and with FEC (decode-as `udp.port==6000,t38`), by `UdptlRepr::emit`.
 //!
 //! Skips when tshark is missing, unless `MGW_REQUIRE_PEERS=1`.
@@ -14,8 +14,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mgw_app::bfcp::{self, AttributeRepr, AttributeType, Primitive};
-use mgw_app::msrp::{LegSide, MsrpConfig, MsrpEvent, MsrpLegPaths, MsrpParser, MsrpRewriter};
+use mgw_app::bfcp::{self, Primitive};
+use mgw_app::msrp::{
+    ByteRange, Continuation, LegSide, MsrpConfig, MsrpEvent, MsrpLegPaths, MsrpParser,
+    MsrpResponse, MsrpRewriter, MsrpSend,
+};
 use mgw_app::udptl::{ErrorRecovery, IfpList, UdptlRepr};
 
 // ---- a tiny classic-pcap writer (RFC 791/793/768 headers with real checksums) ----
@@ -198,19 +201,31 @@ fn msrp_frames() -> Vec<Vec<u8>> {
     )
     .unwrap();
     let body = "Hi Bob! ".repeat(36); // ~300-byte chat message
-    let input = format!(
-        "MSRP a786hjs2 SEND\r\nTo-Path: {GW_A}\r\nFrom-Path: {UE_A}\r\nMessage-ID: 87652491\r\nByte-Range: 1-{len}/{len}\r\n\
-         Content-Type: text/plain\r\n\r\n{body}\r\n-------a786hjs2$\r\n\
-         MSRP dkei38sd SEND\r\nTo-Path: {GW_A}\r\nFrom-Path: {UE_A}\r\nMessage-ID: 4564dpWd\r\nByte-Range: 1-*/8\r\n\
-         Content-Type: text/plain\r\n\r\nabcd\r\n-------dkei38sd+\r\n\
-         MSRP xx88uu77 200 OK\r\nTo-Path: {GW_A}\r\nFrom-Path: {UE_A}\r\n-------xx88uu77$\r\n",
-        len = body.len()
-    );
+                                      // A whole message, the first chunk of another (RFC 4975 §7.1.1), and a response.
+    let mut input = Vec::new();
+    MsrpSend::new("a786hjs2", GW_A, UE_A, "87652491")
+        .byte_range(ByteRange::whole(body.len() as u64))
+        .body("text/plain", body.as_bytes())
+        .write(&mut input)
+        .unwrap();
+    MsrpSend::new("dkei38sd", GW_A, UE_A, "4564dpWd")
+        .byte_range(ByteRange {
+            start: 1,
+            end: None,
+            total: Some(8),
+        })
+        .body("text/plain", b"abcd")
+        .continuation(Continuation::More)
+        .write(&mut input)
+        .unwrap();
+    MsrpResponse::ok("xx88uu77", GW_A, UE_A)
+        .write(&mut input)
+        .unwrap();
     let mut p = MsrpParser::new(MsrpConfig::default());
     let mut frames = Vec::new();
     let mut cur = Vec::new();
     let mut buf = [0u8; 2048];
-    let data = input.as_bytes();
+    let data = &input[..];
     for chunk in data.chunks(100) {
         let mut f = p.feed(chunk);
         while let Some(ev) = f.next_event().unwrap() {
@@ -238,34 +253,14 @@ fn msrp_frames() -> Vec<Vec<u8>> {
     frames
 }
 
+/// A message of `primitive` with FLOOR-ID 1 and a USER-URI (whatever the primitive: the test
+/// checks that tshark decodes the header and the attributes).
 fn bfcp_message(version: u8, primitive: Primitive, responder: bool) -> Vec<u8> {
-    let uri = b"bfcp:alice@example.com";
-    let attrs = [
-        AttributeRepr {
-            kind: AttributeType::FloorId,
-            mandatory: true,
-            value: &[0, 1],
-        },
-        AttributeRepr {
-            kind: AttributeType::UserUri,
-            mandatory: false,
-            value: uri,
-        },
-    ];
-    let mut payload = [0u8; 256];
-    let n = bfcp::emit_attributes(&attrs, &mut payload).unwrap();
-    let r = bfcp::Repr {
-        version,
-        responder,
-        primitive,
-        conference_id: 4321,
-        transaction_id: 17,
-        user_id: 9,
-        fragment: None,
-        payload: &payload[..n],
-    };
-    let mut out = vec![0u8; r.buffer_len()];
-    r.emit(&mut out).unwrap();
+    let mut out = Vec::new();
+    let h = bfcp::Header::new(version, 4321, 17, 9).with_responder(responder);
+    let mut w = bfcp::MessageWriter::new(&mut out, &h, primitive);
+    w.floor_id(1).user_uri(b"bfcp:alice@example.com");
+    w.finish().unwrap();
     out
 }
 

@@ -1632,36 +1632,24 @@ fn check_msrp(s: &mut StreamLeg, at: usize, n: usize, stats: &mut LegStats) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mgw_app::msrp::MsrpConfig;
+    use mgw_app::msrp::{MsrpConfig, MsrpResponse, MsrpSend};
     use proptest::prelude::*;
 
     const GW_A: &str = "msrps://10.0.0.1:2855/gw;tcp";
     const UE: &str = "msrps://10.0.0.2:5000/ue;tcp";
 
-    /// One frame as the UE writes it, and as the core must get it.
+    /// One frame as the UE writes it, and as the core must get it: a SEND of `body`, or
+    /// without a body a 200 OK.
     fn frame(i: usize, body: Option<&[u8]>, gw_b: &str, core: &str) -> (Vec<u8>, Vec<u8>) {
-        let tid = format!("t{i:05}");
-        let (start, blank, end) = match body {
-            Some(_) => (
-                format!("MSRP {tid} SEND"),
-                "\r\n",
-                format!("\r\n-------{tid}$\r\n"),
-            ),
-            None => (
-                format!("MSRP {tid} 200 OK"),
-                "",
-                format!("-------{tid}$\r\n"),
-            ),
-        };
-        let body = body.unwrap_or_default();
+        let (tid, mid) = (format!("t{i:05}"), format!("m{i}"));
         let build = |to: &str, from: &str| {
-            let mut f = format!(
-                "{start}\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\nMessage-ID: m{i}\r\n{blank}"
-            )
-            .into_bytes();
-            f.extend_from_slice(body);
-            f.extend_from_slice(end.as_bytes());
-            f
+            match body {
+                Some(b) => MsrpSend::new(&tid, to, from, &mid)
+                    .body("text/plain", b)
+                    .to_vec(),
+                None => MsrpResponse::ok(&tid, to, from).to_vec(),
+            }
+            .expect("a valid frame")
         };
         (build(GW_A, UE), build(core, gw_b))
     }

@@ -5,6 +5,7 @@
 //! notifications (acked by the gateway, relayed with ID 0). A counting global allocator sees
 //! zero allocations inside `Worker::poll` once the flows are up.
 
+use mgw_app::bfcp::{Header, MessageWriter, Primitive};
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::port::Node;
@@ -35,13 +36,13 @@ fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
 /// Ver `ver`, R `r`, primitive `prim`, Transaction ID `tid`, one FLOOR-ID attribute (`units`
 /// 1) or none (`units` 0, an acknowledgement).
 fn bfcp(ver: u8, r: bool, prim: u8, tid: u16, units: u8) -> Vec<u8> {
-    let mut m = vec![(ver << 5) | if r { 0x10 } else { 0 }, prim, 0, units];
-    m.extend_from_slice(&9u32.to_be_bytes());
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&7u16.to_be_bytes());
+    let mut m = Vec::new();
+    let h = Header::new(ver, 9, tid, 7).with_responder(r);
+    let mut w = MessageWriter::new(&mut m, &h, Primitive::from(prim));
     if units == 1 {
-        m.extend_from_slice(&[(2 << 1) | 1, 4, 0, 1]);
+        w.floor_id(1);
     }
+    w.finish().expect("at most one attribute");
     m
 }
 

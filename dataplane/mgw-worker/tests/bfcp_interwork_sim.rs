@@ -10,7 +10,7 @@
 //!   once, with ID 0; acknowledgements never reach the stream, nor leave it (§8);
 //! - the tables are bounded, and overflow is counted.
 
-use mgw_app::bfcp::{Primitive, TransactionConfig};
+use mgw_app::bfcp::{Header, MessageWriter, Primitive, TransactionConfig};
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::link::LinkModel;
@@ -36,21 +36,25 @@ fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
 }
 
 /// A BFCP message: Ver `ver`, R `r`, `prim`, Transaction ID `tid`, conference 9, user 7, one
-/// FLOOR-ID attribute.
+/// FLOOR-ID attribute (whatever the primitive: the transaction layer reads the header).
 fn bfcp(ver: u8, r: bool, prim: Primitive, tid: u16) -> Vec<u8> {
-    let mut m = vec![(ver << 5) | if r { 0x10 } else { 0 }, u8::from(prim), 0, 1];
-    m.extend_from_slice(&9u32.to_be_bytes());
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&7u16.to_be_bytes());
-    m.extend_from_slice(&[(2 << 1) | 1, 4, 0, 1]);
+    let mut m = Vec::new();
+    let mut w = MessageWriter::new(&mut m, &Header::new(ver, 9, tid, 7).with_responder(r), prim);
+    w.floor_id(1);
+    w.finish().expect("one attribute");
     m
 }
 
-/// A header-only message (an acknowledgement, RFC 8855 §5.3.14/§5.3.15).
+/// A header-only message with R set over UDP (an acknowledgement, RFC 8855 §5.3.14/§5.3.15).
 fn ack(prim: Primitive, tid: u16) -> Vec<u8> {
-    let mut m = bfcp(2, true, prim, tid);
-    m.truncate(12);
-    m[3] = 0;
+    let mut m = Vec::new();
+    MessageWriter::new(
+        &mut m,
+        &Header::new(2, 9, tid, 7).with_responder(true),
+        prim,
+    )
+    .finish()
+    .expect("a header");
     m
 }
 

@@ -7,6 +7,7 @@
 //!   a message with a sound length but a bad attribute is dropped and counted; a stream that
 //!   loses its framing is counted and released.
 
+use mgw_app::bfcp::{Header, MessageWriter, Primitive};
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::link::LinkModel;
@@ -36,21 +37,17 @@ fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
 }
 
 /// A BFCP message (RFC 8855 §5.1): version `ver`, `prim`, transaction `tid`, a FLOOR-ID
-/// attribute and `extra` 252-octet attributes (so `extra = 12` makes a 3,040-octet message).
+/// attribute and `extra` 252-octet USER-URI attributes (so `extra = 12` makes a 3,040-octet
+/// message).
 fn bfcp(ver: u8, prim: u8, tid: u16, extra: usize) -> Vec<u8> {
-    let mut payload = vec![(2 << 1) | 1, 4, 0, 1];
+    let mut m = Vec::new();
+    let mut w = MessageWriter::new(&mut m, &Header::new(ver, 9, tid, 7), Primitive::from(prim));
+    w.floor_id(1);
     for k in 0..extra {
-        payload.push(13 << 1);
-        payload.push(252);
-        payload.extend((0..250).map(|j| b'a' + ((k + j) % 26) as u8));
+        let uri: Vec<u8> = (0..250).map(|j| b'a' + ((k + j) % 26) as u8).collect();
+        w.user_uri(&uri);
     }
-    let units = u16::try_from(payload.len() / 4).unwrap();
-    let mut m = vec![ver << 5, prim];
-    m.extend_from_slice(&units.to_be_bytes());
-    m.extend_from_slice(&9u32.to_be_bytes());
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&7u16.to_be_bytes());
-    m.extend(payload);
+    w.finish().expect("under 65536 units");
     m
 }
 

@@ -6,6 +6,7 @@
 //!
 //! Skips when tshark is missing, unless `MGW_REQUIRE_PEERS=1`.
 
+use mgw_app::msrp::{ByteRange, MsrpResponse, MsrpSend};
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::link::LinkModel;
@@ -53,18 +54,20 @@ fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
 }
 
 fn send(i: usize) -> Vec<u8> {
-    let tid = format!("s{i:06}");
-    format!(
-        "MSRP {tid} SEND\r\nTo-Path: {GW_ACCESS}\r\nFrom-Path: {UE_URI}\r\nMessage-ID: m{i}\r\n\
-         Byte-Range: 1-5/5\r\nContent-Type: text/plain\r\n\r\nhello\r\n-------{tid}$\r\n"
-    )
-    .into_bytes()
+    let (tid, mid) = (format!("s{i:06}"), format!("m{i}"));
+    MsrpSend::new(&tid, GW_ACCESS, UE_URI, &mid)
+        .byte_range(ByteRange::whole(5))
+        .body("text/plain", b"hello")
+        .to_vec()
+        .expect("a valid SEND")
 }
 
+/// The core's 200 OK to [`send`] `i` (RFC 4975 §7.2: its paths mirror the request's).
 fn ok(i: usize) -> Vec<u8> {
     let tid = format!("s{i:06}");
-    format!("MSRP {tid} 200 OK\r\nTo-Path: {GW_CORE}\r\nFrom-Path: {CORE_URI}\r\n-------{tid}$\r\n")
-        .into_bytes()
+    MsrpResponse::ok(&tid, GW_CORE, CORE_URI)
+        .to_vec()
+        .expect("a valid 200")
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! with close_notify to the UE and FIN to the core, and failures (fingerprint mismatch,
 //! malformed MSRP, core refusing) must release the context with nothing relayed in the clear.
 
+use mgw_app::msrp::{ByteRange, MsrpResponse, MsrpSend};
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::link::LinkModel;
@@ -28,24 +29,21 @@ fn sa(ip: Ipv4Address, port: u16) -> SocketAddr {
 }
 
 fn msrp_send(i: usize, body_len: usize) -> Vec<u8> {
-    let tid = format!("t{i:06}x");
-    let body: String = (0..body_len)
-        .map(|k| char::from(b'a' + ((i + k) % 26) as u8))
-        .collect();
-    format!(
-        "MSRP {tid} SEND\r\nTo-Path: msrps://{gw}:2855/gw1;tcp\r\nFrom-Path: msrps://{ue}:50000/ue1;tcp\r\n\
-         Message-ID: m{i}\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n",
-        gw = "10.8.0.1",
-        ue = "10.8.0.2",
-        n = body_len,
-    )
-    .into_bytes()
+    let (tid, mid) = (format!("t{i:06}x"), format!("m{i}"));
+    let body: Vec<u8> = (0..body_len).map(|k| b'a' + ((i + k) % 26) as u8).collect();
+    MsrpSend::new(&tid, GW_ACCESS_URI, UE_URI, &mid)
+        .byte_range(ByteRange::whole(body_len as u64))
+        .body("text/plain", &body)
+        .to_vec()
+        .expect("a valid SEND")
 }
 
+/// The 200 OK to [`msrp_send`] `i`, from the gateway's access URI to the UE's.
 fn msrp_ok(i: usize) -> Vec<u8> {
     let tid = format!("t{i:06}x");
-    format!("MSRP {tid} 200 OK\r\nTo-Path: msrps://10.8.0.2:50000/ue1;tcp\r\nFrom-Path: msrps://10.8.0.1:2855/gw1;tcp\r\n-------{tid}$\r\n")
-        .into_bytes()
+    MsrpResponse::ok(&tid, UE_URI, GW_ACCESS_URI)
+        .to_vec()
+        .expect("a valid 200")
 }
 
 // MSRP path rewriting (aware, no CEMA): the MGW is the MSRP peer of each endpoint

@@ -10,6 +10,7 @@
 //! them is the same lock-free inbox threads use. A counting allocator checks that redirecting
 //! allocates nothing once the flows are up.
 
+use mgw_app::msrp::{ByteRange, MsrpResponse, MsrpSend};
 use mgw_core::buf::{PktBuf, Pool};
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::host::Host;
@@ -588,28 +589,34 @@ fn t38_dtls_to_udp_on_two_workers_every_ifp_arrives() {
 }
 
 fn msrp_send(c: u16, i: usize) -> Vec<u8> {
-    let tid = format!("c{c}t{i:05}");
-    let body: String = (0..40 + (i * 37) % 600)
-        .map(|k| char::from(b'a' + ((i + k) % 26) as u8))
+    let (tid, mid) = (format!("c{c}t{i:05}"), format!("m{i}"));
+    let body: Vec<u8> = (0..40 + (i * 37) % 600)
+        .map(|k| b'a' + ((i + k) % 26) as u8)
         .collect();
-    format!(
-        "MSRP {tid} SEND\r\nTo-Path: msrps://10.6.0.1:{gp}/gw;tcp\r\nFrom-Path: msrps://10.6.0.2:{up}/ue;tcp\r\n\
-         Message-ID: m{i}\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n",
-        gp = gw_a(c),
-        up = ue_port(c),
-        n = body.len(),
-    )
-    .into_bytes()
+    let (gw, ue) = (gw_uri(c), ue_uri(c));
+    MsrpSend::new(&tid, &gw, &ue, &mid)
+        .byte_range(ByteRange::whole(body.len() as u64))
+        .body("text/plain", &body)
+        .to_vec()
+        .expect("a valid SEND")
 }
 
+/// The gateway's MSRP URI on context `c`'s access leg, and the UE's.
+fn gw_uri(c: u16) -> String {
+    format!("msrps://10.6.0.1:{}/gw;tcp", gw_a(c))
+}
+
+/// The UE's MSRP URI on context `c`.
+fn ue_uri(c: u16) -> String {
+    format!("msrps://10.6.0.2:{}/ue;tcp", ue_port(c))
+}
+
+/// The 200 OK to [`msrp_send`] `(c, i)`, from the gateway's URI to the UE's.
 fn msrp_ok(c: u16, i: usize) -> Vec<u8> {
     let tid = format!("c{c}t{i:05}");
-    format!(
-        "MSRP {tid} 200 OK\r\nTo-Path: msrps://10.6.0.2:{up}/ue;tcp\r\nFrom-Path: msrps://10.6.0.1:{gp}/gw;tcp\r\n-------{tid}$\r\n",
-        gp = gw_a(c),
-        up = ue_port(c),
-    )
-    .into_bytes()
+    MsrpResponse::ok(&tid, &ue_uri(c), &gw_uri(c))
+        .to_vec()
+        .expect("a valid 200")
 }
 
 /// One MSRP session: a TLS UE and a plain-TCP core connection.

@@ -3,6 +3,7 @@
 //! up: with heads passed as they are, and with every head's paths rewritten (aware, no CEMA:
 //! both legs carry their URIs). The simulated peers allocate freely; only the worker is counted.
 
+use mgw_app::msrp::MsrpSend;
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::port::Node;
@@ -173,11 +174,11 @@ fn relay_steady_state(rewrite: bool) -> Vec<u8> {
             u.received.clear();
             if u.is_established() && peers.tcp.send_space(u.conn).unwrap_or(0) > 8192 {
                 let tid = format!("t{round:08}");
-                let m = format!(
-                    "MSRP {tid} SEND\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\n\r\n{}\r\n-------{tid}$\r\n",
-                    "x".repeat(300)
-                );
-                sent += u.send(&mut peers.tcp, m.as_bytes()) as u64;
+                let m = MsrpSend::new(&tid, to, from, &tid)
+                    .body("text/plain", &[b'x'; 300])
+                    .to_vec()
+                    .expect("a valid SEND");
+                sent += u.send(&mut peers.tcp, &m) as u64;
             }
         }
         if let Some(c) = core {

@@ -14,8 +14,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use mgw_app::bfcp::{self, AttributeRepr, AttributeType, Packet, Primitive, Repr, StreamFramer};
-use mgw_app::msrp::{LegSide, MsrpConfig, MsrpEvent, MsrpLegPaths, MsrpParser, MsrpRewriter};
+use mgw_app::bfcp::{Header, MessageWriter, Packet, Primitive, Repr, StreamFramer};
+use mgw_app::msrp::{
+    ByteRange, LegSide, MsrpConfig, MsrpEvent, MsrpLegPaths, MsrpParser, MsrpRewriter, MsrpSend,
+};
 use mgw_app::udptl::{ErrorRecovery, IfpList, UdptlConfig, UdptlFlow, UdptlRepr};
 use serde_json::json;
 
@@ -24,21 +26,18 @@ const UE_A: &str = "msrp://198.51.100.7:7000/ueA9ds8;tcp";
 const GW_B: &str = "msrp://192.0.2.1:2855/gwB0sd9;tcp";
 const UE_B: &str = "msrp://203.0.113.9:7001/ueBs7d6;tcp";
 
+/// `frames` SEND requests of a 300-byte body, back to back, and the length of one.
 fn msrp_stream(frames: usize) -> (Vec<u8>, usize) {
-    let body = "x".repeat(300);
+    let body = [b'x'; 300];
     let mut v = Vec::new();
     let mut frame_len = 0;
     for i in 0..frames {
-        let start = v.len();
-        let tid = format!("t{i:08}");
-        v.extend_from_slice(
-            format!(
-                "MSRP {tid} SEND\r\nTo-Path: {GW_A}\r\nFrom-Path: {UE_A}\r\nMessage-ID: m{i:08}\r\n\
-                 Byte-Range: 1-300/300\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n"
-            )
-            .as_bytes(),
-        );
-        frame_len = v.len() - start;
+        let (tid, mid) = (format!("t{i:08}"), format!("m{i:08}"));
+        frame_len = MsrpSend::new(&tid, GW_A, UE_A, &mid)
+            .byte_range(ByteRange::whole(body.len() as u64))
+            .body("text/plain", &body)
+            .write(&mut v)
+            .expect("a valid SEND");
     }
     (v, frame_len)
 }
@@ -165,38 +164,14 @@ fn main() {
         black_box(at);
     });
 
-    // BFCP FloorRequest with FLOOR-ID, USER-URI, PRIORITY.
-    let attrs = [
-        AttributeRepr {
-            kind: AttributeType::FloorId,
-            mandatory: true,
-            value: &[0, 1],
-        },
-        AttributeRepr {
-            kind: AttributeType::UserUri,
-            mandatory: false,
-            value: b"bfcp:alice@example.com",
-        },
-        AttributeRepr {
-            kind: AttributeType::Priority,
-            mandatory: false,
-            value: &[0x40, 0],
-        },
-    ];
-    let mut payload = [0u8; 128];
-    let n = bfcp::emit_attributes(&attrs, &mut payload).expect("attributes");
-    let r = Repr {
-        version: 1,
-        responder: false,
-        primitive: Primitive::FloorRequest,
-        conference_id: 1,
-        transaction_id: 2,
-        user_id: 3,
-        fragment: None,
-        payload: &payload[..n],
-    };
-    let mut msg = vec![0u8; r.buffer_len()];
-    r.emit(&mut msg).expect("emit");
+    // BFCP FloorRequest with FLOOR-ID, USER-URI, PRIORITY (the attribute walk has three
+    // attributes of two sizes to go through).
+    let mut msg = Vec::new();
+    let mut w = MessageWriter::new(&mut msg, &Header::new(1, 1, 2, 3), Primitive::FloorRequest);
+    w.floor_id(1)
+        .user_uri(b"bfcp:alice@example.com")
+        .priority(2);
+    w.finish().expect("three attributes");
     let bfcp_parse = rate("bfcp_parse", 1000, || {
         for _ in 0..1000 {
             let p = Packet::new_checked(black_box(&msg[..])).expect("valid");

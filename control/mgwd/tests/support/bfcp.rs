@@ -3,13 +3,15 @@
 //! TCP or UDP, a client over TLS with a client certificate or over kernel UDP) on top of the
 //! lead's [`Lab`].
 //!
-//! The messages are built here byte by byte, independently of `mgw_app::bfcp`, so the gateway's
-//! own codec is not what checks itself.
+//! The client's messages come from the writers of `mgw_app::bfcp` (`MessageWriter` and one
+//! function per primitive); what checks them is independent of the gateway's codec: the python3
+//! peers decode and log every message byte by byte, and tshark decodes the capture.
 
 #![allow(dead_code)] // each test binary that includes `support` uses part of it
 
 use super::lab::{Lab, CORE, UE};
 use super::{Added, Proc};
+use mgw_app::bfcp as mgw_bfcp;
 use mgw_h248::h248::ast::{CommandReply, ContextId, ReplyResult};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,58 +46,41 @@ pub mod primitive {
     pub const GOODBYE_ACK: u8 = 17;
 }
 
-/// A message: common header (RFC 8855 §5.1: Ver, R, F=0, primitive, payload length in 4-octet
-/// units, conference, transaction and user IDs) and `payload` (whole, padded attributes).
-pub fn message(ver: u8, r: bool, prim: u8, tid: u16, payload: &[u8]) -> Vec<u8> {
-    assert_eq!(payload.len() % 4, 0, "attributes are padded to 4 octets");
-    let mut m = vec![(ver << 5) | if r { 0x10 } else { 0 }, prim];
-    m.extend_from_slice(
-        &u16::try_from(payload.len() / 4)
-            .expect("short")
-            .to_be_bytes(),
-    );
-    m.extend_from_slice(&CONF.to_be_bytes());
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&USER.to_be_bytes());
-    m.extend_from_slice(payload);
-    m
+/// The common header of the client's messages (RFC 8855 §5.1): version `ver` (1 over TCP/TLS,
+/// 2 over UDP/DTLS), [`CONF`], transaction `tid`, [`USER`], R clear.
+fn ids(ver: u8, tid: u16) -> mgw_bfcp::Header {
+    mgw_bfcp::Header::new(ver, CONF, tid, USER)
 }
 
-/// A 16-bit attribute (RFC 8855 §5.2: Type, M, Length 4), e.g. FLOOR-ID (2), FLOOR-REQUEST-ID (3).
-pub fn attr_u16(kind: u8, value: u16) -> [u8; 4] {
-    let v = value.to_be_bytes();
-    [(kind << 1) | 1, 4, v[0], v[1]]
+/// What a writer of `mgw_app::bfcp` appends to an empty buffer.
+fn written(write: impl FnOnce(&mut Vec<u8>) -> Result<usize, mgw_bfcp::BfcpError>) -> Vec<u8> {
+    let mut m = Vec::new();
+    write(&mut m).expect("a valid BFCP message");
+    m
 }
 
 /// Hello (§5.3.11): the common header alone.
 pub fn hello(ver: u8, tid: u16) -> Vec<u8> {
-    message(ver, false, primitive::HELLO, tid, &[])
+    written(|m| mgw_bfcp::hello(m, &ids(ver, tid)))
 }
 
 /// FloorRequest (§5.3.1) for [`FLOOR`], with a PARTICIPANT-PROVIDED-INFO (type 8, padded).
 pub fn floor_request(ver: u8, tid: u16) -> Vec<u8> {
-    let mut p = attr_u16(2, FLOOR).to_vec();
-    let info = b"slides, please";
-    p.extend_from_slice(&[(8 << 1), 2 + info.len() as u8]);
-    p.extend_from_slice(info);
-    p.resize(p.len().next_multiple_of(4), 0);
-    message(ver, false, primitive::FLOOR_REQUEST, tid, &p)
+    let request = mgw_bfcp::FloorRequest {
+        participant_provided_info: Some(b"slides, please"),
+        ..mgw_bfcp::FloorRequest::new(&[FLOOR])
+    };
+    written(|m| mgw_bfcp::floor_request(m, &ids(ver, tid), &request))
 }
 
 /// FloorRelease (§5.3.2) of floor request `frid`.
 pub fn floor_release(ver: u8, tid: u16, frid: u16) -> Vec<u8> {
-    message(
-        ver,
-        false,
-        primitive::FLOOR_RELEASE,
-        tid,
-        &attr_u16(3, frid),
-    )
+    written(|m| mgw_bfcp::floor_release(m, &ids(ver, tid), frid))
 }
 
 /// Goodbye (§5.3.16).
 pub fn goodbye(ver: u8, tid: u16) -> Vec<u8> {
-    message(ver, false, primitive::GOODBYE, tid, &[])
+    written(|m| mgw_bfcp::goodbye(m, &ids(ver, tid)))
 }
 
 /// Datagrams a gateway that validates BFCP must drop (RFC 8855 §5.1, §5.2), each different:
@@ -372,5 +357,5 @@ pub fn split_messages(mut b: &[u8]) -> Vec<Vec<u8>> {
 /// of the server-initiated FloorRequestStatus `m` (same IDs, R set).
 pub fn floor_request_status_ack(m: &[u8]) -> Vec<u8> {
     let (ver, _, _, tid) = header(m);
-    message(ver, true, primitive::FLOOR_REQUEST_STATUS_ACK, tid, &[])
+    written(|a| mgw_bfcp::floor_request_status_ack(a, &ids(ver, tid).with_responder(true)))
 }

@@ -616,32 +616,19 @@ impl Transactions {
 mod tests {
     //! The RFC 8855 §8 transaction layer across transports, grouped by direction.
     use super::*;
-    use crate::bfcp::{emit_attributes, AttributeRepr, AttributeType};
+    use crate::bfcp::{Header, MessageWriter};
 
     const CONF: u32 = 9;
     const USER: u16 = 7;
 
-    /// A message with one FLOOR-ID attribute.
+    /// A message of any primitive with one FLOOR-ID attribute: the transaction layer looks at
+    /// the common header only.
     fn msg(ver: u8, r: bool, prim: Primitive, tid: u16) -> Vec<u8> {
-        let attr = [AttributeRepr {
-            kind: AttributeType::FloorId,
-            mandatory: true,
-            value: &[0, 1],
-        }];
-        let mut payload = [0u8; 4];
-        let n = emit_attributes(&attr, &mut payload).unwrap();
-        let repr = Repr {
-            version: ver,
-            responder: r,
-            primitive: prim,
-            conference_id: CONF,
-            transaction_id: tid,
-            user_id: USER,
-            fragment: None,
-            payload: &payload[..n],
-        };
-        let mut out = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut out).unwrap();
+        let mut out = Vec::new();
+        let h = Header::new(ver, CONF, tid, USER).with_responder(r);
+        let mut w = MessageWriter::new(&mut out, &h, prim);
+        w.floor_id(1);
+        w.finish().unwrap();
         out
     }
 

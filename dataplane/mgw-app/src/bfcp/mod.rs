@@ -20,20 +20,28 @@
 //! counting the 2 header octets and the value but not the padding, and padding to 4 octets.
 //!
 //! This file holds the message codec: [`Packet`], [`Repr`], the attribute views and
-//! [`BfcpError`]. Each other part has its own file: the counters ([`BfcpStats`], `counters.rs`),
-//! TCP stream framing ([`StreamFramer`], `stream.rs`), TCP → UDP fragmentation ([`Fragmenter`],
-//! `fragment.rs`), UDP → TCP reassembly ([`Reassembler`], `reassembly.rs`) and the TCP↔UDP
-//! transaction layer ([`Transactions`], `interwork.rs`).
+//! [`BfcpError`]. Each other part has its own file: the message writers the lab, the benchmarks
+//! and the tests send with ([`MessageWriter`] and one function per primitive, `emit.rs`), the
+//! counters ([`BfcpStats`], `counters.rs`), TCP stream framing ([`StreamFramer`], `stream.rs`),
+//! TCP → UDP fragmentation ([`Fragmenter`], `fragment.rs`), UDP → TCP reassembly
+//! ([`Reassembler`], `reassembly.rs`) and the TCP↔UDP transaction layer ([`Transactions`],
+//! `interwork.rs`).
 
 use core::fmt;
 
 mod counters;
+mod emit;
 mod fragment;
 mod interwork;
 mod reassembly;
 mod stream;
 
 pub use counters::BfcpStats;
+pub use emit::{
+    error, floor_query, floor_release, floor_request, floor_request_query, floor_request_status,
+    floor_request_status_ack, floor_status, floor_status_ack, goodbye, goodbye_ack, hello,
+    hello_ack, FloorRequest, FloorRequestInformation, Header, MessageWriter,
+};
 pub use fragment::{to_reliable, Fragmenter};
 pub use interwork::{
     FromUnreliable, ToUnreliable, TransactionConfig, TransactionStats, Transactions,
@@ -82,6 +90,9 @@ pub enum BfcpError {
     TooLarge,
     /// The buffer given to `emit` is too small.
     BufferTooSmall,
+    /// A message to write lacks an attribute its primitive requires (RFC 8855 §5.3), e.g. a
+    /// FloorRequest without a floor.
+    MissingAttribute,
 }
 
 impl fmt::Display for BfcpError {
@@ -94,6 +105,7 @@ impl fmt::Display for BfcpError {
             BfcpError::TrailingBytes => "bytes after the BFCP message",
             BfcpError::TooLarge => "BFCP message too large",
             BfcpError::BufferTooSmall => "buffer too small for BFCP message",
+            BfcpError::MissingAttribute => "BFCP message lacks a required attribute",
         })
     }
 }
@@ -202,6 +214,60 @@ u8_enum! {
         FloorRequestStatus = 17,
         /// 18, Grouped: the status of a floor request as a whole.
         OverallRequestStatus = 18,
+    }
+}
+
+u8_enum! {
+    /// The Request Status of a REQUEST-STATUS attribute (RFC 8855 §5.2.5).
+    RequestStatus {
+        /// 1: queued, not yet accepted.
+        Pending = 1,
+        /// 2: accepted, waiting for the floor.
+        Accepted = 2,
+        /// 3: the floor is the requester's.
+        Granted = 3,
+        /// 4: refused.
+        Denied = 4,
+        /// 5: withdrawn by the requester before it was granted.
+        Cancelled = 5,
+        /// 6: given back by the requester after it was granted.
+        Released = 6,
+        /// 7: taken back by the chair.
+        Revoked = 7,
+    }
+}
+
+u8_enum! {
+    /// The Error Code of an ERROR-CODE attribute (RFC 8855 §5.2.6, Table 5).
+    ErrorCode {
+        /// 1: the conference does not exist.
+        ConferenceDoesNotExist = 1,
+        /// 2: the user does not exist.
+        UserDoesNotExist = 2,
+        /// 3: the primitive is unknown.
+        UnknownPrimitive = 3,
+        /// 4: mandatory attributes are unknown; the details list their types.
+        UnknownMandatoryAttribute = 4,
+        /// 5: the sender may not do that.
+        UnauthorizedOperation = 5,
+        /// 6: no such floor.
+        InvalidFloorId = 6,
+        /// 7: no such floor request.
+        FloorRequestIdDoesNotExist = 7,
+        /// 8: the user already has the most floor requests this floor allows.
+        MaxFloorRequestsReached = 8,
+        /// 9: use TLS.
+        UseTls = 9,
+        /// 10: the message could not be parsed.
+        UnableToParseMessage = 10,
+        /// 11: use DTLS.
+        UseDtls = 11,
+        /// 12: the version is not supported.
+        UnsupportedVersion = 12,
+        /// 13: the message length is wrong.
+        IncorrectMessageLength = 13,
+        /// 14: any other error.
+        GenericError = 14,
     }
 }
 

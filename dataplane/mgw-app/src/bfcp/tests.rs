@@ -8,38 +8,19 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// A FloorRequest for floor 1 at normal priority, with `uri` as a USER-URI between the two: a
+/// variable-length attribute that sizes the message (RFC 8855 §5.3.1 lists no USER-URI in a
+/// FloorRequest; the codec does not look at attribute types).
 fn floor_request(version: u8, uri: &[u8]) -> Vec<u8> {
-    let attrs = [
-        AttributeRepr {
-            kind: AttributeType::FloorId,
-            mandatory: true,
-            value: &[0, 1],
-        },
-        AttributeRepr {
-            kind: AttributeType::UserUri,
-            mandatory: false,
-            value: uri,
-        },
-        AttributeRepr {
-            kind: AttributeType::Priority,
-            mandatory: false,
-            value: &[0x40, 0],
-        },
-    ];
-    let mut payload = [0u8; 1024];
-    let n = emit_attributes(&attrs, &mut payload).unwrap();
-    let r = Repr {
-        version,
-        responder: false,
-        primitive: Primitive::FloorRequest,
-        conference_id: 0x0102_0304,
-        transaction_id: 77,
-        user_id: 9,
-        fragment: None,
-        payload: &payload[..n],
-    };
-    let mut out = vec![0u8; r.buffer_len()];
-    assert_eq!(r.emit(&mut out).unwrap(), out.len());
+    let mut out = Vec::new();
+    let mut w = MessageWriter::new(
+        &mut out,
+        &Header::new(version, 0x0102_0304, 77, 9),
+        Primitive::FloorRequest,
+    );
+    w.floor_id(1).user_uri(uri).priority(2);
+    let n = w.finish().unwrap();
+    assert_eq!(n, out.len());
     out
 }
 
@@ -290,6 +271,305 @@ fn reassembly_times_out_and_evicts() {
     assert_eq!(re.stats().malformed, 1);
 }
 
+// ---- writers ----
+
+/// Parses a whole message written by the writers: its header and top-level attributes.
+fn parsed(m: &[u8]) -> (Repr<'_>, Vec<AttributeRepr<'_>>) {
+    let r = Repr::parse(&Packet::new_checked(m).unwrap()).unwrap();
+    let attrs = attributes(r.payload)
+        .map(|a| AttributeRepr::parse(&a.unwrap()))
+        .collect();
+    (r, attrs)
+}
+
+/// The 16-bit identifier and the nested attributes of a grouped attribute.
+fn grouped<'a>(a: &AttributeRepr<'a>) -> (u16, Vec<AttributeRepr<'a>>) {
+    let v: &'a [u8] = a.value;
+    let nested = attributes(&v[2..])
+        .map(|n| AttributeRepr::parse(&n.unwrap()))
+        .collect();
+    (u16::from_be_bytes([v[0], v[1]]), nested)
+}
+
+fn attr(kind: AttributeType, mandatory: bool, value: &[u8]) -> AttributeRepr<'_> {
+    AttributeRepr {
+        kind,
+        mandatory,
+        value,
+    }
+}
+
+#[test]
+fn primitive_writers_parse_back() {
+    let h = Header::new(2, 0x0102_0304, 77, 9);
+    let mut out = b"kept".to_vec();
+    let n = super::floor_request(
+        &mut out,
+        &h,
+        &FloorRequest {
+            floor_ids: &[1, 2],
+            beneficiary_id: Some(5),
+            participant_provided_info: Some(b"slides, please"),
+            priority: Some(3),
+        },
+    )
+    .unwrap();
+    assert_eq!(&out[..4], b"kept");
+    assert_eq!(n, out.len() - 4);
+    let (r, a) = parsed(&out[4..]);
+    assert_eq!(
+        (r.version, r.responder, r.primitive, r.fragment),
+        (2, false, Primitive::FloorRequest, None)
+    );
+    assert_eq!(
+        (r.conference_id, r.transaction_id, r.user_id),
+        (0x0102_0304, 77, 9)
+    );
+    assert_eq!(
+        a,
+        [
+            attr(AttributeType::FloorId, true, &[0, 1]),
+            attr(AttributeType::FloorId, true, &[0, 2]),
+            attr(AttributeType::BeneficiaryId, true, &[0, 5]),
+            attr(
+                AttributeType::ParticipantProvidedInfo,
+                false,
+                b"slides, please"
+            ),
+            attr(AttributeType::Priority, false, &[0x60, 0]),
+        ]
+    );
+    // "slides, please" is 14 octets: Length 16, no padding; the rest are 4 octets each.
+    assert_eq!(n, 12 + 4 * 4 + 16);
+
+    let one = |f: fn(&mut Vec<u8>, &Header) -> Result<usize, BfcpError>, p: Primitive| {
+        let mut v = Vec::new();
+        assert_eq!(f(&mut v, &h.with_responder(true)), Ok(12));
+        let (r, a) = parsed(&v);
+        assert_eq!((r.primitive, r.responder, a.len()), (p, true, 0));
+    };
+    one(hello, Primitive::Hello);
+    one(floor_request_status_ack, Primitive::FloorRequestStatusAck);
+    one(floor_status_ack, Primitive::FloorStatusAck);
+    one(goodbye, Primitive::Goodbye);
+    one(goodbye_ack, Primitive::GoodbyeAck);
+
+    let mut v = Vec::new();
+    floor_release(&mut v, &h, 0x4001).unwrap();
+    floor_request_query(&mut v, &h, 0x4002).unwrap();
+    floor_query(&mut v, &h, &[3, 4]).unwrap();
+    assert_eq!(v.len(), 16 + 16 + 20);
+    let (r, a) = parsed(&v[..16]);
+    assert_eq!(r.primitive, Primitive::FloorRelease);
+    assert_eq!(a, [attr(AttributeType::FloorRequestId, true, &[0x40, 1])]);
+    let (r, a) = parsed(&v[16..32]);
+    assert_eq!(r.primitive, Primitive::FloorRequestQuery);
+    assert_eq!(a, [attr(AttributeType::FloorRequestId, true, &[0x40, 2])]);
+    let (r, a) = parsed(&v[32..]);
+    assert_eq!(r.primitive, Primitive::FloorQuery);
+    assert_eq!(a.len(), 2);
+
+    let mut v = Vec::new();
+    hello_ack(
+        &mut v,
+        &h.with_responder(true),
+        &[
+            Primitive::FloorRequest,
+            Primitive::Hello,
+            Primitive::Goodbye,
+        ],
+        &[AttributeType::FloorId, AttributeType::UserUri],
+    )
+    .unwrap();
+    let (r, a) = parsed(&v);
+    assert_eq!(r.primitive, Primitive::HelloAck);
+    assert_eq!(
+        a,
+        [
+            attr(AttributeType::SupportedPrimitives, true, &[1, 11, 16]),
+            attr(AttributeType::SupportedAttributes, true, &[2 << 1, 13 << 1]),
+        ]
+    );
+
+    let mut v = Vec::new();
+    error(
+        &mut v,
+        &h,
+        ErrorCode::UnknownMandatoryAttribute,
+        &[40 << 1],
+        Some(b"what is 40?"),
+    )
+    .unwrap();
+    let (r, a) = parsed(&v);
+    assert_eq!(r.primitive, Primitive::Error);
+    assert_eq!(
+        a,
+        [
+            attr(AttributeType::ErrorCode, true, &[4, 80]),
+            attr(AttributeType::ErrorInfo, false, b"what is 40?"),
+        ]
+    );
+}
+
+#[test]
+fn status_writers_group_their_attributes() {
+    let h = Header::new(1, 9, 0, 7);
+    let info = FloorRequestInformation {
+        floor_request_id: 0x0102,
+        status: RequestStatus::Granted,
+        queue_position: 0,
+        status_info: Some(b"go ahead"),
+        floor_ids: &[3, 4],
+    };
+    let mut v = Vec::new();
+    floor_request_status(&mut v, &h, &info).unwrap();
+    let (r, a) = parsed(&v);
+    assert_eq!(r.primitive, Primitive::FloorRequestStatus);
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        (a[0].kind, a[0].mandatory),
+        (AttributeType::FloorRequestInformation, true)
+    );
+    let (frid, inner) = grouped(&a[0]);
+    assert_eq!(frid, 0x0102);
+    let kinds: Vec<_> = inner.iter().map(|x| x.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            AttributeType::OverallRequestStatus,
+            AttributeType::FloorRequestStatus,
+            AttributeType::FloorRequestStatus
+        ]
+    );
+    let (id, overall) = grouped(&inner[0]);
+    assert_eq!(id, 0x0102);
+    assert_eq!(
+        overall,
+        [
+            attr(AttributeType::RequestStatus, true, &[3, 0]),
+            attr(AttributeType::StatusInfo, false, b"go ahead"),
+        ]
+    );
+    assert_eq!(grouped(&inner[1]), (3, vec![]));
+    assert_eq!(grouped(&inner[2]), (4, vec![]));
+    // Lengths: each FLOOR-REQUEST-STATUS 4, OVERALL 4 + 4 + 12, the group 4 + 20 + 8.
+    assert_eq!(a[0].value.len() + 2, 32);
+    assert_eq!(v.len(), 12 + 32);
+
+    let mut v = Vec::new();
+    floor_status(
+        &mut v,
+        &h,
+        Some(3),
+        &[
+            info,
+            FloorRequestInformation {
+                status_info: None,
+                ..info
+            },
+        ],
+    )
+    .unwrap();
+    let (r, a) = parsed(&v);
+    assert_eq!(r.primitive, Primitive::FloorStatus);
+    let kinds: Vec<_> = a.iter().map(|x| x.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            AttributeType::FloorId,
+            AttributeType::FloorRequestInformation,
+            AttributeType::FloorRequestInformation
+        ]
+    );
+    assert_eq!(grouped(&a[2]).1.len(), 3);
+}
+
+#[test]
+fn writers_refuse_what_would_not_parse() {
+    let mut out = b"kept".to_vec();
+    let h = Header::new(3, 1, 2, 3);
+    assert_eq!(hello(&mut out, &h), Err(BfcpError::Version));
+    assert_eq!(
+        hello(&mut out, &Header { version: 0, ..h }),
+        Err(BfcpError::Version)
+    );
+    let h = Header::new(1, 1, 2, 3);
+    assert_eq!(
+        super::floor_request(&mut out, &h, &FloorRequest::new(&[])),
+        Err(BfcpError::MissingAttribute)
+    );
+    let no_floor = FloorRequestInformation {
+        floor_request_id: 1,
+        status: RequestStatus::Pending,
+        queue_position: 1,
+        status_info: None,
+        floor_ids: &[],
+    };
+    assert_eq!(
+        floor_request_status(&mut out, &h, &no_floor),
+        Err(BfcpError::MissingAttribute)
+    );
+    let big = [b'x'; 254];
+    let too_big = FloorRequest {
+        participant_provided_info: Some(&big),
+        ..FloorRequest::new(&[1])
+    };
+    assert_eq!(
+        super::floor_request(&mut out, &h, &too_big),
+        Err(BfcpError::TooLarge)
+    );
+    let high = FloorRequest {
+        priority: Some(8),
+        ..FloorRequest::new(&[1])
+    };
+    assert_eq!(
+        super::floor_request(&mut out, &h, &high),
+        Err(BfcpError::TooLarge)
+    );
+    let mut w = MessageWriter::new(&mut out, &h, Primitive::FloorRequest);
+    w.attribute(AttributeType::Unknown(128), false, &[]);
+    assert_eq!(w.finish(), Err(BfcpError::TooLarge));
+    // A group is at most 255 octets: 4 + OVERALL-REQUEST-STATUS (8) + 4 per floor leaves room
+    // for 60 floors (252 octets), not 61.
+    let ids: Vec<u16> = (0..61).collect();
+    let info = FloorRequestInformation {
+        floor_ids: &ids,
+        ..no_floor
+    };
+    let mut v = Vec::new();
+    assert_eq!(
+        floor_request_status(&mut v, &h, &info),
+        Err(BfcpError::TooLarge)
+    );
+    assert!(v.is_empty());
+    let ids: Vec<u16> = (0..60).collect();
+    let info = FloorRequestInformation {
+        floor_ids: &ids,
+        ..no_floor
+    };
+    let mut v = Vec::new();
+    assert_eq!(floor_request_status(&mut v, &h, &info), Ok(12 + 252));
+    let (_, a) = parsed(&v);
+    assert_eq!(grouped(&a[0]).1.len(), 61);
+    // A payload over 65535 units.
+    let mut w = MessageWriter::new(&mut out, &h, Primitive::FloorQuery);
+    for f in 0..65536u32 {
+        w.floor_id(f as u16);
+    }
+    assert_eq!(w.finish(), Err(BfcpError::TooLarge));
+    assert_eq!(out, b"kept");
+}
+
+#[test]
+fn header_of_a_received_message_answers_it() {
+    let m = floor_request(1, b"x");
+    let h = Header::of(&Packet::new_checked(&m[..]).unwrap());
+    assert_eq!(h, Header::new(1, 0x0102_0304, 77, 9));
+    let mut v = Vec::new();
+    floor_request_status_ack(&mut v, &h.with_responder(true)).unwrap();
+    assert_eq!(&v[..], [0x30, 14, 0, 0, 1, 2, 3, 4, 0, 77, 0, 9]);
+}
+
 proptest! {
     #[test]
     fn prop_random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300), cut in any::<prop::sample::Index>()) {
@@ -352,5 +632,32 @@ proptest! {
         let mut whole = whole.unwrap();
         to_reliable(&mut whole).unwrap();
         prop_assert_eq!(whole, m);
+    }
+    #[test]
+    fn prop_message_writer_matches_repr_emit(
+        values in proptest::collection::vec((1u8..=127, any::<bool>(), proptest::collection::vec(any::<u8>(), 0..=253)), 0..8),
+        prim in any::<u8>(), conf in any::<u32>(), tid in any::<u16>(), uid in any::<u16>(),
+        r in any::<bool>(), version in 1u8..=2, prefix in proptest::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let attrs: Vec<_> = values.iter().map(|(k, m, v)| AttributeRepr {
+            kind: AttributeType::from(*k), mandatory: *m, value: v }).collect();
+        let mut payload = vec![0u8; 4096];
+        let n = emit_attributes(&attrs, &mut payload).unwrap();
+        let repr = Repr { version, responder: r, primitive: Primitive::from(prim), conference_id: conf,
+            transaction_id: tid, user_id: uid, fragment: None, payload: &payload[..n] };
+        let mut want = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut want).unwrap();
+        let mut out = prefix.clone();
+        let h = Header::new(version, conf, tid, uid).with_responder(r);
+        let mut w = MessageWriter::new(&mut out, &h, Primitive::from(prim));
+        for a in &attrs {
+            w.attribute(a.kind, a.mandatory, a.value);
+        }
+        prop_assert_eq!(w.finish(), Ok(want.len()));
+        prop_assert_eq!(&out[..prefix.len()], &prefix[..]);
+        prop_assert_eq!(&out[prefix.len()..], &want[..]);
+        let (parsed, got) = parsed(&out[prefix.len()..]);
+        prop_assert_eq!(parsed, repr);
+        prop_assert_eq!(got, attrs);
     }
 }

@@ -1,6 +1,6 @@
 //! MSRP (RFC 4975) frame parsing for the relay, and To-Path/From-Path rewriting (RFC 4976 style).
 //!
-//! This module owns three things, each in its own file:
+//! This module owns four things, each in its own file:
 //! - [`MsrpParser`]: an incremental, allocation-free (after construction) frame parser for a TCP
 //!   byte stream. It is fed successive slices, split anywhere, and reports [`MsrpEvent`]s. It copies
 //!   the start line and headers (bounded by [`MsrpConfig::max_header_block`]) into a buffer it
@@ -9,6 +9,9 @@
 //! - [`MsrpUri`]: an `msrp:`/`msrps:` URI parser and the RFC 4975 §6.1 comparison (`uri.rs`).
 //! - [`MsrpRewriter`]: the header rewrite an application-aware MGW does when the endpoints do not
 //!   use CEMA (RFC 6714), so each endpoint sees the MGW as its MSRP peer (`rewrite.rs`).
+//! - [`MsrpSend`], [`MsrpReport`], [`MsrpResponse`]: writers of the frames a peer sends (the lab,
+//!   the benchmarks and the tests use them), each appending to a caller's `Vec<u8>` what
+//!   [`MsrpParser`] parses back (`emit.rs`).
 //!
 //! Framing (RFC 4975 §9):
 //! ```text
@@ -24,8 +27,11 @@
 
 use core::fmt;
 
+mod emit;
 mod rewrite;
 mod uri;
+
+pub use emit::{ByteRange, FailureReport, MsrpEmitError, MsrpReport, MsrpResponse, MsrpSend};
 
 pub use rewrite::{
     rewrite_head_between, LegPathsRef, LegSide, MsrpLegPaths, MsrpRewriter, RewriteError,

@@ -108,11 +108,14 @@ pub fn udp_leg(local: SocketAddr, remote: Option<SocketAddr>, latching: bool) ->
     }
 }
 
-/// A BFCP version 2 (UDP) FloorRequest (RFC 8855 §5.1) with a FLOOR-ID attribute.
+/// A BFCP version 2 (UDP) FloorRequest (RFC 8855 §5.3.1) for floor 1: conference 9, user 7.
 pub fn floor_request(tid: u16) -> Vec<u8> {
-    let mut m = vec![0x40, 1, 0, 1, 0, 0, 0, 9];
-    m.extend_from_slice(&tid.to_be_bytes());
-    m.extend_from_slice(&7u16.to_be_bytes());
-    m.extend_from_slice(&[(2 << 1) | 1, 4, 0, 1]);
-    m
+    let mut out = Vec::new();
+    mgw_app::bfcp::floor_request(
+        &mut out,
+        &mgw_app::bfcp::Header::new(2, 9, tid, 7),
+        &mgw_app::bfcp::FloorRequest::new(&[1]),
+    )
+    .expect("a FloorRequest for one floor");
+    out
 }
