@@ -89,6 +89,10 @@ pub struct LabArgs {
     /// the sessions (1: one Add at a time).
     #[arg(long, default_value_t = 64)]
     pub inflight: usize,
+    /// While traffic runs, also set up and tear down this many extra MSRP calls per second
+    /// (each an Add of two legs, then its Subtract; they carry no traffic).
+    #[arg(long, default_value_t = 0)]
+    pub churn: u32,
     /// Put the peers in a network namespace on the Linux kernel's TCP/UDP stack, reached over
     /// a veth that the worker drives through AF_PACKET (needs root).
     #[arg(long)]
@@ -355,6 +359,21 @@ impl Mgc {
         format!(
             "C=${{A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=access,ipnapt/latch=ON}},L{{\nv=0\nc=IN IP4 $\n{proto_l_a}\n}},R{{\n{access}\n}}}}}},E=1{{{events}}}}},\
              A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=core}},L{{\nv=0\nc=IN IP4 $\n{proto_l_c}\n}},R{{\n{core}\n}}}}}},E=2{{{events}}}}}}}"
+        )
+    }
+
+    /// The Add of churn call `i`: an MSRP context whose legs both wait for the peer to connect
+    /// (the access leg as a session's, the core peer active too), so it needs no peer.
+    fn churn_body(i: usize, ue_fp: &str) -> String {
+        format!(
+            "C=${{A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=access,ipnapt/latch=ON}},L{{\nv=0\nc=IN IP4 $\n\
+             m=message $ TCP/TLS/MSRP *\na=fingerprint:$\n}},R{{\nv=0\nc=IN IP4 {UE}\n\
+             m=message 9 TCP/TLS/MSRP *\na=setup:active\na=accept-types:text/plain\na=path:{}\n\
+             a=fingerprint:{ue_fp}\n}}}}}}}},\
+             A=$ {{M{{ST=1{{O{{MO=SR,ipdc/realm=core}},L{{\nv=0\nc=IN IP4 $\nm=message $ TCP/MSRP *\n}},\
+             R{{\nv=0\nc=IN IP4 {CORE}\nm=message 9 TCP/MSRP *\na=setup:active\n\
+             a=accept-types:text/plain\na=path:msrp://{CORE}:9/churn{i};tcp\n}}}}}}}}}}",
+            ue_msrp_path(i)
         )
     }
 
@@ -1327,7 +1346,8 @@ pub fn run(args: &LabArgs) -> Result<()> {
     let setup_ms = setup_started.elapsed().as_secs_f64() * 1e3;
     let p_thread = start_peers(gws)?;
 
-    // The live view.
+    // The live view, and the churn calls.
+    let mut churn = Churn::new(args.churn, plan.len());
     let started = StdInstant::now();
     let mut last = [0u64; 8];
     let mut out = std::io::stdout();
@@ -1336,7 +1356,11 @@ pub fn run(args: &LabArgs) -> Result<()> {
         && !interrupted.load(Ordering::Relaxed)
         && !p_thread.is_finished()
     {
-        std::thread::sleep(Duration::from_millis(50));
+        if churn.rate > 0 {
+            churn.step(&mut mgc, &ue_fp_text, started.elapsed(), args.inflight)?;
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if args.json || started.elapsed() < next_frame {
             continue;
         }
@@ -1381,6 +1405,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
         let _ = out.flush();
     }
     let traffic_secs = started.elapsed().as_secs_f64();
+    churn.finish(&mut mgc, args.inflight)?;
     traffic.store(false, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(300));
 
@@ -1432,6 +1457,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
             "contexts_per_s": contexts.len() as f64 / adds_s.max(1e-9),
             "add_latency_us": latency_json(&setup_latency),
         },
+        "churn": churn.summary(traffic_secs),
         "teardown": {
             "h248_subtracts": contexts.len(),
             "contexts_per_s": contexts.len() as f64 / subtracts_s.max(1e-9),
@@ -1472,7 +1498,8 @@ pub fn run(args: &LabArgs) -> Result<()> {
             "bfcp_traffic": counts.bfcp == 0 || (msgs(&live.up_msgs, 1) > 0 && msgs(&live.down_msgs, 1) > 0),
             "t38_traffic": counts.t38 == 0 || (msgs(&live.up_msgs, 2) > 0 && msgs(&live.down_msgs, 2) > 0),
             "all_subtracted": subtract_ok == contexts.len(),
-            "all_released": gstats.released as usize == contexts.len(),
+            "all_released": gstats.released as usize == contexts.len() + churn.subtracted,
+            "churn_all_answered": churn.added == churn.calls && churn.subtracted == churn.calls,
             "msrp_paths": live.msrp_path_errors.load(Ordering::Relaxed) == 0,
             "no_errors": live.errors.load(Ordering::Relaxed) == 0 && gstats.secure_failed == 0 && gstats.tcp_failed == 0,
         },
@@ -1483,6 +1510,102 @@ pub fn run(args: &LabArgs) -> Result<()> {
         println!("\nsummary:\n{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(())
+}
+
+/// Calls set up and torn down while traffic runs (`--churn`): each tick adds the calls due by
+/// then and subtracts those the previous tick added, through the pipelining MGC.
+struct Churn {
+    /// Calls per second.
+    rate: u32,
+    /// The index of the next call (after the sessions', for unique MSRP paths).
+    next: usize,
+    /// Calls whose Add was sent.
+    calls: usize,
+    /// Adds answered with a context; Subtracts answered without an error.
+    added: usize,
+    subtracted: usize,
+    /// Contexts added and not yet subtracted.
+    live: Vec<u32>,
+    add_latency: Histogram<u64>,
+    subtract_latency: Histogram<u64>,
+}
+
+impl Churn {
+    fn new(rate: u32, first: usize) -> Churn {
+        Churn {
+            rate,
+            next: first,
+            calls: 0,
+            added: 0,
+            subtracted: 0,
+            live: Vec::new(),
+            add_latency: new_latency(),
+            subtract_latency: new_latency(),
+        }
+    }
+
+    /// Subtracts the calls the last step added, then adds the calls due at `elapsed`; waits a
+    /// little when nothing is due.
+    fn step(
+        &mut self,
+        mgc: &mut Mgc,
+        ue_fp: &str,
+        elapsed: Duration,
+        inflight: usize,
+    ) -> Result<()> {
+        self.subtract_live(mgc, inflight)?;
+        let due = (elapsed.as_secs_f64() * f64::from(self.rate)) as usize;
+        let n = due.saturating_sub(self.calls).min(inflight.max(1) * 16);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+            return Ok(());
+        }
+        let first = self.next;
+        self.next += n;
+        self.calls += n;
+        let replies = mgc.pipeline(
+            (first..first + n).map(|i| Mgc::churn_body(i, ue_fp)),
+            inflight,
+            &mut self.add_latency,
+        )?;
+        for r in replies {
+            if let Ok((ctx, _)) = Mgc::added(r) {
+                self.added += 1;
+                self.live.push(ctx);
+            }
+        }
+        Ok(())
+    }
+
+    fn subtract_live(&mut self, mgc: &mut Mgc, inflight: usize) -> Result<()> {
+        if self.live.is_empty() {
+            return Ok(());
+        }
+        let replies = mgc.pipeline(
+            self.live.drain(..).map(|c| format!("C={c}{{S=*}}")),
+            inflight,
+            &mut self.subtract_latency,
+        )?;
+        self.subtracted += replies.iter().filter(|r| Mgc::subtracted(r)).count();
+        Ok(())
+    }
+
+    /// Tears down what is still up.
+    fn finish(&mut self, mgc: &mut Mgc, inflight: usize) -> Result<()> {
+        self.subtract_live(mgc, inflight)
+    }
+
+    fn summary(&self, secs: f64) -> serde_json::Value {
+        json!({
+            "calls_per_s_asked": self.rate,
+            "calls": self.calls,
+            "calls_per_s": self.calls as f64 / secs.max(1e-9),
+            "added": self.added,
+            "subtracted": self.subtracted,
+            "add_latency_us": latency_json(&self.add_latency),
+            "subtract_latency_us": latency_json(&self.subtract_latency),
+        })
+    }
 }
 
 /// Sets the flag when dropped: the lab's threads stop also when `run` returns early.
@@ -1651,6 +1774,22 @@ mod tests {
         assert_eq!(bfcp_frame_len(&m[..15]), None);
         assert_eq!(bfcp_frame_len(&m), Some(16));
         assert_eq!(bfcp_frame_len(&bfcp_status(1, 1, 1)), Some(12));
+    }
+
+    /// The MGC's Adds are valid H.248 (the MG would answer 400 otherwise).
+    #[test]
+    fn the_mgcs_adds_parse() {
+        for body in [
+            Mgc::add_body(Kind::Msrp, 3, "SHA-256 AA:BB"),
+            Mgc::add_body(Kind::Bfcp, 4, "SHA-256 AA:BB"),
+            Mgc::add_body(Kind::T38, 5, "SHA-256 AA:BB"),
+            Mgc::churn_body(6, "SHA-256 AA:BB"),
+        ] {
+            let text = format!("!/3 [127.0.0.1]:2944 T=9{{{body}}}");
+            if let Err(e) = mgw_h248::h248::parse_message(text.as_bytes()) {
+                panic!("{e}\n{text}");
+            }
+        }
     }
 
     #[test]
