@@ -2,18 +2,18 @@
 //! the right H.248.8 error code and the MG keeps serving. The "MGC" here is a plain UDP socket
 //! speaking H.248 text, so the test needs no external peer.
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mgw_h248::h248::association::AssociationConfig;
 use mgw_h248::h248::ast::*;
-use mgw_h248::h248::mg::MgConfig;
 use mgw_h248::h248::parse_message;
 use mgw_h248::h248::transaction::TransactionConfig;
 use mgw_h248::procedures::Realms;
-use mgw_h248::server::{Server, ServerConfig, TransportKind};
+use mgw_h248::server::{Server, TransportKind};
 
 struct Harness {
     mgc: UdpSocket,
@@ -37,29 +37,18 @@ fn start() -> Harness {
     let mgc_addr = mgc.local_addr().unwrap();
     let mut realms = Realms::default();
     realms.add("core", "127.0.0.1".parse().unwrap(), 52000, 52009);
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mg_addr = probe.local_addr().unwrap();
-    drop(probe);
+    let mg_addr = support::free_loopback_addr();
     let mut srv = Server::bind(
-        ServerConfig {
-            bind: mg_addr,
-            transport: TransportKind::Udp,
-            mid: Mid::Ip {
-                addr: mg_addr.ip(),
-                port: Some(mg_addr.port()),
+        support::config(
+            mg_addr,
+            TransportKind::Udp,
+            vec![mgc_addr],
+            TransactionConfig {
+                max_message: 8192,
+                ..TransactionConfig::default()
             },
-            association: AssociationConfig {
-                mgcs: vec![mgc_addr],
-                max_avalanche_delay: Duration::from_millis(1),
-                transaction: TransactionConfig {
-                    max_message: 8192,
-                    ..TransactionConfig::default()
-                },
-                ..AssociationConfig::default()
-            },
-            mg: MgConfig::default(),
-            defer_replies: false,
-        },
+            false,
+        ),
         realms,
         "SHA-256 AA:BB".into(),
         0,

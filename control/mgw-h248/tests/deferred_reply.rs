@@ -2,15 +2,16 @@
 //! confirms the data plane applied the legs; meanwhile the MGC receives Pending. A refusal turns
 //! the reply into a transaction error.
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use mgw_h248::h248::association::AssociationConfig;
 use mgw_h248::h248::ast::*;
-use mgw_h248::h248::mg::MgConfig;
 use mgw_h248::h248::parse_message;
+use mgw_h248::h248::transaction::TransactionConfig;
 use mgw_h248::procedures::Realms;
-use mgw_h248::server::{Server, ServerConfig, ServerEvent, TransportKind};
+use mgw_h248::server::{Server, ServerEvent, TransportKind};
 
 const HDR: &str = "!/3 [127.0.0.1]:9 ";
 const ADD: &str = "C=${A=$ {M{L{\nv=0\nc=IN IP4 $\nm=message $ TCP/MSRP *\n}}}}";
@@ -39,27 +40,17 @@ fn pump(srv: &mut Server, mgc: &UdpSocket, events: &mut Vec<ServerEvent>) -> Vec
 fn held_reply_sends_pending_then_the_reply_or_an_error() {
     let mgc = UdpSocket::bind("127.0.0.1:0").unwrap();
     mgc.set_nonblocking(true).unwrap();
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mg_addr: SocketAddr = probe.local_addr().unwrap();
-    drop(probe);
+    let mg_addr: SocketAddr = support::free_loopback_addr();
     let mut realms = Realms::default();
     realms.add("core", "127.0.0.1".parse().unwrap(), 53000, 53009);
     let mut srv = Server::bind(
-        ServerConfig {
-            bind: mg_addr,
-            transport: TransportKind::Udp,
-            mid: Mid::Ip {
-                addr: mg_addr.ip(),
-                port: Some(mg_addr.port()),
-            },
-            association: AssociationConfig {
-                mgcs: vec![mgc.local_addr().unwrap()],
-                max_avalanche_delay: Duration::from_millis(1),
-                ..AssociationConfig::default()
-            },
-            mg: MgConfig::default(),
-            defer_replies: true,
-        },
+        support::config(
+            mg_addr,
+            TransportKind::Udp,
+            vec![mgc.local_addr().unwrap()],
+            TransactionConfig::default(),
+            true,
+        ),
         realms,
         "SHA-256 AA:BB".into(),
         0,

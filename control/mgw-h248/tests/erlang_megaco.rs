@@ -8,6 +8,8 @@
 //!
 //! Skips when `escript`/megaco is missing, unless `MGW_REQUIRE_PEERS=1`.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -15,8 +17,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mgw_h248::h248::association::AssociationConfig;
-use mgw_h248::h248::ast::{Mid, PropertyParm};
-use mgw_h248::h248::mg::{LegChange, MgConfig, TerminationStats};
+use mgw_h248::h248::ast::PropertyParm;
+use mgw_h248::h248::mg::{LegChange, TerminationStats};
 use mgw_h248::h248::transaction::TransactionConfig;
 use mgw_h248::h248::Style;
 use mgw_h248::procedures::{Realms, Transport};
@@ -69,30 +71,23 @@ fn server(mgc: SocketAddr, transport: TransportKind, style: Style) -> Server {
     let mut realms = Realms::default();
     realms.add("access", "127.0.0.1".parse().unwrap(), 40000, 40099);
     realms.add("core", "127.0.0.1".parse().unwrap(), 50000, 50099);
-    let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let probe = UdpSocket::bind(bind).unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
+    let cfg = support::config(
+        support::free_loopback_addr(),
+        transport,
+        vec![mgc],
+        TransactionConfig {
+            style,
+            ..TransactionConfig::default()
+        },
+        false,
+    );
     Server::bind(
         ServerConfig {
-            bind: addr,
-            transport,
-            mid: Mid::Ip {
-                addr: addr.ip(),
-                port: Some(addr.port()),
-            },
             association: AssociationConfig {
-                mgcs: vec![mgc],
                 max_avalanche_delay: Duration::from_millis(50),
-                transaction: TransactionConfig {
-                    reliable: transport == TransportKind::Tcp,
-                    style,
-                    ..TransactionConfig::default()
-                },
-                ..AssociationConfig::default()
+                ..cfg.association
             },
-            mg: MgConfig::default(),
-            defer_replies: false,
+            ..cfg
         },
         realms,
         FP.into(),

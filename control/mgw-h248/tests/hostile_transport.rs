@@ -6,48 +6,36 @@
 //! Before the fixes a poll blocked for the whole 2 s connect timeout, and for ever on a full
 //! socket; the bounds below tell those apart from a slow machine.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant as StdInstant};
 
-use mgw_h248::h248::association::{AssociationConfig, State};
+use mgw_h248::h248::association::State;
 use mgw_h248::h248::ast::*;
-use mgw_h248::h248::mg::MgConfig;
 use mgw_h248::h248::parse_message;
 use mgw_h248::h248::transaction::{tpkt, TransactionConfig};
 use mgw_h248::procedures::Realms;
-use mgw_h248::server::{Server, ServerConfig, TransportKind, TCP_CONNECT_TIMEOUT};
+use mgw_h248::server::{Server, TransportKind, TCP_CONNECT_TIMEOUT};
 
 /// A server on loopback whose MGC list is `mgcs`.
 fn server(transport: TransportKind, mgcs: Vec<SocketAddr>) -> Server {
     let mut realms = Realms::default();
     realms.add("core", "127.0.0.1".parse().unwrap(), 52100, 52109);
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
     Server::bind(
-        ServerConfig {
-            bind: addr,
+        support::config(
+            support::free_loopback_addr(),
             transport,
-            mid: Mid::Ip {
-                addr: addr.ip(),
-                port: Some(addr.port()),
+            mgcs,
+            TransactionConfig {
+                initial_rto: Duration::from_millis(20),
+                max_rto: Duration::from_millis(40),
+                ..TransactionConfig::default()
             },
-            association: AssociationConfig {
-                mgcs,
-                max_avalanche_delay: Duration::from_millis(1),
-                transaction: TransactionConfig {
-                    reliable: transport == TransportKind::Tcp,
-                    initial_rto: Duration::from_millis(20),
-                    max_rto: Duration::from_millis(40),
-                    ..TransactionConfig::default()
-                },
-                ..AssociationConfig::default()
-            },
-            mg: MgConfig::default(),
-            defer_replies: false,
-        },
+            false,
+        ),
         realms,
         "SHA-256 AA:BB".into(),
         3,

@@ -1,16 +1,17 @@
 //! The in-memory server (`Server::in_memory`): a registration and a held Add run with no socket
 //! and no clock, on the time the test sets.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use mgw_core::time::Instant;
-use mgw_h248::h248::association::AssociationConfig;
 use mgw_h248::h248::ast::*;
-use mgw_h248::h248::mg::MgConfig;
 use mgw_h248::h248::parse_message;
+use mgw_h248::h248::transaction::TransactionConfig;
 use mgw_h248::procedures::Realms;
-use mgw_h248::server::{ReplyToken, Server, ServerConfig, ServerEvent, TransportKind};
+use mgw_h248::server::{ReplyToken, Server, ServerEvent, TransportKind};
 
 fn transactions(bytes: &[u8]) -> Vec<Transaction> {
     match parse_message(bytes).unwrap().body {
@@ -27,21 +28,13 @@ fn server() -> Server {
     let mut realms = Realms::default();
     realms.add("core", "10.0.0.1".parse().unwrap(), 50000, 50009);
     Server::in_memory(
-        ServerConfig {
-            bind: "127.0.0.1:2944".parse().unwrap(),
-            transport: TransportKind::Udp,
-            mid: Mid::Ip {
-                addr: "127.0.0.1".parse().unwrap(),
-                port: Some(2944),
-            },
-            association: AssociationConfig {
-                mgcs: vec![mgc()],
-                max_avalanche_delay: Duration::from_millis(1),
-                ..AssociationConfig::default()
-            },
-            mg: MgConfig::default(),
-            defer_replies: true,
-        },
+        support::config(
+            "127.0.0.1:2944".parse().unwrap(),
+            TransportKind::Udp,
+            vec![mgc()],
+            TransactionConfig::default(),
+            true,
+        ),
         realms,
         "SHA-256 AA:BB".into(),
         0,
