@@ -17,6 +17,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 fuzz="$root/fuzz"
 export RUSTC_BOOTSTRAP=1
+# fuzz/ is its own workspace and builds into fuzz/target, where the binaries are looked for
+# below, whatever target directory the caller's environment gives the main workspace.
+unset CARGO_TARGET_DIR
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 bin="$fuzz/target/$triple/release"
 
