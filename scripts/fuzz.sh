@@ -110,14 +110,12 @@ replay)
                 >"/tmp/fuzz-$t.log" 2>&1; then
                 if stalled "$t" "/tmp/fuzz-$t.log"; then
                     echo "   $t: a timeout that did not reproduce when replayed alone (a scheduler stall, not a slow input); fuzzing on"
-                    cpu_now
-                    used=$((cpu - cpu0))
-                    continue
+                else
+                    tail -40 "/tmp/fuzz-$t.log"
+                    failed+=("$t")
+                    ok=0
+                    break
                 fi
-                tail -40 "/tmp/fuzz-$t.log"
-                failed+=("$t")
-                ok=0
-                break
             fi
             cpu_now
             used=$((cpu - cpu0))

@@ -400,38 +400,34 @@ impl Server {
         fingerprint: String,
         random: u64,
     ) -> io::Result<Self> {
-        let (udp, tcp) = match cfg.transport {
+        // The waker is registered with the poll of whichever transport is set up.
+        let (udp, tcp, waker) = match cfg.transport {
             TransportKind::Udp => {
                 let mut socket = UdpSocket::bind(cfg.bind)?;
                 let poll = Poll::new()?;
                 poll.registry()
                     .register(&mut socket, Token(0), Interest::READABLE)?;
-                let events = Events::with_capacity(8);
-                (
-                    Some(Udp {
-                        socket,
-                        poll,
-                        events,
-                    }),
-                    None,
-                )
+                let waker = Waker::new(poll.registry(), WAKE)?;
+                let udp = Udp {
+                    socket,
+                    poll,
+                    events: Events::with_capacity(8),
+                };
+                (Some(udp), None, waker)
             }
-            TransportKind::Tcp => (
-                None,
-                Some(Tcp {
-                    poll: Poll::new()?,
+            TransportKind::Tcp => {
+                let poll = Poll::new()?;
+                let waker = Waker::new(poll.registry(), WAKE)?;
+                let tcp = Tcp {
+                    poll,
                     events: Events::with_capacity(64),
                     conns: HashMap::new(),
                     next_token: 0,
-                }),
-            ),
+                };
+                (None, Some(tcp), waker)
+            }
         };
-        let registry = match (&udp, &tcp) {
-            (Some(u), _) => u.poll.registry(),
-            (None, Some(t)) => t.poll.registry(),
-            (None, None) => unreachable!("one transport is always set up"),
-        };
-        let waker = ServerWaker(Arc::new(Waker::new(registry, WAKE)?));
+        let waker = ServerWaker(Arc::new(waker));
         let origin = std::time::Instant::now();
         let first_id = u32::try_from(random >> 40).unwrap_or(1).max(1);
         let held_timeout = held_timeout(&cfg);

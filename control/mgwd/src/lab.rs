@@ -228,7 +228,6 @@ impl Mgc {
         let mut bodies = bodies.peekable();
         let mut waiting: HashMap<u32, Out> = HashMap::new();
         let mut replies: Vec<Option<TransactionReply>> = Vec::new();
-        let mut buf = vec![0u8; 65_536];
         let mut progress = StdInstant::now();
         while bodies.peek().is_some() || !waiting.is_empty() {
             while waiting.len() < inflight.max(1) {
@@ -261,22 +260,10 @@ impl Mgc {
                     o.last_tx = StdInstant::now();
                 }
             }
-            self.sock
-                .set_read_timeout(Some(Duration::from_millis(50)))?;
-            let n = match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) if from == self.mg => n,
-                Ok(_) => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(e.into()),
+            let Some(text) = self.recv_text(StdInstant::now() + Duration::from_millis(50))? else {
+                continue;
             };
-            let msg = mgw_h248::h248::parse_message(&buf[..n])
+            let msg = mgw_h248::h248::parse_message(text.as_bytes())
                 .map_err(|e| anyhow!("MG sent bad H.248: {e}"))?;
             let MessageBody::Transactions(ts) = msg.body else {
                 continue;
@@ -285,7 +272,7 @@ impl Mgc {
                 match t {
                     Transaction::Reply(r) => {
                         if let Some(o) = waiting.remove(&r.id) {
-                            record_us(latency, o.sent.elapsed());
+                            record_duration(latency, o.sent.elapsed());
                             progress = StdInstant::now();
                             replies[o.slot] = Some(r);
                         }
@@ -560,28 +547,25 @@ fn udptl_packet(seq: u16) -> Vec<u8> {
     out
 }
 
-/// A histogram of H.248 transaction latencies in µs (1 µs to 100 s).
-fn new_latency() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 100_000_000, 3).expect("static bounds are valid")
+/// Records `d` in a histogram of [`new_rtt`] (nanoseconds, at least 1).
+fn record_duration(h: &mut Histogram<u64>, d: Duration) {
+    let _ = h.record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1));
 }
 
-fn record_us(h: &mut Histogram<u64>, d: Duration) {
-    let _ = h.record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
-}
-
-/// p50, p99, p99.9 and max of a latency histogram, in µs.
+/// p50, p99, p99.9 and max of a histogram of [`new_rtt`], in µs.
 fn latency_json(h: &Histogram<u64>) -> serde_json::Value {
+    let us = |ns: u64| ns as f64 / 1000.0;
     json!({
-        "p50": h.value_at_quantile(0.5),
-        "p99": h.value_at_quantile(0.99),
-        "p999": h.value_at_quantile(0.999),
-        "max": h.max(),
+        "p50": us(h.value_at_quantile(0.5)),
+        "p99": us(h.value_at_quantile(0.99)),
+        "p999": us(h.value_at_quantile(0.999)),
+        "max": us(h.max()),
         "samples": h.len(),
     })
 }
 
 fn record_rtt(rtt: &mut Histogram<u64>, now: Instant, t0: Instant) {
-    let _ = rtt.record(now.saturating_duration_since(t0).as_nanos().max(1) as u64);
+    record_duration(rtt, now.saturating_duration_since(t0));
 }
 
 /// The application side of one MSRP or BFCP session, the same on every wire: the core frames
@@ -1320,7 +1304,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
     let setup_started = StdInstant::now();
     mgc.accept_registration()?;
     let ue_fp_text = ue_fp.to_string();
-    let mut setup_latency = new_latency();
+    let mut setup_latency = new_rtt();
     let adds_started = StdInstant::now();
     let replies = mgc
         .pipeline(
@@ -1405,12 +1389,13 @@ pub fn run(args: &LabArgs) -> Result<()> {
         let _ = out.flush();
     }
     let traffic_secs = started.elapsed().as_secs_f64();
-    churn.finish(&mut mgc, args.inflight)?;
+    // Tears down the churn calls still up.
+    churn.subtract_live(&mut mgc, args.inflight)?;
     traffic.store(false, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(300));
 
     // Teardown through H.248: Subtract every context.
-    let mut teardown_latency = new_latency();
+    let mut teardown_latency = new_rtt();
     let subtracts_started = StdInstant::now();
     let subtract_ok = mgc
         .pipeline(
@@ -1539,8 +1524,8 @@ impl Churn {
             added: 0,
             subtracted: 0,
             live: Vec::new(),
-            add_latency: new_latency(),
-            subtract_latency: new_latency(),
+            add_latency: new_rtt(),
+            subtract_latency: new_rtt(),
         }
     }
 
@@ -1588,11 +1573,6 @@ impl Churn {
         )?;
         self.subtracted += replies.iter().filter(|r| Mgc::subtracted(r)).count();
         Ok(())
-    }
-
-    /// Tears down what is still up.
-    fn finish(&mut self, mgc: &mut Mgc, inflight: usize) -> Result<()> {
-        self.subtract_live(mgc, inflight)
     }
 
     fn summary(&self, secs: f64) -> serde_json::Value {

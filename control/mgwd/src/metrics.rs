@@ -273,19 +273,13 @@ pub fn render(
     render_transactions(&gw.transactions, out);
     let _ = writeln!(out, "# TYPE mgwd_h248_held_replies gauge");
     let _ = writeln!(out, "mgwd_h248_held_replies {}", gw.held_replies);
-    for (name, pick) in [
-        (
-            "ops",
-            (|r: &(usize, usize)| r.0) as fn(&(usize, usize)) -> usize,
-        ),
-        ("events", |r| r.1),
-    ] {
+    for (name, events) in [("ops", false), ("events", true)] {
         let _ = writeln!(out, "# TYPE mgwd_worker_{name}_ring_depth gauge");
-        for (w, r) in rings.iter().enumerate() {
+        for (w, &(ops, evs)) in rings.iter().enumerate() {
+            let depth = if events { evs } else { ops };
             let _ = writeln!(
                 out,
-                "mgwd_worker_{name}_ring_depth{{worker=\"{w}\"}} {}",
-                pick(r)
+                "mgwd_worker_{name}_ring_depth{{worker=\"{w}\"}} {depth}"
             );
         }
     }
