@@ -3,11 +3,11 @@
 
 use core::time::Duration;
 
-use mgw_core::time::Instant;
 use libfuzzer_sys::fuzz_target;
 use mgw_app::bfcp::{
     attributes, Fragmenter, Packet, Reassembler, ReassemblyConfig, Repr, StreamFramer,
 };
+use mgw_core::time::Instant;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = Packet::new_checked(data) {

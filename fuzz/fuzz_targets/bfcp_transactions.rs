@@ -7,11 +7,11 @@
 
 use core::time::Duration;
 
-use mgw_core::time::Instant;
 use libfuzzer_sys::fuzz_target;
 use mgw_app::bfcp::{
     Packet, Primitive, ToUnreliable, TransactionConfig, TransactionStats, Transactions,
 };
+use mgw_core::time::Instant;
 
 fuzz_target!(|data: &[u8]| {
     let cfg = TransactionConfig {

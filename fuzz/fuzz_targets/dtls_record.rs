@@ -10,7 +10,8 @@
 
 use mgw_core::time::Instant;
 use mgw_tls::{
-    dtls::DtlsOutput, DtlsConfig, DtlsSession, HashFunction, Identity, PeerFingerprints, SecurityRole,
+    dtls::DtlsOutput, DtlsConfig, DtlsSession, HashFunction, Identity, PeerFingerprints,
+    SecurityRole,
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -72,12 +73,22 @@ fn drain(s: &mut DtlsSession, buf: &mut [u8], sent: &mut VecDeque<Vec<u8>>, chec
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let st = setup();
     let mut now = Instant::from_millis(1);
-    let Ok(mut server) = DtlsSession::new(&st.cfg_server, SecurityRole::Server, st.client_fp, "fuzz", now)
-    else {
+    let Ok(mut server) = DtlsSession::new(
+        &st.cfg_server,
+        SecurityRole::Server,
+        st.client_fp,
+        "fuzz",
+        now,
+    ) else {
         return;
     };
-    let Ok(mut client) = DtlsSession::new(&st.cfg_client, SecurityRole::Client, st.server_fp, "fuzz", now)
-    else {
+    let Ok(mut client) = DtlsSession::new(
+        &st.cfg_client,
+        SecurityRole::Client,
+        st.server_fp,
+        "fuzz",
+        now,
+    ) else {
         return;
     };
     let mut buf = vec![0u8; 1 << 16];

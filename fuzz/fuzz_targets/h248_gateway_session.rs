@@ -12,13 +12,13 @@
 //! answered), the glue tracks no context, and every port of every realm is free again.
 #![no_main]
 
+use mgw_core::time::Instant;
 use mgw_h248::h248::association::AssociationConfig;
 use mgw_h248::h248::ast::{MessageBody, Mid, Transaction};
 use mgw_h248::h248::mg::MgConfig;
 use mgw_h248::h248::parse_message;
 use mgw_h248::procedures::Realms;
 use mgw_h248::server::{Server, ServerConfig, TransportKind};
-use mgw_core::time::Instant;
 use mgw_worker::{
     channel, FlowEvent, FlowOp, InstallFailure, LegStats, SecurityFailure, Side, TcpFailure,
     WorkerEnd,

@@ -3,12 +3,12 @@
 //! message must parse; ports never leak (all released once the MGC clears every context).
 #![no_main]
 
+use mgw_core::time::Instant;
 use mgw_h248::h248::association::{AssocEvent, Association, AssociationConfig};
 use mgw_h248::h248::ast::Mid;
 use mgw_h248::h248::mg::{Mg, MgConfig};
 use mgw_h248::h248::parse_message;
 use mgw_h248::procedures::Realms;
-use mgw_core::time::Instant;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mgc: std::net::SocketAddr = "127.0.0.2:2944".parse().unwrap();

@@ -11,12 +11,11 @@
 
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
-use mgw_ports::mem::{pair, MemConfig};
 use mgw_core::link::LinkModel;
 use mgw_core::sim::Sim;
-use mgw_core::time::{Clock, VirtualClock};
-use mgw_core::time::Instant;
+use mgw_core::time::{Clock, Instant, VirtualClock};
 use mgw_core::wire::{EthernetAddress, IpAddress, Ipv4Address};
+use mgw_ports::mem::{pair, MemConfig};
 use mgw_tcp::EventKind;
 use mgw_tls::{PeerFingerprints, SecurityRole};
 use mgw_worker::flow::MsrpRoute;

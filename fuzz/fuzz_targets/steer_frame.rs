@@ -3,8 +3,8 @@
 //! gets an owner only if it is IPv4 TCP/UDP, unfragmented, to a steered address and owned port.
 #![no_main]
 
-use mgw_core::wire::{Ipv4Address, Ipv4Packet};
 use libfuzzer_sys::fuzz_target;
+use mgw_core::wire::{Ipv4Address, Ipv4Packet};
 use mgw_worker::steer::peek_ipv4_l4_dst;
 use mgw_worker::Steering;
 use std::sync::{Arc, OnceLock};

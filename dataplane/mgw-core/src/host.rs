@@ -6,8 +6,7 @@
 
 use crate::buf::PacketBuffer;
 use crate::edge::{Edge, EdgeConfig, Egress, Ingress};
-use crate::port::Node;
-use crate::port::{Batch, Port, BURST};
+use crate::port::{Batch, Node, Port, BURST};
 use crate::time::Instant;
 use crate::wire::{IpAddress, IpProtocol, Ipv4Address, TcpPacket, TcpRepr, UdpPacket, UdpRepr};
 use std::collections::VecDeque;

@@ -10,8 +10,7 @@ use crossbeam::queue::ArrayQueue;
 use mgw_core::buf::{PktBuf, Pool};
 use mgw_core::link::{Link, LinkModel};
 use mgw_core::port::{Batch, Port, PortStats};
-use mgw_core::time::Clock;
-use mgw_core::time::Instant;
+use mgw_core::time::{Clock, Instant};
 use mgw_core::wire::EthernetAddress;
 use std::sync::Arc;
 

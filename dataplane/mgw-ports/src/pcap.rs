@@ -2,8 +2,7 @@
 //! records every frame crossing a port.
 
 use mgw_core::port::{Batch, Port, PortStats};
-use mgw_core::time::Clock;
-use mgw_core::time::Instant;
+use mgw_core::time::{Clock, Instant};
 use mgw_core::wire::EthernetAddress;
 use std::io::{self, Write};
 

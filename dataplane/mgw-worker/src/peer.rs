@@ -8,8 +8,7 @@
 use crate::stream::Sink;
 use mgw_core::buf::PacketBuffer;
 use mgw_core::edge::{Edge, EdgeConfig, Ingress};
-use mgw_core::port::Node;
-use mgw_core::port::{Batch, Port, BURST};
+use mgw_core::port::{Batch, Node, Port, BURST};
 use mgw_core::time::Instant;
 use mgw_core::wire::tcp::ChecksumCheck;
 use mgw_core::wire::{IpAddress, IpProtocol, Ipv4Address, TcpPacket, TcpRepr, UdpPacket, UdpRepr};

@@ -3,11 +3,9 @@
 
 use mgw_core::buf::{PacketBuffer, Pool};
 use mgw_core::edge::{Edge, EdgeConfig, Egress};
-use mgw_core::port::Node;
-use mgw_core::port::{Batch, Port};
+use mgw_core::port::{Batch, Node, Port};
 use mgw_core::rng::Rng;
-use mgw_core::time::Instant;
-use mgw_core::time::{Clock, VirtualClock};
+use mgw_core::time::{Clock, Instant, VirtualClock};
 use mgw_core::wire::{
     EthernetAddress, IpAddress, IpProtocol, Ipv4Address, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
     UdpPacket, UdpRepr,

@@ -8,8 +8,7 @@
 use mgw_core::buf::Pool;
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
 use mgw_core::port::Node;
-use mgw_core::time::Instant;
-use mgw_core::time::{Clock, VirtualClock};
+use mgw_core::time::{Clock, Instant, VirtualClock};
 use mgw_core::wire::EthernetAddress;
 use mgw_ports::mem::{pair, MemConfig};
 use mgw_tls::{HashFunction, Identity, PeerFingerprints, TlsContext, TlsSettings};

@@ -8,8 +8,7 @@
 
 use super::{round3, CpuShare};
 use mgw_core::edge::{EdgeConfig, InterfaceAddr};
-use mgw_core::port::Node;
-use mgw_core::port::{Port, PortStats};
+use mgw_core::port::{Node, Port, PortStats};
 use mgw_core::time::monotonic_now;
 use mgw_ports::dpdk::DpdkQueue;
 use mgw_tls::{HashFunction, Identity, PeerFingerprints, TlsContext, TlsSettings};
